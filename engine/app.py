@@ -1,0 +1,249 @@
+"""The engine's services wired together: what the CLI, the console and workers use."""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from dotenv import dotenv_values
+from sqlmodel import func, select
+
+from . import audit
+from .breakers import Breakers
+from .clock import Clock, iso, system_clock
+from .config import EXTERNAL_APIS, Settings, database_url, load_settings
+from .control import ControlPlane, EnvKillSwitch, kill_state, live_sending_allowed
+from .db import Store
+from .errors import InvalidRequest
+from .executors import Executor, SandboxExecutor
+from .gateway import Gateway
+from .guardrails.domain_health import next_cooling
+from .guardrails.limits import HOUR, calendar_windows
+from .guardrails.recipients import syntax_problem
+from .models import AuditHead, BreakerState, DomainHealth, OutboxItem, Suppression
+from .outbox import COUNTED, reconciliation_items, status_counts
+from .permissions import Permissions
+from .unsubscribe import load_secret
+
+SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "dnd", "manual")
+
+
+def load_env_file(env_file: str | Path | None = None) -> None:
+    """Load .env into the environment without overriding it. EMERGENCY_STOP is deliberately NOT copied:
+    it is read from the file on every decision so that editing .env stops running processes."""
+    path = Path(env_file or os.environ.get("ALPHA_ENV_FILE") or Path.cwd() / ".env")
+    if not path.is_file():
+        return
+    for k, v in dotenv_values(path).items():
+        if k == "EMERGENCY_STOP" or v is None:
+            continue
+        os.environ.setdefault(k, v)
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("ALPHA_DATA_DIR") or ".data")
+
+
+class App:
+    def __init__(self, settings: Settings | None = None, store: Store | None = None, clock: Clock | None = None,
+                 executors: dict[str, Executor] | None = None, env_file: str | Path | None = None):
+        load_env_file(env_file)
+        self.settings = settings or load_settings()
+        self.store = store or Store(database_url())
+        self.clock = clock or system_clock
+        self.env_kill = EnvKillSwitch(env_file)
+        self.control = ControlPlane(self.store, self.settings, self.clock, self.env_kill)
+        self.permissions = Permissions(self.store, self.settings, self.clock)
+        self.breakers = Breakers(self.store, self.settings, self.clock)
+        self.secret = load_secret(data_dir())
+        if executors is None:
+            sandbox = SandboxExecutor(self.store, self.clock)
+            executors = {"email": sandbox, "crm": sandbox}
+        self.executors = executors
+        self.gateway = Gateway(self.store, self.settings, self.clock, self.executors, self.env_kill,
+                               self.permissions, self.breakers, self.secret)
+
+    # ------------------------------------------------------------------------------------ setup
+
+    def init(self, actor: str = "alpha init") -> dict:
+        before, after = self.store.upgrade()
+        seeded = self.control.seed_phase_from_config(actor)
+        now = self.clock()
+        with self.store.write() as s:
+            for name in EXTERNAL_APIS:
+                if s.get(BreakerState, name) is None:
+                    s.add(BreakerState(name=name, updated_at=now))
+        return {"database": self.store.display_url, "schema_before": before, "schema": after,
+                "phase_seeded": seeded}
+
+    # ------------------------------------------------------------------------------------ lists
+
+    def suppress(self, email: str, reason: str, actor: str, source: str = "manual", detail: str = "") -> bool:
+        email = email.strip().lower()
+        if reason not in SUPPRESSION_REASONS:
+            raise InvalidRequest(f"reason must be one of {', '.join(SUPPRESSION_REASONS)}, not {reason!r}")
+        if syntax_problem(email):
+            raise InvalidRequest(f"{email!r} is not an email address: {syntax_problem(email)}")
+        now = self.clock()
+        with self.store.write() as s:
+            row = s.get(Suppression, email)
+            if row is not None:
+                return False
+            s.add(Suppression(email=email, reason=reason, source=source, detail=detail, created_at=now))
+            audit.append(s, event="suppression.add", actor=actor, now=now, ref=email, status=reason,
+                         data={"source": source, "detail": detail})
+            return True
+
+    def unsuppress(self, email: str, reason: str, actor: str) -> bool:
+        email = email.strip().lower()
+        if not reason.strip():
+            raise InvalidRequest("a reason is required (--reason)")
+        now = self.clock()
+        with self.store.write() as s:
+            row = s.get(Suppression, email)
+            if row is None:
+                return False
+            before = {"reason": row.reason, "source": row.source}
+            s.delete(row)
+            audit.append(s, event="suppression.remove", actor=actor, now=now, ref=email, status="removed",
+                         data={"reason": reason, "before": before})
+            return True
+
+    def suppressions(self, limit: int = 100) -> list[Suppression]:
+        with self.store.read() as s:
+            return list(s.exec(select(Suppression).order_by(Suppression.created_at.desc()).limit(limit)).all())
+
+    def set_domain_health(self, domain: str, score: float, reason: str, actor: str) -> DomainHealth:
+        if not 0 <= score <= 100:
+            raise InvalidRequest(f"score must be between 0 and 100, not {score}")
+        domain = domain.strip().lower()
+        now = self.clock()
+        cfg = self.settings.production.domain_health
+        with self.store.write() as s:
+            row = s.get(DomainHealth, domain) or DomainHealth(domain=domain)
+            before = {"score": row.score, "cooling": row.cooling}
+            row.score, row.reason, row.updated_at = score, reason, now
+            row.cooling = next_cooling(score, row.cooling, cfg)
+            s.add(row)
+            audit.append(s, event="domain.health", actor=actor, now=now, ref=domain,
+                         status="cooling" if row.cooling else "healthy",
+                         data={"reason": reason, "before": before, "after": {"score": score, "cooling": row.cooling}})
+            return row
+
+    def domains(self) -> list[DomainHealth]:
+        with self.store.read() as s:
+            return list(s.exec(select(DomainHealth).order_by(DomainHealth.domain)).all())
+
+    # ------------------------------------------------------------------------------------ status
+
+    def usage(self, now: datetime | None = None) -> dict:
+        now = now or self.clock()
+        lim = self.settings.limits
+        win = calendar_windows(now, lim.limits_timezone)
+        with self.store.read() as s:
+            ctl = self.control.state(s)
+            counted = OutboxItem.status.in_(COUNTED)
+            email = OutboxItem.channel == "email"
+
+            def count(*where) -> int:
+                return int(s.exec(select(func.count()).select_from(OutboxItem).where(counted, email, *where)).one())
+
+            month = count(OutboxItem.reserved_at >= win["month_start"])
+            day = count(OutboxItem.reserved_at >= win["day_start"])
+            hour = count(OutboxItem.reserved_at > now - HOUR)
+            domains = s.exec(select(OutboxItem.to_domain, func.count()).where(
+                counted, email, OutboxItem.reserved_at > now - HOUR).group_by(OutboxItem.to_domain)
+                .order_by(func.count().desc()).limit(5)).all()
+            mailboxes = s.exec(select(OutboxItem.from_email, func.max(OutboxItem.reserved_at)).where(
+                counted, email).group_by(OutboxItem.from_email)).all()
+        cap, binding = self.settings.effective_daily_cap(ctl.warmup_phase)
+        return {
+            "monthly": {"used": month, "limit": lim.monthly_limit},
+            "daily": {"used": day, "limit": cap, "binding": binding, "daily_limit": lim.daily_limit,
+                      "warmup_phase": ctl.warmup_phase, "warmup_enabled": self.settings.warmup.enabled},
+            "hourly": {"used": hour, "limit": lim.hourly_limit, "window": "last 60 minutes"},
+            "per_domain_hourly": {"limit": lim.per_domain_hourly_limit,
+                                  "busiest": [{"domain": d, "used": n} for d, n in domains]},
+            "min_delay_seconds": {"limit": lim.min_delay_seconds,
+                                  "mailboxes": [{"from": f, "last_send": iso(t)} for f, t in mailboxes]},
+        }
+
+    def status(self) -> dict:
+        now = self.clock()
+        cfg_phase = self.settings.production.rollout_phase.current
+        with self.store.read() as s:
+            ctl = self.control.state(s)
+            kill = kill_state(ctl, self.env_kill)
+            breakers = {r.name: r for r in s.exec(select(BreakerState)).all()}
+            counts = status_counts(s)
+            recon = len(reconciliation_items(s, self.settings, now))
+            head = s.get(AuditHead, 1)
+            violations = s.exec(select(func.count()).select_from(audit.AuditEntry).where(
+                audit.AuditEntry.event == "permission.violation")).one()
+        executor = self.executors["email"]
+        live = live_sending_allowed(ctl.phase, self.settings)
+        return {
+            "phase": ctl.phase,
+            "phase_changed_at": iso(ctl.phase_changed_at),
+            "phase_changed_by": ctl.phase_actor,
+            "config_phase": cfg_phase,
+            "config_phase_matches": cfg_phase == ctl.phase,
+            "live_sending": live and executor.live and not kill.on,
+            "mode": "LIVE" if executor.live else "SANDBOX",
+            "executor": executor.name,
+            "kill_switch": {"on": kill.on, "source": kill.source, "reason": kill.reason,
+                            "changed_at": iso(ctl.kill_changed_at), "changed_by": ctl.kill_actor},
+            "maintenance": {"on": ctl.maintenance, "reason": ctl.maintenance_reason,
+                            "changed_at": iso(ctl.maintenance_changed_at)},
+            "email_behavior": self.settings.production.email_behavior.model_dump(exclude_none=True),
+            "block_production_writes": self.settings.production.block_production_writes,
+            "breakers": [{"name": n, "state": (breakers[n].state if n in breakers else "CLOSED"),
+                          "consecutive_failures": breakers[n].consecutive_failures if n in breakers else 0,
+                          "retry_at": iso(breakers[n].retry_at) if n in breakers else None,
+                          "forced": breakers[n].forced if n in breakers else False,
+                          "last_error": breakers[n].last_error if n in breakers else None}
+                         for n in EXTERNAL_APIS],
+            "components": {
+                "database": {"ok": True, "url": self.store.display_url, "dialect": self.store.dialect},
+                "config": {"ok": True, "dir": str(self.settings.config_dir)},
+                "executor": {"ok": True, "name": executor.name, "live": executor.live},
+            },
+            "usage": self.usage(now),
+            "outbox": counts,
+            "awaiting_reconciliation": recon,
+            "audit": {"rows": head.last_seq if head else 0, "head_hash": head.last_hash if head else None},
+            "permission_violations": int(violations),
+            "checked_at": iso(now),
+        }
+
+    # ------------------------------------------------------------------------------------ reconciliation
+
+    def reconciliation(self) -> list[OutboxItem]:
+        with self.store.read() as s:
+            return reconciliation_items(s, self.settings, self.clock())
+
+    def resolve(self, outbox_id: int, outcome: str, reason: str, actor: str) -> OutboxItem:
+        """A person checked the provider: record whether a send in doubt went out. Never re-sends."""
+        if outcome not in ("sent", "failed"):
+            raise InvalidRequest("outcome must be 'sent' or 'failed'")
+        if not reason.strip():
+            raise InvalidRequest("a reason is required (--reason), e.g. what the provider's log shows")
+        now = self.clock()
+        with self.store.write() as s:
+            row = s.get(OutboxItem, outbox_id)
+            if row is None:
+                raise InvalidRequest(f"outbox row {outbox_id} does not exist")
+            in_doubt = row.status == "reconcile" or (row.status == "sending" and row.reserved_at is not None and (
+                now - row.reserved_at).total_seconds() >= self.settings.production.reconciliation.sending_stale_seconds)
+            if not in_doubt:
+                raise InvalidRequest(f"outbox row {outbox_id} is {row.status}, not awaiting reconciliation")
+            before = row.status
+            row.status, row.updated_at = outcome, now
+            if outcome == "sent":
+                row.sent_at = row.sent_at or now
+            else:
+                row.reserved_at = None
+            s.add(row)
+            audit.append(s, event="outbox.reconciled", actor=actor, now=now, ref=row.idempotency_key,
+                         outbox_id=row.id, status=outcome, data={"reason": reason, "before": before})
+            return row

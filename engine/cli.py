@@ -1,0 +1,481 @@
+"""`alpha`: the command line. Errors are printed as one clear message, never a traceback."""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from enum import Enum
+from typing import IO, Iterable, Optional
+
+import click
+import typer
+from sqlalchemy.exc import OperationalError
+
+from .errors import AlphaError, DatabaseNotReady
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Alpha Swarm: the governed outbound engine. Every outbound action passes one gateway.")
+phase_cli = typer.Typer(no_args_is_help=True, help="Rollout phase: shadow -> parallel -> assisted -> autonomous.")
+breakers_cli = typer.Typer(no_args_is_help=True, help="Circuit breakers per external API.")
+audit_cli = typer.Typer(no_args_is_help=True, help="The hash-chained audit trail.")
+outbox_cli = typer.Typer(no_args_is_help=True, help="Outbound actions and their states; reconciliation.")
+suppress_cli = typer.Typer(no_args_is_help=True, help="The suppression list (unsubscribed, bounced, complained, DND).")
+domains_cli = typer.Typer(no_args_is_help=True, help="Sending-domain health.")
+warmup_cli = typer.Typer(no_args_is_help=True, help="The domain warm-up plan.")
+cli.add_typer(phase_cli, name="phase")
+cli.add_typer(breakers_cli, name="breakers")
+cli.add_typer(audit_cli, name="audit")
+cli.add_typer(outbox_cli, name="outbox")
+cli.add_typer(suppress_cli, name="suppress")
+cli.add_typer(domains_cli, name="domains")
+cli.add_typer(warmup_cli, name="warmup")
+
+
+class OnOff(str, Enum):
+    on = "on"
+    off = "off"
+
+
+def default_actor() -> str:
+    try:
+        return os.environ.get("ALPHA_ACTOR") or getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+ActorOpt = typer.Option(None, "--actor", help="Who is doing this (default: $ALPHA_ACTOR or the OS user).")
+ReasonOpt = typer.Option(..., "--reason", help="Why (required; recorded in the audit trail).")
+JsonOpt = typer.Option(False, "--json", help="Print JSON.")
+
+
+def _app(ready: bool = True):
+    from .app import App
+
+    app = App()
+    if ready:
+        app.store.check_ready()
+    return app
+
+
+def _out(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
+
+
+def _open_input(path: str) -> IO[str]:
+    if path == "-":
+        return sys.stdin
+    try:
+        return open(path, encoding="utf-8")
+    except OSError as e:
+        raise AlphaError(f"cannot read {path}: {e.strerror}") from None
+
+
+# ---------------------------------------------------------------------------------------------- init/status
+
+@cli.command()
+def init():
+    """Create or upgrade the database schema and seed the control plane from config."""
+    app = _app(ready=False)
+    r = app.init(default_actor())
+    print(f"database: {r['database']}")
+    print(f"schema: {r['schema_before'] or 'empty'} -> {r['schema']}")
+    if r["phase_seeded"]:
+        print(f"rollout phase seeded from config: {app.settings.production.rollout_phase.current}")
+
+
+@cli.command()
+def status(as_json: bool = JsonOpt):
+    """Phase, kill switch, maintenance, breakers, component health and usage against every limit."""
+    app = _app()
+    st = app.status()
+    if as_json:
+        _out(st)
+        return
+    k = st["kill_switch"]
+    print(f"mode           {st['mode']} (executor: {st['executor']})")
+    print(f"phase          {st['phase']}" + ("" if st["config_phase_matches"]
+                                             else f"   (config says {st['config_phase']})"))
+    print(f"kill switch    {'ON' if k['on'] else 'off'}" + (f"  [{k['source']}: {k['reason']}]" if k["on"] else ""))
+    m = st["maintenance"]
+    print(f"maintenance    {'ON' if m['on'] else 'off'}" + (f"  ({m['reason']})" if m["on"] else ""))
+    print(f"live sending   {'yes' if st['live_sending'] else 'no'}")
+    print("breakers       " + "  ".join(f"{b['name']}={b['state']}" for b in st["breakers"]))
+    u = st["usage"]
+    print(f"usage          month {u['monthly']['used']}/{u['monthly']['limit']}  "
+          f"day {u['daily']['used']}/{u['daily']['limit']} ({u['daily']['binding']})  "
+          f"hour {u['hourly']['used']}/{u['hourly']['limit']}  "
+          f"per-domain-hour limit {u['per_domain_hourly']['limit']}  min delay {u['min_delay_seconds']['limit']}s")
+    print("outbox         " + (", ".join(f"{k}={v}" for k, v in sorted(st["outbox"].items())) or "empty"))
+    print(f"reconciliation {st['awaiting_reconciliation']} awaiting")
+    print(f"audit          {st['audit']['rows']} rows, violations {st['permission_violations']}")
+    print(f"database       {st['components']['database']['url']}")
+
+
+@cli.command("codes")
+def codes():
+    """List every reason code with its meaning."""
+    from .reasons import DESCRIPTIONS, KIND
+
+    for code, text in DESCRIPTIONS.items():
+        print(f"{code.value:26} {KIND[code].value:10} {text}")
+
+
+@cli.command("config-check")
+def config_check():
+    """Validate every configuration file and print a summary."""
+    from .config import load_settings
+
+    s = load_settings()
+    p = s.production
+    print(f"config OK: {s.config_dir}")
+    print(f"  phase {p.rollout_phase.current}, {len(s.spam_terms)} spam terms, {len(s.forbidden_claims)} forbidden "
+          f"claims, {len(s.permissions.agents)} agents, warm-up {'on' if s.warmup.enabled else 'off'}")
+
+
+# ---------------------------------------------------------------------------------------------- control
+
+@cli.command()
+def kill(state: OnOff, reason: str = ReasonOpt, actor: Optional[str] = ActorOpt):
+    """Turn the kill switch on or off (every process sees it at its next decision)."""
+    app = _app()
+    app.control.set_kill(state == OnOff.on, reason, actor or default_actor())
+    k = app.control.kill()
+    print(f"kill switch {'ON' if k.on else 'off'}" + (f" ({k.source}: {k.reason})" if k.on else ""))
+
+
+@cli.command()
+def maintenance(state: OnOff, reason: str = ReasonOpt, actor: Optional[str] = ActorOpt):
+    """Turn maintenance mode on or off."""
+    app = _app()
+    app.control.set_maintenance(state == OnOff.on, reason, actor or default_actor())
+    print(f"maintenance {'ON' if state == OnOff.on else 'off'}")
+
+
+@phase_cli.command("show")
+def phase_show(as_json: bool = JsonOpt):
+    """The current phase and the gate of the next one."""
+    from .config import PHASES
+
+    app = _app()
+    ctl = app.control.state()
+    i = PHASES.index(ctl.phase)
+    nxt = PHASES[i + 1] if i + 1 < len(PHASES) else None
+    checks = app.control.gate_for(nxt) if nxt else []
+    data = {"phase": ctl.phase, "changed_at": str(ctl.phase_changed_at), "changed_by": ctl.phase_actor,
+            "reason": ctl.phase_reason, "next_phase": nxt, "next_phase_allowed": bool(nxt) and all(
+                c.passed for c in checks), "gate": [c.__dict__ for c in checks]}
+    if as_json:
+        _out(data)
+        return
+    print(f"phase {ctl.phase} (since {ctl.phase_changed_at}, by {ctl.phase_actor}: {ctl.phase_reason})")
+    if nxt:
+        print(f"next: {nxt} - gate {'PASSES' if data['next_phase_allowed'] else 'FAILS'}")
+        for c in checks:
+            print(f"  [{'x' if c.passed else ' '}] {c.name}: {c.detail}")
+
+
+@phase_cli.command("set")
+def phase_set(phase: str, reason: str = ReasonOpt, actor: Optional[str] = ActorOpt,
+              force: bool = typer.Option(False, "--force", help="Break-glass: override a failing gate (audited).")):
+    """Move the phase: down at once; up one step, only when the gate passes (or --force)."""
+    app = _app()
+    r = app.control.set_phase(phase, reason, actor or default_actor(), force=force)
+    print(f"phase {r['before']} -> {r['after']}" + ("  (FORCED past a failing gate; recorded)" if r["forced"] else ""))
+
+
+# ---------------------------------------------------------------------------------------------- breakers
+
+@breakers_cli.command("list")
+def breakers_list(as_json: bool = JsonOpt):
+    """Every breaker's state."""
+    app = _app()
+    rows = app.breakers.list()
+    data = [{"name": b.name, "state": b.state, "consecutive_failures": b.consecutive_failures,
+             "opened_at": str(b.opened_at) if b.opened_at else None,
+             "retry_at": str(b.retry_at) if b.retry_at else None, "forced": b.forced, "last_error": b.last_error}
+            for b in rows]
+    if as_json:
+        _out(data)
+        return
+    for d in data:
+        extra = f" retry at {d['retry_at']}" if d["retry_at"] else ""
+        extra += " (forced)" if d["forced"] else ""
+        print(f"{d['name']:9} {d['state']:9} failures={d['consecutive_failures']}{extra}")
+
+
+@breakers_cli.command("open")
+def breakers_open(name: str, reason: str = ReasonOpt, actor: Optional[str] = ActorOpt):
+    """Force a breaker OPEN (stays open until closed by a person)."""
+    app = _app()
+    app.breakers.force(name, "OPEN", reason, actor or default_actor())
+    print(f"{name} OPEN (forced)")
+
+
+@breakers_cli.command("close")
+def breakers_close(name: str, reason: str = ReasonOpt, actor: Optional[str] = ActorOpt):
+    """Force a breaker CLOSED."""
+    app = _app()
+    app.breakers.force(name, "CLOSED", reason, actor or default_actor())
+    print(f"{name} CLOSED (forced)")
+
+
+# ---------------------------------------------------------------------------------------------- audit
+
+@audit_cli.command("verify")
+def audit_verify(as_json: bool = JsonOpt):
+    """Check the hash chain; name the first row that was edited, deleted or reordered."""
+    from . import audit
+
+    app = _app()
+    with app.store.read() as s:
+        r = audit.verify(s)
+    if as_json:
+        _out(r.to_dict())
+    elif r.ok:
+        print(f"audit chain OK: {r.rows} rows, head {r.head_hash[:16]}")
+    else:
+        print(f"audit chain BROKEN at row {r.first_bad_seq}: {r.problem}", file=sys.stderr)
+    raise typer.Exit(0 if r.ok else 1)
+
+
+@audit_cli.command("tail")
+def audit_tail(n: int = typer.Option(20, "-n", help="How many rows."), as_json: bool = JsonOpt):
+    """The newest audit rows."""
+    from sqlmodel import select
+
+    from .models import AuditEntry
+
+    app = _app()
+    with app.store.read() as s:
+        rows = s.exec(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(n)).all()
+    rows = list(reversed(rows))
+    if as_json:
+        _out([r.model_dump() for r in rows])
+        return
+    for r in rows:
+        print(f"{r.seq:6} {r.at} {r.event:22} {r.status or '':16} {r.actor:14} {r.ref or ''} {r.reasons}")
+
+
+# ---------------------------------------------------------------------------------------------- submit
+
+def _lines(stream: IO[str]) -> Iterable[tuple[int, str]]:
+    for n, line in enumerate(stream, 1):
+        if line.strip():
+            yield n, line
+
+
+@cli.command()
+def submit(file: str = typer.Argument("-", help="JSON Lines file, or - for standard input."),
+           details: bool = typer.Option(False, "--details", help="Add reason details to each result.")):
+    """Submit actions (JSON Lines, one per line) to the gateway; print one result per line, same order."""
+    from .reasons import Code, Reason
+    from .gateway import Result
+
+    app = _app()
+    stream = _open_input(file)
+    for n, line in _lines(stream):
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as e:
+            res = Result(None, "denied", [Reason(Code.INVALID_ACTION, f"line {n}: not valid JSON: {e.msg}")])
+        else:
+            res = app.gateway.submit(raw)
+        sys.stdout.write(json.dumps(res.to_dict(details), default=str) + "\n")
+        sys.stdout.flush()
+
+
+@cli.command("check-email")
+def check_email(file: str = typer.Argument("-", help="One JSON email, or - for standard input.")):
+    """Content and recipient rules for one email; consumes no quota. Exit 0 allow, 1 deny."""
+    from . import guardrails
+    from .actions import InvalidAction, parse_action
+    from .models import Suppression
+    from .unsubscribe import one_click_headers
+
+    app = _app()
+    text = _open_input(file).read()
+    try:
+        email = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AlphaError(f"{file}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    if not isinstance(email, dict):
+        raise AlphaError(f"{file}: must hold one JSON object (an email)")
+    raw = {"agent": "GHL_MASTER", "action": "send_email", "idempotency_key": "check-email", **email}
+    try:
+        action = parse_action(raw)
+    except InvalidAction as e:
+        out = {"decision": "deny", "reasons": [{"code": "INVALID_ACTION", "detail": p} for p in e.problems],
+               "headers": {}}
+        _out(out)
+        raise typer.Exit(1)
+    with app.store.read() as s:
+        sup = s.get(Suppression, action.to)
+    suppressed = guardrails.Suppressed(sup.email, sup.reason, sup.source or "") if sup else None
+    first = action.first_touch if action.first_touch is not None else True
+    reasons = guardrails.check_message(action, app.settings, suppressed, first_touch=first)
+    headers = one_click_headers(app.settings.production.sender.unsubscribe_base_url, action.to, app.secret)
+    _out({"decision": "deny" if reasons else "allow",
+          "reasons": [{"code": r.code.value, "detail": r.detail} for r in reasons], "headers": headers})
+    raise typer.Exit(1 if reasons else 0)
+
+
+# ---------------------------------------------------------------------------------------------- outbox
+
+@outbox_cli.command("list")
+def outbox_list(status_: Optional[str] = typer.Option(None, "--status", help="Only this status."),
+                limit: int = typer.Option(50, "--limit"), as_json: bool = JsonOpt):
+    """The newest outbox rows."""
+    from .outbox import STATUSES, list_items
+
+    if status_ and status_ not in STATUSES:
+        raise AlphaError(f"--status must be one of {', '.join(STATUSES)}")
+    app = _app()
+    with app.store.read() as s:
+        rows = list_items(s, status_, limit)
+    data = [{"id": r.id, "status": r.status, "action": r.action, "to": r.to_email, "subject": r.subject,
+             "reasons": [x["code"] for x in (r.reasons or [])], "not_before": str(r.not_before or ""),
+             "idempotency_key": r.idempotency_key} for r in rows]
+    if as_json:
+        _out(data)
+        return
+    for d in data:
+        print(f"{d['id']:6} {d['status']:16} {d['action']:20} {d['to'] or '':32} {','.join(d['reasons'])}")
+
+
+@outbox_cli.command("process")
+def outbox_process(limit: int = typer.Option(100, "--limit")):
+    """Re-run the gateway on waiting rows that are due (deferred past not_before, or approved)."""
+    app = _app()
+    for r in app.gateway.process_due(limit):
+        print(json.dumps(r.to_dict(), default=str))
+
+
+@outbox_cli.command("reconcile")
+def outbox_reconcile(as_json: bool = JsonOpt):
+    """Sends in doubt (the call may have gone out): never retried automatically; resolve each by hand."""
+    app = _app()
+    rows = app.reconciliation()
+    data = [{"id": r.id, "status": r.status, "to": r.to_email, "subject": r.subject, "reserved_at": str(r.reserved_at),
+             "provider": r.provider, "last_error": r.last_error, "idempotency_key": r.idempotency_key} for r in rows]
+    if as_json:
+        _out(data)
+        return
+    if not data:
+        print("nothing awaits reconciliation")
+    for d in data:
+        print(f"{d['id']:6} {d['status']:10} {d['to'] or '':32} since {d['reserved_at']}  {d['last_error'] or ''}")
+
+
+@outbox_cli.command("resolve")
+def outbox_resolve(outbox_id: int, outcome: str = typer.Option(..., "--outcome", help="sent or failed"),
+                   reason: str = ReasonOpt, actor: Optional[str] = ActorOpt):
+    """Record what the provider says happened to a send in doubt."""
+    app = _app()
+    row = app.resolve(outbox_id, outcome, reason, actor or default_actor())
+    print(f"outbox {row.id}: {row.status}")
+
+
+# ---------------------------------------------------------------------------------------------- lists
+
+@suppress_cli.command("add")
+def suppress_add(email: str, reason: str = typer.Option("manual", "--reason",
+                                                        help="unsubscribed|bounced|complained|dnd|manual"),
+                 actor: Optional[str] = ActorOpt):
+    """Suppress an address: no later send reaches it, from any process."""
+    app = _app()
+    added = app.suppress(email, reason, actor or default_actor(), source="cli")
+    print(f"{email.lower()} suppressed ({reason})" if added else f"{email.lower()} was already suppressed")
+
+
+@suppress_cli.command("remove")
+def suppress_remove(email: str, reason: str = ReasonOpt, actor: Optional[str] = ActorOpt):
+    """Lift a suppression (audited)."""
+    app = _app()
+    ok = app.unsuppress(email, reason, actor or default_actor())
+    print(f"{email.lower()} no longer suppressed" if ok else f"{email.lower()} was not suppressed")
+
+
+@suppress_cli.command("list")
+def suppress_list(limit: int = typer.Option(100, "--limit"), as_json: bool = JsonOpt):
+    """The newest suppressions."""
+    app = _app()
+    rows = app.suppressions(limit)
+    if as_json:
+        _out([r.model_dump() for r in rows])
+        return
+    for r in rows:
+        print(f"{r.email:40} {r.reason:13} {r.source or '':10} {r.created_at}")
+
+
+@domains_cli.command("list")
+def domains_list(as_json: bool = JsonOpt):
+    """Health per sending domain."""
+    app = _app()
+    rows = app.domains()
+    if as_json:
+        _out([r.model_dump() for r in rows])
+        return
+    if not rows:
+        print("no domain health recorded (unknown domains count as healthy)")
+    for r in rows:
+        print(f"{r.domain:32} {r.score:6.1f} {'COOLING' if r.cooling else 'ok':8} {r.reason or ''}")
+
+
+@domains_cli.command("set")
+def domains_set(domain: str, score: float, reason: str = ReasonOpt, actor: Optional[str] = ActorOpt):
+    """Record a sending domain's health score (0-100)."""
+    app = _app()
+    r = app.set_domain_health(domain, score, reason, actor or default_actor())
+    print(f"{r.domain}: {r.score:g} ({'COOLING: sends defer' if r.cooling else 'healthy'})")
+
+
+@warmup_cli.command("status")
+def warmup_status(as_json: bool = JsonOpt):
+    """The warm-up phase, its cap and its criteria to advance."""
+    app = _app()
+    st = app.control.warmup_status()
+    if as_json:
+        _out(st)
+        return
+    print(f"warm-up {'on' if st['enabled'] else 'off'}: phase {st['phase']}/{st['phases']}, cap {st['daily_cap']}/day,"
+          f" effective daily cap {st['effective_daily_cap']} ({st['binding']})")
+    for c in st["criteria"]:
+        print(f"  [{'x' if c['passed'] else ' '}] {c['name']}: {c['detail']}")
+
+
+@warmup_cli.command("set")
+def warmup_set(phase: int, reason: str = ReasonOpt, actor: Optional[str] = ActorOpt,
+               force: bool = typer.Option(False, "--force")):
+    """Move to another warm-up phase (up one at a time, when its criteria pass)."""
+    app = _app()
+    st = app.control.set_warmup_phase(phase, reason, actor or default_actor(), force)
+    print(f"warm-up phase {st['phase']}: cap {st['daily_cap']}/day")
+
+
+# ---------------------------------------------------------------------------------------------- entry
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        rc = cli(args=argv, standalone_mode=False, prog_name="alpha")
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(1)
+    except AlphaError as e:
+        print(f"alpha: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except OperationalError as e:
+        print(f"alpha: {DatabaseNotReady(f'database error: {e.orig}')}", file=sys.stderr)
+        sys.exit(3)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

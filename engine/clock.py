@@ -1,0 +1,47 @@
+"""Time is injected everywhere a rule depends on it, so rules are tested without sleeping."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+Clock = Callable[[], datetime]
+
+UTC = timezone.utc
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class FixedClock:
+    """A clock for tests: returns the same instant until moved."""
+
+    def __init__(self, now: datetime):
+        self.now = as_utc(now)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float = 0, **kw) -> datetime:
+        self.now = self.now + timedelta(seconds=seconds, **kw)
+        return self.now
+
+
+def as_utc(dt: datetime) -> datetime:
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """Fixed-width ISO-8601 in UTC (sorts lexicographically in time order)."""
+    if dt is None:
+        return None
+    return as_utc(dt).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(value: str) -> datetime:
+    v = value.strip()
+    if v.endswith("Z"):
+        v = v[:-1] + "+00:00"
+    return as_utc(datetime.fromisoformat(v))

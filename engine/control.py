@@ -1,0 +1,334 @@
+"""Control plane: kill switch, maintenance mode, rollout phase and warm-up phase, in the database.
+
+Every process reads the same rows, so a flip from the CLI or the console stops every worker at its next
+gateway decision. ``EMERGENCY_STOP=true`` in the environment or in ``.env`` forces the kill switch on
+and nothing can turn it off while it is set; ``.env`` is re-read whenever it changes on disk.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from dotenv import dotenv_values
+from sqlmodel import Session, func, select
+
+from . import audit
+from .clock import Clock, iso
+from .config import PHASES, Settings
+from .db import Store
+from .errors import InvalidRequest, KillSwitchLocked, PhaseChangeRefused
+from .models import BreakerState, ControlState, OutboxItem, Suppression
+
+TRUE = ("1", "true", "yes", "on")
+
+
+def _truthy(v: str | None) -> bool:
+    return (v or "").strip().lower() in TRUE
+
+
+class EnvKillSwitch:
+    """EMERGENCY_STOP from the process environment or the .env file (re-read when it changes)."""
+
+    def __init__(self, env_file: str | Path | None = None):
+        self.path = Path(env_file or os.environ.get("ALPHA_ENV_FILE") or Path.cwd() / ".env")
+        self._stamp: tuple | None = None
+        self._file_value = False
+
+    def _read_file(self) -> bool:
+        try:
+            st = self.path.stat()
+        except OSError:
+            self._stamp, self._file_value = None, False
+            return False
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp != self._stamp:
+            try:
+                self._file_value = _truthy(dotenv_values(self.path).get("EMERGENCY_STOP"))
+            except Exception:  # an unreadable .env is not a reason to send: keep the last value
+                pass
+            self._stamp = stamp
+        return self._file_value
+
+    def state(self) -> tuple[bool, str | None]:
+        if _truthy(os.environ.get("EMERGENCY_STOP")):
+            return True, "EMERGENCY_STOP=true in the environment"
+        if self._read_file():
+            return True, f"EMERGENCY_STOP=true in {self.path}"
+        return False, None
+
+
+@dataclass(frozen=True)
+class KillState:
+    on: bool
+    source: str | None  # "env" | "database" | None
+    reason: str | None
+
+
+def kill_state(ctl: ControlState, env: EnvKillSwitch) -> KillState:
+    forced, why = env.state()
+    if forced:
+        return KillState(True, "env", why)
+    if ctl.kill_switch:
+        return KillState(True, "database", ctl.kill_reason)
+    return KillState(False, None, None)
+
+
+def live_sending_allowed(phase: str, settings: Settings) -> bool:
+    """Nothing leaves unless the phase is assisted/autonomous AND the email flags agree (fail-closed)."""
+    eb = settings.production.email_behavior
+    return phase in ("assisted", "autonomous") and eb.actually_send and not eb.shadow_mode
+
+
+# ------------------------------------------------------------------------------------------ phase gates
+
+@dataclass(frozen=True)
+class GateCheck:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class GateContext:
+    settings: Settings
+    store: Store
+    now: datetime
+    kill: KillState
+
+
+Gate = Callable[[GateContext], GateCheck]
+PHASE_GATES: dict[str, list[Gate]] = {p: [] for p in PHASES}
+
+
+def register_gate(*phases: str) -> Callable[[Gate], Gate]:
+    """Add a go/no-go check that must pass before the phase can be entered from below."""
+
+    def deco(fn: Gate) -> Gate:
+        for p in phases:
+            if p not in PHASE_GATES:
+                raise ValueError(f"unknown phase {p!r}")
+            if fn not in PHASE_GATES[p]:
+                PHASE_GATES[p].append(fn)
+        return fn
+
+    return deco
+
+
+@register_gate("parallel", "assisted", "autonomous")
+def gate_kill_switch_off(ctx: GateContext) -> GateCheck:
+    return GateCheck("kill switch off", not ctx.kill.on,
+                     "kill switch is off" if not ctx.kill.on else f"kill switch is on ({ctx.kill.reason})")
+
+
+@register_gate("parallel", "assisted", "autonomous")
+def gate_audit_chain(ctx: GateContext) -> GateCheck:
+    with ctx.store.read() as s:
+        r = audit.verify(s)
+    return GateCheck("audit chain verifies", r.ok, f"{r.rows} rows verified" if r.ok else r.problem)
+
+
+@register_gate("assisted", "autonomous")
+def gate_no_reconciliation(ctx: GateContext) -> GateCheck:
+    from .outbox import reconciliation_items
+
+    with ctx.store.read() as s:
+        n = len(reconciliation_items(s, ctx.settings, ctx.now))
+    return GateCheck("no sends awaiting reconciliation", n == 0, f"{n} sends await reconciliation")
+
+
+@register_gate("assisted", "autonomous")
+def gate_config_allows_sending(ctx: GateContext) -> GateCheck:
+    eb = ctx.settings.production.email_behavior
+    ok = eb.actually_send and not eb.shadow_mode
+    return GateCheck("config matches phase", ok,
+                     f"email_behavior.actually_send={str(eb.actually_send).lower()}, "
+                     f"shadow_mode={str(eb.shadow_mode).lower()} (live phases need true/false)")
+
+
+@register_gate("autonomous")
+def gate_breakers_closed(ctx: GateContext) -> GateCheck:
+    with ctx.store.read() as s:
+        bad = [b.name for b in s.exec(select(BreakerState)).all() if b.state != "CLOSED"]
+    return GateCheck("circuit breakers closed", not bad, "all closed" if not bad else f"not closed: {', '.join(bad)}")
+
+
+def evaluate_gate(phase: str, ctx: GateContext) -> list[GateCheck]:
+    out = []
+    for gate in PHASE_GATES.get(phase, []):
+        try:
+            out.append(gate(ctx))
+        except Exception as e:  # a gate that cannot decide has not passed
+            out.append(GateCheck(getattr(gate, "__name__", "gate"), False, f"check failed to run: {e}"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ service
+
+@dataclass
+class ControlPlane:
+    store: Store
+    settings: Settings
+    clock: Clock
+    env: EnvKillSwitch = field(default_factory=EnvKillSwitch)
+
+    def state(self, s: Session | None = None) -> ControlState:
+        if s is not None:
+            return s.get(ControlState, 1)
+        with self.store.read() as rs:
+            return rs.get(ControlState, 1)
+
+    def kill(self, s: Session | None = None) -> KillState:
+        return kill_state(self.state(s), self.env)
+
+    # -- kill switch
+    def set_kill(self, on: bool, reason: str, actor: str) -> ControlState:
+        _require(reason, actor)
+        if not on:
+            forced, why = self.env.state()
+            if forced:
+                raise KillSwitchLocked(f"the kill switch cannot be turned off while {why}; unset it first")
+        now = self.clock()
+        with self.store.write() as s:
+            ctl = s.get(ControlState, 1)
+            before = {"kill_switch": ctl.kill_switch, "reason": ctl.kill_reason}
+            ctl.kill_switch, ctl.kill_reason, ctl.kill_actor, ctl.kill_changed_at = on, reason, actor, now
+            s.add(ctl)
+            audit.append(s, event="control.kill_switch", actor=actor, now=now, status="on" if on else "off",
+                         data={"reason": reason, "before": before, "after": {"kill_switch": on, "reason": reason}})
+            return ctl
+
+    # -- maintenance
+    def set_maintenance(self, on: bool, reason: str, actor: str) -> ControlState:
+        _require(reason, actor)
+        now = self.clock()
+        with self.store.write() as s:
+            ctl = s.get(ControlState, 1)
+            before = {"maintenance": ctl.maintenance, "reason": ctl.maintenance_reason}
+            ctl.maintenance, ctl.maintenance_reason, ctl.maintenance_actor = on, reason, actor
+            ctl.maintenance_changed_at = now
+            s.add(ctl)
+            audit.append(s, event="control.maintenance", actor=actor, now=now, status="on" if on else "off",
+                         data={"reason": reason, "before": before, "after": {"maintenance": on, "reason": reason}})
+            return ctl
+
+    # -- rollout phase
+    def gate_for(self, phase: str) -> list[GateCheck]:
+        ctx = GateContext(self.settings, self.store, self.clock(), self.kill())
+        return evaluate_gate(phase, ctx)
+
+    def set_phase(self, target: str, reason: str, actor: str, force: bool = False) -> dict:
+        _require(reason, actor)
+        if target not in PHASES:
+            raise PhaseChangeRefused(f"unknown phase {target!r}; allowed: {', '.join(PHASES)}")
+        current = self.state().phase
+        cur_i, tgt_i = PHASES.index(current), PHASES.index(target)
+        if tgt_i == cur_i:
+            raise PhaseChangeRefused(f"the phase is already {current}")
+        checks: list[GateCheck] = []
+        if tgt_i > cur_i:
+            if tgt_i != cur_i + 1:
+                raise PhaseChangeRefused(
+                    f"up goes one step at a time: from {current} the next phase is {PHASES[cur_i + 1]}, not {target}")
+            checks = self.gate_for(target)
+            failed = [c for c in checks if not c.passed]
+            if failed and not force:
+                raise PhaseChangeRefused(
+                    f"the go/no-go gate for {target} fails: "
+                    + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+                    + " (fix these, or use --force with a reason to record a break-glass override)")
+        now = self.clock()
+        with self.store.write() as s:
+            ctl = s.get(ControlState, 1)
+            if ctl.phase != current:
+                raise PhaseChangeRefused(f"the phase changed to {ctl.phase} meanwhile; try again")
+            ctl.phase, ctl.phase_reason, ctl.phase_actor, ctl.phase_changed_at = target, reason, actor, now
+            ctl.phase_seeded = True
+            s.add(ctl)
+            forced = bool(force and any(not c.passed for c in checks))
+            audit.append(s, event="control.phase", actor=actor, now=now, status=target,
+                         data={"reason": reason, "before": {"phase": current}, "after": {"phase": target},
+                               "direction": "up" if tgt_i > cur_i else "down", "forced": forced,
+                               "gate": [c.__dict__ for c in checks]})
+        return {"before": current, "after": target, "forced": forced, "gate": [c.__dict__ for c in checks]}
+
+    def seed_phase_from_config(self, actor: str = "alpha init") -> bool:
+        """At init, the control plane takes rollout_phase.current from config unless a human set it already."""
+        now = self.clock()
+        with self.store.write() as s:
+            ctl = s.get(ControlState, 1)
+            if ctl.phase_seeded:
+                return False
+            target = self.settings.production.rollout_phase.current
+            before = ctl.phase
+            ctl.phase, ctl.phase_seeded, ctl.phase_actor = target, True, actor
+            ctl.phase_reason, ctl.phase_changed_at = "seeded from config/production.json", now
+            ctl.warmup_phase_started_at = ctl.warmup_phase_started_at or now
+            s.add(ctl)
+            audit.append(s, event="control.phase", actor=actor, now=now, status=target,
+                         data={"reason": "seeded from config", "before": {"phase": before}, "after": {"phase": target}})
+            return True
+
+    # -- warm-up
+    def warmup_status(self) -> dict:
+        now = self.clock()
+        with self.store.read() as s:
+            ctl = s.get(ControlState, 1)
+            started = ctl.warmup_phase_started_at or now
+            plan = self.settings.warmup
+            phase = min(ctl.warmup_phase, len(plan.phases))
+            sends = s.exec(select(func.count()).select_from(OutboxItem).where(
+                OutboxItem.status == "sent", OutboxItem.reserved_at >= started)).one()
+            bounces = s.exec(select(func.count()).select_from(Suppression).where(
+                Suppression.reason == "bounced", Suppression.created_at >= started)).one()
+            complaints = s.exec(select(func.count()).select_from(Suppression).where(
+                Suppression.reason == "complained", Suppression.created_at >= started)).one()
+        crit = plan.phases[phase - 1].criteria
+        days = (now - started).total_seconds() / 86400
+        br = bounces / sends if sends else 0.0
+        cr = complaints / sends if sends else 0.0
+        checks = [
+            GateCheck("days in phase", days >= crit.min_days, f"{days:.1f} of {crit.min_days} days"),
+            GateCheck("sends in phase", sends >= crit.min_sends, f"{sends} of {crit.min_sends} sends"),
+            GateCheck("bounce rate", br <= crit.max_bounce_rate, f"{br:.2%} (max {crit.max_bounce_rate:.2%})"),
+            GateCheck("complaint rate", cr <= crit.max_complaint_rate,
+                      f"{cr:.3%} (max {crit.max_complaint_rate:.3%})"),
+        ]
+        cap, binding = self.settings.effective_daily_cap(phase)
+        return {"enabled": plan.enabled, "phase": phase, "phases": len(plan.phases),
+                "daily_cap": plan.cap_for(phase), "effective_daily_cap": cap, "binding": binding,
+                "started_at": iso(started), "last_phase": phase >= len(plan.phases),
+                "criteria": [c.__dict__ for c in checks], "can_advance": all(c.passed for c in checks)}
+
+    def set_warmup_phase(self, target: int, reason: str, actor: str, force: bool = False) -> dict:
+        _require(reason, actor)
+        st = self.warmup_status()
+        n = st["phases"]
+        if not 1 <= target <= n:
+            raise PhaseChangeRefused(f"warm-up phase must be 1..{n}")
+        if target > st["phase"]:
+            if target != st["phase"] + 1:
+                raise PhaseChangeRefused("warm-up advances one phase at a time")
+            failed = [c for c in st["criteria"] if not c["passed"]]
+            if failed and not force:
+                raise PhaseChangeRefused("warm-up criteria not met: " + "; ".join(
+                    f"{c['name']}: {c['detail']}" for c in failed) + " (or --force with a reason)")
+        now = self.clock()
+        with self.store.write() as s:
+            ctl = s.get(ControlState, 1)
+            before = ctl.warmup_phase
+            ctl.warmup_phase, ctl.warmup_phase_started_at = target, now
+            s.add(ctl)
+            audit.append(s, event="control.warmup", actor=actor, now=now, status=str(target),
+                         data={"reason": reason, "before": {"warmup_phase": before},
+                               "after": {"warmup_phase": target}, "forced": force})
+        return self.warmup_status()
+
+
+def _require(reason: str, actor: str) -> None:
+    if not (reason or "").strip():
+        raise InvalidRequest("a reason is required (--reason)")
+    if not (actor or "").strip():
+        raise InvalidRequest("an actor is required (--actor)")

@@ -1,0 +1,148 @@
+"""Database access: one Store per process, the same code on SQLite (WAL) and PostgreSQL.
+
+Every write goes through ``Store.write()``, a unit of work that holds the *gate lock* for its whole
+transaction: ``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` of the audit head row on
+PostgreSQL. Checks, counters, outbox rows and audit rows therefore commit atomically and in one total
+order that every process shares, so limits cannot be overshot by concurrent workers.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlmodel import Session, create_engine, select
+
+from .errors import DatabaseNotReady
+from .models import AuditHead
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def _prepare_sqlite_path(url: str) -> None:
+    u = make_url(url)
+    db = u.database
+    if db and db != ":memory:" and not db.startswith("file:"):
+        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        _prepare_sqlite_path(url)
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _rec):
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _on_begin)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):
+            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._write_engine = (self.engine.execution_options(sqlite_begin="IMMEDIATE")
+                              if self.dialect == "sqlite" else self.engine)
+
+    @property
+    def display_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction holding the gate lock. Commits on success, rolls back on error."""
+        with Session(self._write_engine, expire_on_commit=False) as s:
+            with s.begin():
+                head = s.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+                if head is None:
+                    raise DatabaseNotReady("the database is not initialised: run `alpha init`")
+                yield s
+
+    @contextmanager
+    def write_plain(self) -> Iterator[Session]:
+        """A write transaction without the gate lock (for rows outside the decision path)."""
+        with Session(self._write_engine, expire_on_commit=False) as s:
+            with s.begin():
+                yield s
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as s:
+            yield s
+
+    # ------------------------------------------------------------------------------------ schema
+
+    def alembic_config(self):
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return cfg
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Create or upgrade the schema to the newest migration. Returns (before, after) revisions."""
+        from alembic import command
+
+        before = self.current_revision()
+        cfg = self.alembic_config()
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        return before, self.current_revision()
+
+    def head_revision(self) -> str:
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+
+    def current_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as conn:
+                return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except (OperationalError, ProgrammingError):
+            return None
+
+    def check_ready(self) -> None:
+        """Fail closed on a database that is unreachable, empty or on an older schema."""
+        try:
+            current = self.current_revision()
+        except OperationalError as e:
+            raise DatabaseNotReady(f"cannot reach the database {self.display_url}: {e.orig}") from None
+        if current is None:
+            raise DatabaseNotReady(f"the database {self.display_url} is not initialised: run `alpha init`")
+        head = self.head_revision()
+        if current != head:
+            raise DatabaseNotReady(f"the database schema is at {current}, the code needs {head}: run `alpha init`")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def default_store() -> Store:
+    from .config import database_url
+
+    return Store(database_url())
+
+
+def is_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -1,0 +1,359 @@
+"""The execution gateway: the one fail-closed choke point for every outbound action.
+
+Order: kill switch -> maintenance -> phase -> permissions -> idempotency -> guardrails -> approval ->
+circuit breaker -> execute -> audit.
+
+The decision (checks, counters, outbox row and audit row) commits in ONE transaction under the gate
+lock, so concurrent workers on several processes or hosts cannot overshoot a limit, and nothing is
+counted in process memory. The outbox row is committed as ``sending`` *before* the executor is called;
+a crash after the call and before the result commits leaves it ``sending``, which is never retried
+automatically and is listed for reconciliation.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from . import audit, guardrails
+from .actions import Action, InvalidAction, parse_action
+from .breakers import Breakers
+from .clock import Clock, iso
+from .config import Settings
+from .control import EnvKillSwitch, kill_state, live_sending_allowed
+from .db import Store
+from .executors import AmbiguousFailure, DefiniteFailure, Executor, Message
+from .models import Approval, ControlState, DomainHealth, OutboxItem, Suppression
+from .outbox import has_prior_send, load_usage
+from .permissions import Permissions, check_permission
+from .reasons import Code, Kind, Reason
+from .unsubscribe import one_click_headers
+
+log = logging.getLogger("alpha.gateway")
+
+STATUSES = ("sent", "shadowed", "pending_approval", "deferred", "denied", "duplicate", "reconcile")
+
+
+@dataclass
+class Result:
+    idempotency_key: str | None
+    status: str
+    reasons: list[Reason] = field(default_factory=list)
+    not_before: datetime | None = None
+    outbox_id: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code.value for r in self.reasons]
+
+    def to_dict(self, details: bool = False) -> dict:
+        d: dict[str, Any] = {"idempotency_key": self.idempotency_key, "status": self.status, "reasons": self.codes}
+        if self.not_before is not None:
+            d["not_before"] = iso(self.not_before)
+        if self.outbox_id is not None:
+            d["outbox_id"] = self.outbox_id
+        if details:
+            d["details"] = [r.to_dict() for r in self.reasons]
+            d.update(self.extra)
+        return d
+
+
+def needs_approval(phase: str, high_risk: bool) -> bool:
+    """assisted: every send needs a human; autonomous: only high-risk actions."""
+    if phase == "assisted":
+        return True
+    if phase == "autonomous":
+        return high_risk
+    return False
+
+
+class Gateway:
+    def __init__(self, store: Store, settings: Settings, clock: Clock, executors: dict[str, Executor],
+                 env_kill: EnvKillSwitch, permissions: Permissions, breakers: Breakers, unsubscribe_secret: bytes):
+        self.store, self.settings, self.clock = store, settings, clock
+        self.executors = executors
+        self.env_kill = env_kill
+        self.permissions = permissions
+        self.breakers = breakers
+        self.secret = unsubscribe_secret
+
+    # ------------------------------------------------------------------------------------ public API
+
+    def submit(self, raw: Any) -> Result:
+        """Decide on one action (a dict as submitted) and, if allowed, execute it."""
+        now = self.clock()
+        try:
+            action = parse_action(raw)
+        except InvalidAction as e:
+            return self._invalid(e, raw, now)
+        static, headers = self._precheck(action)
+        with self.store.write() as s:
+            result, execute = self._decide(s, action, static, headers, now)
+        if execute:
+            return self._execute(result)
+        return result
+
+    def resume(self, outbox_id: int) -> Result:
+        """Re-run every check on a waiting row (deferred and due, or approved) and execute it if allowed."""
+        with self.store.read() as s:
+            row = s.get(OutboxItem, outbox_id)
+        if row is None:
+            return Result(None, "denied", [Reason(Code.INVALID_ACTION, f"outbox row {outbox_id} does not exist")])
+        action = parse_action(row.record)
+        static, headers = self._precheck(action)
+        now = self.clock()
+        with self.store.write() as s:
+            result, execute = self._decide(s, action, static, headers, now, resume_id=outbox_id)
+        if execute:
+            return self._execute(result)
+        return result
+
+    def due(self, limit: int = 100) -> list[int]:
+        """Waiting rows that may proceed now: deferred past not_before, or pending with an approval granted."""
+        now = self.clock()
+        with self.store.read() as s:
+            deferred = s.exec(select(OutboxItem.id).where(OutboxItem.status == "deferred",
+                                                          OutboxItem.not_before <= now)
+                              .order_by(OutboxItem.not_before, OutboxItem.id).limit(limit)).all()
+            approved = s.exec(select(OutboxItem.id).join(Approval, Approval.id == OutboxItem.approval_id).where(
+                OutboxItem.status == "pending_approval", Approval.status == "approved")
+                .order_by(OutboxItem.id).limit(limit)).all()
+        return list(deferred) + list(approved)
+
+    def process_due(self, limit: int = 100) -> list[Result]:
+        return [self.resume(i) for i in self.due(limit)]
+
+    # ------------------------------------------------------------------------------------ steps
+
+    def _precheck(self, action: Action) -> tuple[list[Reason], dict]:
+        """Pure work done before taking the lock: content and recipient syntax rules, headers."""
+        spec = action.spec
+        if spec is None or not spec.outbound or check_permission(action.agent, action.action,
+                                                                 self.settings.permissions):
+            return [], {}
+        first = action.first_touch if action.first_touch is not None else True
+        static = guardrails.static_reasons(action, self.settings, first_touch=first)
+        headers = {}
+        if spec.kind == "email" and action.to:
+            headers = one_click_headers(self.settings.production.sender.unsubscribe_base_url, action.to, self.secret)
+        return static, headers
+
+    def _invalid(self, e: InvalidAction, raw: Any, now: datetime) -> Result:
+        reason = Reason(Code.INVALID_ACTION, "; ".join(e.problems))
+        agent = raw.get("agent") if isinstance(raw, dict) and isinstance(raw.get("agent"), str) else None
+        action = raw.get("action") if isinstance(raw, dict) and isinstance(raw.get("action"), str) else None
+        with self.store.write() as s:
+            audit.append(s, event="gateway.decision", actor=agent or "unknown", agent=agent, action=action,
+                         status="denied", ref=e.idempotency_key, reasons=[reason.code.value], now=now,
+                         data={"detail": reason.detail})
+        return Result(e.idempotency_key, "denied", [reason])
+
+    def _audit_decision(self, s: Session, action: Action, status: str, reasons: list[Reason], now: datetime,
+                        outbox_id: int | None = None, **data) -> None:
+        audit.append(s, event="gateway.decision", actor=action.agent, agent=action.agent, action=action.action,
+                     status=status, ref=action.idempotency_key, outbox_id=outbox_id,
+                     reasons=[r.code.value for r in reasons], now=now,
+                     data={"to": action.to, "details": [r.detail for r in reasons if r.detail], **data})
+
+    def _decide(self, s: Session, action: Action, static: list[Reason], headers: dict, now: datetime,
+                resume_id: int | None = None) -> tuple[Result, bool]:
+        key = action.idempotency_key
+        spec = action.spec
+        ctl = s.get(ControlState, 1)
+
+        def refuse(reason: Reason) -> tuple[Result, bool]:
+            self._audit_decision(s, action, "denied", [reason], now, outbox_id=resume_id)
+            return Result(key, "denied", [reason], outbox_id=resume_id), False
+
+        # 1. kill switch (control plane or EMERGENCY_STOP), 2. maintenance
+        kill = kill_state(ctl, self.env_kill)
+        if kill.on:
+            return refuse(Reason(Code.KILL_SWITCH, kill.reason or "kill switch is on"))
+        if ctl.maintenance:
+            return refuse(Reason(Code.MAINTENANCE, ctl.maintenance_reason or "maintenance mode is on"))
+
+        # 3. permissions (recorded as violations), action map
+        perm = check_permission(action.agent, action.action, self.settings.permissions)
+        if perm:
+            self.permissions.record_violation(s, action.agent, action.action, perm, now, ref=key)
+            return Result(key, "denied", perm, outbox_id=resume_id), False
+        if spec is None or not spec.outbound:
+            return refuse(Reason(Code.UNMAPPED_ACTION, f"{action.action} is not an outbound action; "
+                                                       "the gateway executes sends and CRM writes only"))
+
+        # 4. phase: CRM writes blocked by config; otherwise live or shadow
+        if spec.crm_write and self.settings.production.block_production_writes:
+            return refuse(Reason(Code.PRODUCTION_WRITES_BLOCKED, "block_production_writes is true"))
+        live = live_sending_allowed(ctl.phase, self.settings)
+
+        # 5. idempotency
+        row = s.exec(select(OutboxItem).where(OutboxItem.idempotency_key == key)).first()
+        if row is not None and row.payload_hash != action.payload_hash:
+            return refuse(Reason(Code.IDEMPOTENCY_CONFLICT,
+                                 f"key {key!r} was used for another payload (outbox row {row.id})"))
+        if resume_id is not None and (row is None or row.id != resume_id):
+            return refuse(Reason(Code.INVALID_ACTION, f"outbox row {resume_id} does not match its key"))
+        approval = s.get(Approval, row.approval_id) if row is not None and row.approval_id else None
+        if row is not None:
+            resumable = row.status == "deferred" or (row.status == "pending_approval" and approval is not None
+                                                     and approval.status == "approved")
+            if not resumable or (resume_id is None and row.status != "deferred"):
+                if resume_id is None:
+                    self._audit_decision(s, action, "duplicate", [], now, outbox_id=row.id, original=row.status)
+                    return Result(key, "duplicate", [Reason(Code(c["code"]), c.get("detail", ""))
+                                                      for c in (row.reasons or [])],
+                                  row.not_before if row.status == "deferred" else None, row.id,
+                                  {"original_status": row.status}), False
+                # a worker raced us to it: nothing to do
+                return Result(key, row.status, [], row.not_before, row.id, {"skipped": True}), False
+
+        # 6. guardrails (state loaded inside the lock, so it is exact)
+        sup = s.get(Suppression, action.to) if action.to else None
+        suppressed = guardrails.Suppressed(sup.email, sup.reason, sup.source or "") if sup else None
+        reasons = guardrails.check_suppression(suppressed) + list(static)
+        if action.first_touch is None and any(r.code == Code.DECEPTIVE_SUBJECT for r in reasons):
+            if has_prior_send(s, action.to):
+                reasons = [r for r in reasons if r.code != Code.DECEPTIVE_SUBJECT]
+        state = guardrails.SendState()
+        if spec.kind == "email":
+            dom = s.get(DomainHealth, action.sender_domain) if action.sender_domain else None
+            state = guardrails.SendState(
+                usage=load_usage(s, action, self.settings, now, ctl.warmup_phase),
+                suppression=suppressed,
+                sender_domain=guardrails.DomainState(dom.domain, dom.score, dom.cooling) if dom else None,
+            )
+            if action.from_ not in self.settings.production.sender.from_addresses:
+                reasons.append(Reason(Code.INVALID_ACTION, f"from {action.from_!r} is not a configured sending "
+                                                           "mailbox (sender.from_addresses)"))
+        reasons = guardrails.evaluate(action, state, self.settings, now, message_reasons=reasons)
+        reasons += self.permissions.rate_reasons(s, action.agent, now)
+        permanent = [r for r in reasons if r.kind == Kind.PERMANENT]
+        temporary = [r for r in reasons if r.kind == Kind.TEMPORARY]
+        high_risk = guardrails.is_high_risk(action, self.settings)
+
+        execute = False
+        not_before = None
+        new_approval = False
+        if permanent:
+            status, out = "denied", permanent
+        elif not live:
+            status = "shadowed"
+            why = (f"phase {ctl.phase}" if ctl.phase in ("shadow", "parallel")
+                   else "email_behavior.actually_send/shadow_mode forbid live sends")
+            out = [Reason(Code.PHASE_BLOCKS_SEND, f"nothing leaves: {why}")] + temporary
+        elif temporary:
+            status, out = "deferred", temporary
+            not_before = max(r.not_before for r in temporary if r.not_before) if any(
+                r.not_before for r in temporary) else now + timedelta(minutes=1)
+        elif needs_approval(ctl.phase, high_risk) and not (approval and approval.status == "approved"):
+            status = "pending_approval"
+            out = [Reason(Code.APPROVAL_REQUIRED, f"phase {ctl.phase}: " + ("high-risk action" if high_risk
+                                                                           else "every send needs a human approval"))]
+            new_approval = approval is None or approval.status != "pending"
+        else:
+            executor = self.executors[spec.kind]
+            ok, retry_at = self.breakers.admit_in(s, executor.api, now)
+            if not ok:
+                status, not_before = "deferred", retry_at
+                out = [Reason(Code.BREAKER_OPEN, f"{executor.api} breaker is open", retry_at)]
+            else:
+                status, out, execute = "sending", [], True
+
+        if row is None:
+            row = OutboxItem(idempotency_key=key, payload_hash=action.payload_hash, agent=action.agent,
+                             action=action.action, channel=spec.kind, to_email=action.to,
+                             to_domain=action.recipient_domain, from_email=action.from_, subject=action.subject,
+                             html=action.html, text=action.text, lead_id=action.lead_id, tier=action.tier,
+                             record=action.to_record(), headers=headers or None, created_at=now, status=status)
+        row.status = status
+        row.reasons = [r.to_dict() for r in out]
+        row.decision = {"phase": ctl.phase, "live": live, "high_risk": high_risk, "evaluated_at": iso(now),
+                        "all_reasons": [r.to_dict() for r in reasons]}
+        row.not_before = not_before
+        row.updated_at = now
+        if execute:
+            row.reserved_at = now
+            row.attempts += 1
+            row.provider = self.executors[spec.kind].name
+            self.permissions.count(s, action.agent, action.action, now)
+        s.add(row)
+        s.flush()
+        if new_approval:
+            appr = Approval(outbox_id=row.id, status="pending", risk="high" if high_risk else "normal",
+                            requested_by=action.agent, requested_at=now)
+            s.add(appr)
+            s.flush()
+            row.approval_id = appr.id
+            s.add(row)
+        self._audit_decision(s, action, status, out, now, outbox_id=row.id, phase=ctl.phase,
+                             not_before=iso(not_before), high_risk=high_risk)
+        return Result(key, status, out, not_before, row.id), execute
+
+    def _execute(self, decided: Result) -> Result:
+        """Call the executor for a row committed as ``sending``, then commit the outcome."""
+        oid = decided.outbox_id
+        with self.store.read() as s:
+            row = s.get(OutboxItem, oid)
+            ctl = s.get(ControlState, 1)
+        spec_kind = row.channel
+        executor = self.executors[spec_kind]
+        kill = kill_state(ctl, self.env_kill)
+        if kill.on:  # flipped between our decision and the call: hold it, nothing is lost
+            now = self.clock()
+            reason = Reason(Code.KILL_SWITCH, kill.reason or "kill switch is on")
+            with self.store.write() as s:
+                row = s.get(OutboxItem, oid)
+                row.status, row.reasons, row.not_before, row.updated_at = "deferred", [reason.to_dict()], now, now
+                row.reserved_at = None
+                s.add(row)
+                audit.append(s, event="gateway.execution", actor=row.agent, agent=row.agent, action=row.action,
+                             status="deferred", ref=row.idempotency_key, outbox_id=oid, reasons=[reason.code.value],
+                             now=now, data={"detail": "kill switch flipped before the call; held"})
+            return Result(decided.idempotency_key, "deferred", [reason], now, oid)
+        msg = Message(outbox_id=oid, action=row.action, to=row.to_email, from_=row.from_email, subject=row.subject,
+                      html=row.html, text=row.text, headers=row.headers or {}, record=row.record or {})
+        try:
+            delivery = executor.execute(msg)
+            outcome, error, breaker_ok = "sent", None, True
+        except AmbiguousFailure as e:
+            delivery, outcome, error, breaker_ok = None, "reconcile", str(e), False
+        except DefiniteFailure as e:
+            delivery, error = None, str(e)
+            outcome = "retry" if e.counts_against_breaker else "failed"
+            breaker_ok = not e.counts_against_breaker
+        except Exception as e:  # an executor bug: we cannot know whether it went out
+            log.exception("executor %s raised", executor.name)
+            delivery, outcome, error, breaker_ok = None, "reconcile", f"{type(e).__name__}: {e}", False
+        now = self.clock()
+        with self.store.write() as s:
+            row = s.get(OutboxItem, oid)
+            self.breakers.record_in(s, executor.api, breaker_ok, now, error)
+            row.updated_at = now
+            row.last_error = audit.redact(error) if error else None
+            if outcome == "sent":
+                row.status, row.sent_at = "sent", now
+                row.provider, row.provider_message_id = delivery.provider, delivery.message_id
+                result = Result(decided.idempotency_key, "sent", [], None, oid, {"provider": delivery.provider})
+            elif outcome == "reconcile":
+                row.status = "reconcile"
+                result = Result(decided.idempotency_key, "reconcile", [], None, oid, {"error": row.last_error})
+            elif outcome == "retry":  # certainly not sent; release the quota and try again later
+                backoff = timedelta(seconds=min(3600, 60 * 2 ** max(0, row.attempts - 1)))
+                reason = Reason(Code.PROVIDER_ERROR, row.last_error or "provider error", now + backoff)
+                row.status, row.reserved_at, row.not_before = "deferred", None, now + backoff
+                row.reasons = [reason.to_dict()]
+                result = Result(decided.idempotency_key, "deferred", [reason], now + backoff, oid)
+            else:
+                reason = Reason(Code.PROVIDER_REJECTED, row.last_error or "provider rejected the request")
+                row.status, row.reserved_at, row.reasons = "failed", None, [reason.to_dict()]
+                result = Result(decided.idempotency_key, "denied", [reason], None, oid)
+            s.add(row)
+            audit.append(s, event="gateway.execution", actor=row.agent, agent=row.agent, action=row.action,
+                         status=row.status, ref=row.idempotency_key, outbox_id=oid, reasons=result.codes, now=now,
+                         data={"provider": row.provider, "provider_message_id": row.provider_message_id,
+                               "error": row.last_error})
+        return result

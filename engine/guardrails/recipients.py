@@ -1,0 +1,75 @@
+"""Recipient rules: syntax, suppression list, exclusion lists (customers, competitors)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from email_validator import EmailNotValidError, validate_email
+
+from ..reasons import Code, Reason
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    email: str
+    reason: str  # unsubscribed | bounced | complained | dnd | manual
+    source: str = ""
+
+
+@lru_cache(maxsize=4096)
+def syntax_problem(address: str) -> str | None:
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as e:
+        return str(e)
+    return None
+
+
+def check_syntax(address: str | None) -> list[Reason]:
+    if not address:
+        return [Reason(Code.INVALID_RECIPIENT, "no recipient address")]
+    problem = syntax_problem(address)
+    return [Reason(Code.INVALID_RECIPIENT, f"{address!r}: {problem}")] if problem else []
+
+
+def check_suppression(entry: Suppressed | None) -> list[Reason]:
+    if entry is None:
+        return []
+    src = f" ({entry.source})" if entry.source else ""
+    return [Reason(Code.SUPPRESSED_RECIPIENT, f"{entry.email} is suppressed: {entry.reason}{src}")]
+
+
+def _company_key(name: str) -> str:
+    n = re.sub(r"[^0-9a-z ]", " ", name.lower())
+    n = re.sub(r"\b(inc|llc|ltd|gmbh|corp|corporation|co|company|plc|sa|ag|bv)\b", " ", n)
+    return " ".join(n.split())
+
+
+def _is_domain(entry: str) -> bool:
+    return "." in entry and " " not in entry.strip()
+
+
+def matches_exclusion(domain: str | None, company: str | None, entries: tuple[str, ...]) -> str | None:
+    d = (domain or "").lower().strip(".")
+    ck = _company_key(company) if company else ""
+    for e in entries:
+        el = e.lower().strip()
+        if _is_domain(el):
+            el = el.removeprefix("@").strip(".")
+            if d and (d == el or d.endswith("." + el)):
+                return e
+        elif ck and _company_key(el) == ck:
+            return e
+    return None
+
+
+def check_exclusions(domain: str | None, company: str | None, customers: tuple[str, ...],
+                     competitors: tuple[str, ...]) -> list[Reason]:
+    hit = matches_exclusion(domain, company, customers)
+    if hit:
+        return [Reason(Code.EXCLUDED_RECIPIENT, f"existing customer ({hit})")]
+    hit = matches_exclusion(domain, company, competitors)
+    if hit:
+        return [Reason(Code.EXCLUDED_RECIPIENT, f"competitor ({hit})")]
+    return []

@@ -1,0 +1,218 @@
+"""Tables. The schema itself is owned by Alembic migrations (engine/migrations); `alpha init` applies them."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Column, Field, SQLModel
+
+from .clock import UTC
+
+GENESIS_HASH = "0" * 64
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (naive UTC on SQLite, timestamptz on PostgreSQL)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def ts(**kw) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, **kw)
+
+
+def js(default=None) -> Any:
+    return Field(default=default, sa_column=Column(JSON, nullable=True))
+
+
+class ControlState(SQLModel, table=True):
+    __tablename__ = "control_state"
+
+    id: int = Field(default=1, primary_key=True)
+    kill_switch: bool = False
+    kill_reason: Optional[str] = None
+    kill_actor: Optional[str] = None
+    kill_changed_at: Optional[datetime] = ts()
+    maintenance: bool = False
+    maintenance_reason: Optional[str] = None
+    maintenance_actor: Optional[str] = None
+    maintenance_changed_at: Optional[datetime] = ts()
+    phase: str = "shadow"
+    phase_reason: Optional[str] = None
+    phase_actor: Optional[str] = None
+    phase_changed_at: Optional[datetime] = ts()
+    phase_seeded: bool = False
+    warmup_phase: int = 1
+    warmup_phase_started_at: Optional[datetime] = ts()
+
+
+class AuditHead(SQLModel, table=True):
+    """The chain's head; locking this row serializes every writer (the gate lock on PostgreSQL)."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    last_seq: int = 0
+    last_hash: str = GENESIS_HASH
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only, hash-chained. Times are fixed-width ISO text so the hash never depends on a driver."""
+
+    __tablename__ = "audit_log"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: str = Field(index=True, max_length=32)
+    actor: str = Field(index=True, max_length=200)
+    agent: Optional[str] = Field(default=None, index=True, max_length=64)
+    event: str = Field(index=True, max_length=64)
+    action: Optional[str] = Field(default=None, max_length=64)
+    status: Optional[str] = Field(default=None, index=True, max_length=32)
+    ref: Optional[str] = Field(default=None, index=True, max_length=200)
+    outbox_id: Optional[int] = Field(default=None, index=True)
+    reasons: str = Field(default="[]", sa_type=sa.Text)
+    data: str = Field(default="{}", sa_type=sa.Text)
+    prev_hash: str = Field(max_length=64)
+    row_hash: str = Field(max_length=64)
+
+
+class OutboxItem(SQLModel, table=True):
+    """Every outbound action the gateway decided on, with its full decision. Nothing is lost."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.Index("ix_outbox_status_reserved", "status", "reserved_at"),
+        sa.Index("ix_outbox_domain_reserved", "to_domain", "reserved_at"),
+        sa.Index("ix_outbox_from_reserved", "from_email", "reserved_at"),
+        sa.Index("ix_outbox_to_status", "to_email", "status"),
+        sa.Index("ix_outbox_status_not_before", "status", "not_before"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    payload_hash: str = Field(max_length=64)
+    agent: str = Field(max_length=64)
+    action: str = Field(max_length=64)
+    channel: str = Field(max_length=16)
+    to_email: Optional[str] = Field(default=None, max_length=320)
+    to_domain: Optional[str] = Field(default=None, max_length=255)
+    from_email: Optional[str] = Field(default=None, max_length=320)
+    subject: Optional[str] = Field(default=None, sa_type=sa.Text)
+    html: Optional[str] = Field(default=None, sa_type=sa.Text)
+    text: Optional[str] = Field(default=None, sa_type=sa.Text)
+    lead_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    tier: Optional[int] = None
+    record: Optional[dict] = js()
+    headers: Optional[dict] = js()
+    status: str = Field(max_length=32, index=True)
+    reasons: Optional[list] = js()
+    decision: Optional[dict] = js()
+    not_before: Optional[datetime] = ts()
+    created_at: Optional[datetime] = ts()
+    updated_at: Optional[datetime] = ts()
+    reserved_at: Optional[datetime] = ts()
+    sent_at: Optional[datetime] = ts()
+    provider: Optional[str] = Field(default=None, max_length=32)
+    provider_message_id: Optional[str] = Field(default=None, max_length=200)
+    attempts: int = 0
+    last_error: Optional[str] = Field(default=None, sa_type=sa.Text)
+    approval_id: Optional[int] = None
+
+
+class Approval(SQLModel, table=True):
+    __tablename__ = "approval"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox.id", index=True)
+    status: str = Field(default="pending", max_length=16, index=True)  # pending|approved|rejected|expired
+    risk: str = Field(default="normal", max_length=16)
+    requested_by: str = Field(max_length=64)
+    requested_at: Optional[datetime] = ts()
+    decided_by: Optional[str] = Field(default=None, max_length=200)
+    decided_at: Optional[datetime] = ts()
+    reason: Optional[str] = Field(default=None, sa_type=sa.Text)
+
+
+class Suppression(SQLModel, table=True):
+    __tablename__ = "suppression"
+
+    email: str = Field(primary_key=True, max_length=320)
+    reason: str = Field(max_length=32)  # unsubscribed|bounced|complained|dnd|manual
+    source: Optional[str] = Field(default=None, max_length=200)
+    detail: Optional[str] = Field(default=None, sa_type=sa.Text)
+    created_at: Optional[datetime] = ts()
+
+
+class DomainHealth(SQLModel, table=True):
+    __tablename__ = "domain_health"
+
+    domain: str = Field(primary_key=True, max_length=255)
+    score: float = 100.0
+    cooling: bool = False
+    reason: Optional[str] = Field(default=None, sa_type=sa.Text)
+    updated_at: Optional[datetime] = ts()
+
+
+class BreakerState(SQLModel, table=True):
+    __tablename__ = "breaker"
+
+    name: str = Field(primary_key=True, max_length=32)
+    state: str = Field(default="CLOSED", max_length=16)
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+    opened_at: Optional[datetime] = ts()
+    retry_at: Optional[datetime] = ts()
+    trial_started_at: Optional[datetime] = ts()
+    last_error: Optional[str] = Field(default=None, sa_type=sa.Text)
+    last_failure_at: Optional[datetime] = ts()
+    last_success_at: Optional[datetime] = ts()
+    forced: bool = False
+    updated_at: Optional[datetime] = ts()
+
+
+class AgentActivity(SQLModel, table=True):
+    __tablename__ = "agent_activity"
+    __table_args__ = (sa.Index("ix_agent_activity_agent_at", "agent", "at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    agent: str = Field(max_length=64)
+    action: str = Field(max_length=64)
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SandboxMessage(SQLModel, table=True):
+    """What the sandbox executor "sent": recorded locally, never delivered."""
+
+    __tablename__ = "sandbox_message"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    outbox_id: Optional[int] = Field(default=None, index=True)
+    action: str = Field(max_length=64)
+    to_email: Optional[str] = Field(default=None, max_length=320)
+    from_email: Optional[str] = Field(default=None, max_length=320)
+    subject: Optional[str] = Field(default=None, sa_type=sa.Text)
+    html: Optional[str] = Field(default=None, sa_type=sa.Text)
+    text: Optional[str] = Field(default=None, sa_type=sa.Text)
+    headers: Optional[dict] = js()
+    payload: Optional[dict] = js()
+    created_at: Optional[datetime] = ts()

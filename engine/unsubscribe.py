@@ -1,0 +1,74 @@
+"""RFC 8058 one-click unsubscribe: signed per-recipient tokens and the List-Unsubscribe headers."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+
+def _b64(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
+def _unb64(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def load_secret(data_dir: str | Path = ".data") -> bytes:
+    """ALPHA_UNSUBSCRIBE_SECRET, or a key generated once into .data/unsubscribe.key (kept out of git).
+
+    Several hosts must share one secret: set the variable on each of them.
+    """
+    env = os.environ.get("ALPHA_UNSUBSCRIBE_SECRET", "")
+    if env:
+        return env.encode()
+    path = Path(data_dir) / "unsubscribe.key"
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32).encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes().strip()
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
+
+
+def make_token(email: str, secret: bytes) -> str:
+    e = email.strip().lower().encode()
+    sig = hmac.new(secret, b"unsubscribe:" + e, hashlib.sha256).digest()[:18]
+    return f"{_b64(e)}.{_b64(sig)}"
+
+
+def verify_token(token: str, secret: bytes) -> str | None:
+    """The recipient named by a valid token, or None."""
+    try:
+        e64, s64 = token.split(".", 1)
+        email = _unb64(e64)
+        sig = _unb64(s64)
+    except (ValueError, TypeError):
+        return None
+    good = hmac.new(secret, b"unsubscribe:" + email, hashlib.sha256).digest()[:18]
+    if not hmac.compare_digest(sig, good):
+        return None
+    try:
+        return email.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def unsubscribe_url(base: str, email: str, secret: bytes) -> str:
+    return f"{base.rstrip('/')}/{make_token(email, secret)}"
+
+
+def one_click_headers(base: str, email: str, secret: bytes) -> dict[str, str]:
+    return {
+        "List-Unsubscribe": f"<{unsubscribe_url(base, email, secret)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
