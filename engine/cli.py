@@ -274,15 +274,40 @@ def submit(file: str = typer.Argument("-", help="JSON Lines file, or - for stand
 
     app = _app()
     stream = _open_input(file)
+    failed = 0
     for n, line in _lines(stream):
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as e:
             res = Result(None, "denied", [Reason(Code.INVALID_ACTION, f"line {n}: not valid JSON: {e.msg}")])
         else:
-            res = app.gateway.submit(raw)
+            res = _submit_with_retry(app, raw, n)
+            if res is None:
+                failed += 1
+                continue
         sys.stdout.write(json.dumps(res.to_dict(details), default=str) + "\n")
         sys.stdout.flush()
+    if failed:
+        raise AlphaError(f"{failed} line(s) could not be processed because the database failed; they were not "
+                         "stored: submit them again (their idempotency keys make that safe)")
+
+
+def _submit_with_retry(app, raw, n: int, attempts: int = 4):
+    """A failed transaction committed nothing, and idempotency makes a repeat safe: retry transient errors."""
+    import time
+
+    from sqlalchemy.exc import DBAPIError
+
+    for i in range(attempts):
+        try:
+            return app.gateway.submit(raw)
+        except DBAPIError as e:
+            if i == attempts - 1:
+                key = raw.get("idempotency_key") if isinstance(raw, dict) else None
+                print(f"alpha: line {n} (idempotency_key {key!r}) not processed: database error: {e.orig}",
+                      file=sys.stderr)
+                return None
+            time.sleep(0.2 * 2 ** i)
 
 
 @cli.command("check-email")
@@ -455,15 +480,24 @@ def warmup_set(phase: int, reason: str = ReasonOpt, actor: Optional[str] = Actor
 
 # ---------------------------------------------------------------------------------------------- entry
 
+try:  # typer >= 0.2x vendors its own click; catch both so no usage error becomes a traceback
+    from typer._click.exceptions import ClickException as _VendoredClickException
+except ImportError:  # pragma: no cover
+    _VendoredClickException = click.ClickException
+_EXIT = (click.exceptions.Exit, typer.Exit)
+_ABORT = (click.exceptions.Abort, typer.Abort)
+_USAGE = (click.ClickException, _VendoredClickException)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         rc = cli(args=argv, standalone_mode=False, prog_name="alpha")
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
+    except _EXIT as e:
+        sys.exit(getattr(e, "exit_code", 0))
+    except _USAGE as e:
         e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+        sys.exit(getattr(e, "exit_code", 2))
+    except _ABORT:
         print("aborted", file=sys.stderr)
         sys.exit(1)
     except AlphaError as e:

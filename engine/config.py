@@ -5,12 +5,13 @@ and the engine refuses to run (``ConfigError``). Nothing here touches the databa
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -26,7 +27,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a JSON string "yes" is not a boolean and "150" is not a number (no silent coercion of safety flags)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     note: str | None = None
 
 
@@ -282,7 +284,29 @@ def _dig(data: Any, loc: tuple) -> tuple[bool, Any]:
     return True, cur
 
 
-def _pydantic_problems(path: Path, data: Any, err: ValidationError) -> list[str]:
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names a config object accepts at ``loc`` (following nested models, dicts and lists)."""
+    cur: Any = model
+    for part in loc:
+        if isinstance(cur, type) and issubclass(cur, BaseModel):
+            field = cur.model_fields.get(str(part))
+            if field is None:
+                return []
+            cur = field.annotation
+        else:  # dict[str, X] or list[X]: step into X
+            args = get_args(cur)
+            cur = args[-1] if args else None
+        while get_origin(cur) is not None and not (isinstance(cur, type) and issubclass(cur, BaseModel)):
+            inner = [a for a in get_args(cur) if a is not type(None)]
+            if get_origin(cur) in (dict, list) or len(inner) != 1:
+                break
+            cur = inner[0]
+    if isinstance(cur, type) and issubclass(cur, BaseModel):
+        return [k for k in cur.model_fields if k != "note"]
+    return []
+
+
+def _pydantic_problems(path: Path, data: Any, err: ValidationError, model: type[BaseModel]) -> list[str]:
     problems = []
     for e in err.errors(include_url=False):
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -292,7 +316,11 @@ def _pydantic_problems(path: Path, data: Any, err: ValidationError) -> list[str]
             problems.append(f"{path}: key '{key}' is missing (required)")
             continue
         if e["type"] == "extra_forbidden":
-            problems.append(f"{path}: key '{key}' is not a known setting (check the spelling)")
+            allowed = _allowed_keys(model, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            problems.append(f"{path}: key '{key}' = {json.dumps(e.get('input'))} is not a known setting; {hint}"
+                            f"allowed here: {', '.join(allowed)}")
             continue
         found, value = _dig(data, loc)
         shown = json.dumps(value) if found else "(absent)"
@@ -328,7 +356,7 @@ def _validate(model: type[BaseModel], path: Path, problems: list[str]):
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        problems.extend(_pydantic_problems(path, data, e))
+        problems.extend(_pydantic_problems(path, data, e, model))
         return None
 
 
@@ -346,7 +374,7 @@ def load_word_list(path: Path, problems: list[str], *, required: bool = True) ->
     seen = set()
     for n, line in enumerate(text.splitlines(), 1):
         t = " ".join(line.strip().split())
-        if not t or t.startswith("#"):
+        if not t or t == "#" or t.startswith("# "):  # "#1 in the world" is a term, not a comment
             continue
         if len(t) > 200:
             problems.append(f"{path}: line {n} is longer than 200 characters")
@@ -372,7 +400,7 @@ def load_settings(config_dir: str | Path | None = None) -> Settings:
     competitors = load_word_list(cdir / "exclusions" / "competitors.txt", problems, required=False)
     if spam == () and not any("spam_words" in p for p in problems):
         problems.append(f"{cdir / 'spam_words.txt'}: holds no terms (at least one is required)")
-    if perms is not None and prod is not None:
+    if perms is not None:
         from .actions import ACTIONS
 
         for agent, role in perms.agents.items():
