@@ -216,3 +216,93 @@ class SandboxMessage(SQLModel, table=True):
     headers: Optional[dict] = js()
     payload: Optional[dict] = js()
     created_at: Optional[datetime] = ts()
+
+
+class Lead(SQLModel, table=True):
+    """A prospect. The pipeline (import, scoring, routing) fills most fields; webhooks update status."""
+
+    __tablename__ = "lead"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, sa_column_kwargs={"unique": True})
+    first_name: Optional[str] = Field(default=None, max_length=200)
+    last_name: Optional[str] = Field(default=None, max_length=200)
+    title: Optional[str] = Field(default=None, max_length=300)
+    company: Optional[str] = Field(default=None, max_length=300)
+    company_domain: Optional[str] = Field(default=None, max_length=255, index=True)
+    employee_count: Optional[int] = None
+    industry: Optional[str] = Field(default=None, max_length=200)
+    country: Optional[str] = Field(default=None, max_length=100)
+    timezone: Optional[str] = Field(default=None, max_length=64)
+    linkedin_url: Optional[str] = Field(default=None, max_length=500)
+    source: Optional[str] = Field(default=None, max_length=100)
+    tier: Optional[int] = None
+    status: str = Field(default="new", max_length=32, index=True)  # new|cold|warm|hot|replied|unsubscribed|bounced
+    sequence: Optional[str] = Field(default=None, max_length=16)    # cold|warm|ghost
+    sequence_step: int = 0
+    sequence_stopped_at: Optional[datetime] = ts()
+    stop_reason: Optional[str] = Field(default=None, max_length=200)
+    ghl_contact_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    last_engaged_at: Optional[datetime] = ts()
+    created_at: Optional[datetime] = ts()
+    updated_at: Optional[datetime] = ts()
+    data: Optional[dict] = js()
+
+
+class WebhookEvent(SQLModel, table=True):
+    """Every webhook accepted once (replays are recognised by id)."""
+
+    __tablename__ = "webhook_event"
+
+    id: str = Field(primary_key=True, max_length=300)  # "<source>:<webhook id>"
+    source: str = Field(max_length=32)
+    event_type: str = Field(max_length=64, index=True)
+    received_at: Optional[datetime] = ts()
+    outcome: str = Field(default="processed", max_length=200)
+    payload: Optional[dict] = js()
+
+
+class LLMCache(SQLModel, table=True):
+    __tablename__ = "llm_cache"
+
+    key: str = Field(primary_key=True, max_length=64)  # sha256 of (provider, model, prompt, params)
+    provider: str = Field(max_length=32)
+    model: str = Field(max_length=100)
+    response: str = Field(sa_type=sa.Text)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    created_at: Optional[datetime] = ts()
+
+
+class LLMUsage(SQLModel, table=True):
+    __tablename__ = "llm_usage"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=32)
+    model: str = Field(max_length=100)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached: bool = False
+    latency_ms: int = 0
+    at: Optional[datetime] = ts()
+
+
+class AlertLog(SQLModel, table=True):
+    __tablename__ = "alert_log"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=64, index=True)
+    text: str = Field(sa_type=sa.Text)
+    status: str = Field(max_length=16)  # sent|failed|not_configured
+    error: Optional[str] = Field(default=None, sa_type=sa.Text)
+    payload: Optional[dict] = js()
+    at: Optional[datetime] = ts()
+
+
+class VerifyRun(SQLModel, table=True):
+    __tablename__ = "verify_run"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: Optional[datetime] = ts()
+    ok: bool = False
+    results: Optional[list] = js()

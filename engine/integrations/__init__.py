@@ -1,0 +1,1 @@
+"""Integrations over HTTP: GoHighLevel (client, executor, local sandbox), Slack alerts, LLM providers."""
