@@ -23,6 +23,7 @@ outbox_cli = typer.Typer(no_args_is_help=True, help="Outbound actions and their 
 suppress_cli = typer.Typer(no_args_is_help=True, help="The suppression list (unsubscribed, bounced, complained, DND).")
 domains_cli = typer.Typer(no_args_is_help=True, help="Sending-domain health.")
 warmup_cli = typer.Typer(no_args_is_help=True, help="The domain warm-up plan.")
+webhooks_cli = typer.Typer(no_args_is_help=True, help="The webhook receiver and one-click unsubscribe endpoint.")
 cli.add_typer(phase_cli, name="phase")
 cli.add_typer(breakers_cli, name="breakers")
 cli.add_typer(audit_cli, name="audit")
@@ -30,6 +31,7 @@ cli.add_typer(outbox_cli, name="outbox")
 cli.add_typer(suppress_cli, name="suppress")
 cli.add_typer(domains_cli, name="domains")
 cli.add_typer(warmup_cli, name="warmup")
+cli.add_typer(webhooks_cli, name="webhooks")
 
 
 class OnOff(str, Enum):
@@ -476,6 +478,16 @@ def warmup_set(phase: int, reason: str = ReasonOpt, actor: Optional[str] = Actor
     app = _app()
     st = app.control.set_warmup_phase(phase, reason, actor or default_actor(), force)
     print(f"warm-up phase {st['phase']}: cap {st['daily_cap']}/day")
+
+
+@webhooks_cli.command("serve")
+def webhooks_serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8787, "--port")):
+    """Serve POST /webhooks/ghl, POST /webhooks/rb2b and /unsubscribe/{token} (RFC 8058 one-click)."""
+    from .webhooks import serve
+
+    _app()  # fail early, with a clear message, on bad config or an uninitialised database
+    print(f"webhook receiver on http://{host}:{port} (POST /webhooks/ghl, /webhooks/rb2b; /unsubscribe/TOKEN)")
+    serve(host, port)
 
 
 # ---------------------------------------------------------------------------------------------- entry

@@ -1,0 +1,217 @@
+"""The webhook receiver and the one-click unsubscribe endpoint (a small Starlette app served by uvicorn).
+
+- ``POST /webhooks/ghl``: GHL events, authenticated by ``x-ghl-signature`` (Ed25519) or ``x-wh-signature``
+  (RSA-SHA256) over the raw body. Bad or missing signature -> 401 and no state change; replay -> 200 duplicate;
+  malformed body -> 400; body over 256 KiB -> 413. Answers within 10 s (GHL gives up after 15 s).
+- ``POST /webhooks/rb2b``: website visitors, authenticated by a shared secret (``X-RB2B-Secret`` header or
+  ``?secret=``).
+- ``GET /unsubscribe/{token}``: a plain confirmation page (a GET never unsubscribes: mail scanners prefetch links).
+- ``POST /unsubscribe/{token}`` with ``List-Unsubscribe=One-Click`` (RFC 8058): suppresses the address at once.
+  No cookies, no redirect, no login.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import html
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from .events import EventService, parse_json_body
+from .unsubscribe import verify_token
+
+log = logging.getLogger("alpha.webhooks")
+
+MAX_BODY = 256 * 1024
+ANSWER_WITHIN = 10.0
+
+
+def _load_key_material(value: str) -> bytes:
+    value = value.strip()
+    if value and not value.startswith("-----") and Path(value).is_file():
+        return Path(value).read_bytes()
+    return value.replace("\\n", "\n").encode()
+
+
+@dataclass
+class SignatureKeys:
+    rsa: object | None = None
+    ed25519: Ed25519PublicKey | None = None
+
+    @classmethod
+    def from_env(cls) -> "SignatureKeys":
+        keys = cls()
+        rsa = os.environ.get("GHL_WEBHOOK_PUBLIC_KEY", "")
+        if rsa.strip():
+            keys.rsa = serialization.load_pem_public_key(_load_key_material(rsa))
+        ed = os.environ.get("GHL_WEBHOOK_ED25519_PUBLIC_KEY", "")
+        if ed.strip():
+            material = _load_key_material(ed)
+            if material.startswith(b"-----"):
+                key = serialization.load_pem_public_key(material)
+            else:
+                key = Ed25519PublicKey.from_public_bytes(base64.b64decode(material))
+            keys.ed25519 = key
+        return keys
+
+    @property
+    def configured(self) -> bool:
+        return self.rsa is not None or self.ed25519 is not None
+
+
+def verify_signature(raw: bytes, headers, keys: SignatureKeys) -> str | None:
+    """None when the body carries a valid signature; otherwise why not."""
+    if not keys.configured:
+        return "no webhook public key is configured (GHL_WEBHOOK_ED25519_PUBLIC_KEY or GHL_WEBHOOK_PUBLIC_KEY)"
+    ed_sig, rsa_sig = headers.get("x-ghl-signature"), headers.get("x-wh-signature")
+    if ed_sig and keys.ed25519 is not None:
+        try:
+            keys.ed25519.verify(base64.b64decode(ed_sig, validate=True), raw)
+            return None
+        except (InvalidSignature, ValueError):
+            return "x-ghl-signature does not match the body"
+    if rsa_sig and keys.rsa is not None:
+        try:
+            keys.rsa.verify(base64.b64decode(rsa_sig, validate=True), raw, padding.PKCS1v15(), hashes.SHA256())
+            return None
+        except (InvalidSignature, ValueError):
+            return "x-wh-signature does not match the body"
+    return "missing signature header (x-ghl-signature or x-wh-signature)"
+
+
+async def _read_body(request: Request) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _err(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(engine_app=None, keys: SignatureKeys | None = None, alert=None) -> Starlette:
+    """Build the ASGI app. ``engine_app`` defaults to an App built from the environment."""
+    if engine_app is None:
+        from .app import App
+
+        engine_app = App()
+        engine_app.store.check_ready()
+    keys = keys or SignatureKeys.from_env()
+    events = EventService(engine_app, alert=alert or getattr(engine_app, "alert_dict", None))
+
+    async def _run(fn, *args):
+        try:
+            return await asyncio.wait_for(run_in_threadpool(fn, *args), timeout=ANSWER_WITHIN)
+        except asyncio.TimeoutError:
+            return None
+
+    async def ghl(request: Request):
+        raw = await _read_body(request)
+        if raw is None:
+            return _err(413, f"body larger than {MAX_BODY} bytes")
+        why = verify_signature(raw, request.headers, keys)
+        if why:
+            log.warning("rejected GHL webhook: %s", why)
+            return _err(401, why)
+        try:
+            payload = parse_json_body(raw)
+        except ValueError as e:
+            return _err(400, str(e))
+        if not isinstance(payload.get("type"), str) or not payload["type"]:
+            return _err(400, "field 'type' (the event type) is required")
+        out = await _run(events.ghl, payload, raw)
+        if out is None:
+            return _err(503, "busy: try again (the event was not lost; a retry is recognised)")
+        return JSONResponse({"status": out.status, "detail": out.detail})
+
+    async def rb2b(request: Request):
+        secret = os.environ.get("RB2B_WEBHOOK_SECRET", "")
+        given = request.headers.get("x-rb2b-secret") or request.query_params.get("secret") or ""
+        if not secret:
+            return _err(401, "RB2B_WEBHOOK_SECRET is not configured: visitor webhooks are refused")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            return _err(401, "wrong or missing shared secret")
+        raw = await _read_body(request)
+        if raw is None:
+            return _err(413, f"body larger than {MAX_BODY} bytes")
+        try:
+            payload = parse_json_body(raw)
+        except ValueError as e:
+            return _err(400, str(e))
+        out = await _run(events.rb2b, payload, raw)
+        if out is None:
+            return _err(503, "busy: try again")
+        return JSONResponse({"status": out.status, "detail": out.detail})
+
+    def _recipient(request: Request) -> str | None:
+        return verify_token(request.path_params["token"], engine_app.secret)
+
+    async def unsubscribe_page(request: Request):
+        email = _recipient(request)
+        if email is None:
+            return HTMLResponse(_page("Link not valid", "<p>This unsubscribe link is not valid. If you keep "
+                                      "receiving email from us, reply with the word unsubscribe.</p>"), 404)
+        e = html.escape(email)
+        company = html.escape(engine_app.settings.production.sender.company_name)
+        token = html.escape(request.path_params["token"])
+        body = (f"<p>Stop all email from {company} to <strong>{e}</strong>?</p>"
+                f'<form method="post" action="/unsubscribe/{token}">'
+                '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+                '<button type="submit">Unsubscribe</button></form>')
+        return HTMLResponse(_page("Unsubscribe", body))
+
+    async def unsubscribe_post(request: Request):
+        email = _recipient(request)
+        if email is None:
+            return PlainTextResponse("This unsubscribe link is not valid.", 404)
+        raw = await _read_body(request)
+        if raw is None or b"List-Unsubscribe=One-Click" not in raw:
+            return PlainTextResponse("Expected the body List-Unsubscribe=One-Click (RFC 8058).", 400)
+        done = await _run(events.unsubscribe, email)
+        if done is None:
+            return PlainTextResponse("Busy, please try again in a moment.", 503)
+        return PlainTextResponse(f"{email} is unsubscribed. You will receive no further email from us.")
+
+    async def health(request: Request):
+        return JSONResponse({"ok": True, "service": "alpha webhooks"})
+
+    return Starlette(routes=[
+        Route("/webhooks/ghl", ghl, methods=["POST"]),
+        Route("/webhooks/rb2b", rb2b, methods=["POST"]),
+        Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET"]),
+        Route("/unsubscribe/{token}", unsubscribe_post, methods=["POST"]),
+        Route("/healthz", health, methods=["GET"]),
+    ])
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<meta name='viewport' content='width=device-width'></head>"
+            f"<body style='font-family:sans-serif;max-width:40em;margin:3em auto'><h1>{html.escape(title)}</h1>"
+            f"{body}</body></html>")
+
+
+def serve(host: str = "127.0.0.1", port: int = 8787) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True)
