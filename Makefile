@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/alpha init
 	$(BIN)/alpha status
+	$(BIN)/alpha up
 
 test: setup
 	$(BIN)/python -m pytest

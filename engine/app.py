@@ -1,7 +1,12 @@
 """The engine's services wired together: what the CLI, the console and workers use."""
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import queue
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -40,6 +45,54 @@ def load_env_file(env_file: str | Path | None = None) -> None:
         os.environ.setdefault(k, v)
 
 
+def default_executors(app: "App") -> dict[str, Executor]:
+    """GHL when GHL_API_KEY and GHL_LOCATION_ID are set (pointing GHL_BASE_URL at `alpha sandbox ghl` keeps it
+    in SANDBOX); otherwise the sandbox executor, which records every message locally."""
+    if os.environ.get("GHL_API_KEY") and os.environ.get("GHL_LOCATION_ID"):
+        from .integrations.ghl import GHLClient
+        from .integrations.ghl_executor import GHLExecutor, suppress_on_dnd
+
+        ex = GHLExecutor(GHLClient.from_env(), on_dnd=suppress_on_dnd(app))
+    else:
+        ex = SandboxExecutor(app.store, app.clock)
+    return {"email": ex, "crm": ex}
+
+
+class AlertDispatcher:
+    """Delivers alerts on one background thread so a slow Slack never blocks a send; flushed at exit."""
+
+    def __init__(self, alerter_factory):
+        self._factory = alerter_factory
+        self._q: "queue.Queue[dict | None]" = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, alert: dict) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush)
+        self._q.put(alert)
+
+    def _run(self) -> None:
+        while True:
+            a = self._q.get()
+            try:
+                if a is not None:
+                    self._factory().alert(a.get("kind", "alert"), a.get("title", ""), a.get("text", ""),
+                                          a.get("fields"), a.get("url"))
+            except Exception:  # noqa: BLE001 - never let an alert break anything
+                logging.getLogger("alpha.alerts").exception("alert delivery failed")
+            finally:
+                self._q.task_done()
+
+    def flush(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self._q.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 def data_dir() -> Path:
     return Path(os.environ.get("ALPHA_DATA_DIR") or ".data")
 
@@ -56,12 +109,56 @@ class App:
         self.permissions = Permissions(self.store, self.settings, self.clock)
         self.breakers = Breakers(self.store, self.settings, self.clock)
         self.secret = load_secret(data_dir())
+        self._alerter = None
+        self._llm = None
+        self.alerts = AlertDispatcher(lambda: self.alerter)
+        self.breakers.on_transition = self._breaker_alert
+        self.control.on_change = self.alert_dict
         if executors is None:
-            sandbox = SandboxExecutor(self.store, self.clock)
-            executors = {"email": sandbox, "crm": sandbox}
+            executors = default_executors(self)
         self.executors = executors
         self.gateway = Gateway(self.store, self.settings, self.clock, self.executors, self.env_kill,
                                self.permissions, self.breakers, self.secret)
+
+    # ------------------------------------------------------------------------------------ integrations
+
+    @property
+    def alerter(self):
+        """Slack alerts (SLACK_WEBHOOK_URL); without it alerts are recorded as not_configured."""
+        if self._alerter is None:
+            from .integrations.slack import SlackAlerter
+
+            self._alerter = SlackAlerter.from_env(self.store, self.clock, self.breakers)
+        return self._alerter
+
+    @property
+    def llm(self):
+        """The LLM chain: Anthropic -> OpenAI -> the offline template renderer."""
+        if self._llm is None:
+            from .integrations.llm import LLMChain
+
+            self._llm = LLMChain.from_env(self.store, self.clock, self.breakers)
+        return self._llm
+
+    def alert_dict(self, alert: dict) -> None:
+        """Queue an alert ({kind, title, text, fields?}); delivered off the caller's path, never raises."""
+        self.alerts.put(alert)
+
+    def _breaker_alert(self, name: str, before: str, after: str, detail: str | None) -> None:
+        kind = "breaker_opened" if after == "OPEN" else "breaker_closed" if after == "CLOSED" else None
+        if kind:
+            self.alert_dict({"kind": kind, "title": f"Circuit breaker {name}: {before} -> {after}",
+                             "text": detail or "", "fields": {"breaker": name}})
+
+    @property
+    def mode(self) -> str:
+        ex = self.executors["email"]
+        if not ex.live:
+            return "SANDBOX"
+        from .verify import is_sandbox_url
+
+        base = getattr(getattr(ex, "client", None), "base_url", "")
+        return "SANDBOX" if base and is_sandbox_url(base) else "LIVE"
 
     # ------------------------------------------------------------------------------------ setup
 
@@ -188,8 +285,8 @@ class App:
             "phase_changed_by": ctl.phase_actor,
             "config_phase": cfg_phase,
             "config_phase_matches": cfg_phase == ctl.phase,
-            "live_sending": live and executor.live and not kill.on,
-            "mode": "LIVE" if executor.live else "SANDBOX",
+            "live_sending": live and self.mode == "LIVE" and not kill.on,
+            "mode": self.mode,
             "executor": executor.name,
             "kill_switch": {"on": kill.on, "source": kill.source, "reason": kill.reason,
                             "changed_at": iso(ctl.kill_changed_at), "changed_by": ctl.kill_actor},
@@ -206,7 +303,7 @@ class App:
             "components": {
                 "database": {"ok": True, "url": self.store.display_url, "dialect": self.store.dialect},
                 "config": {"ok": True, "dir": str(self.settings.config_dir)},
-                "executor": {"ok": True, "name": executor.name, "live": executor.live},
+                "executor": {"ok": True, "name": executor.name, "live": self.mode == "LIVE"},
             },
             "usage": self.usage(now),
             "outbox": counts,

@@ -8,6 +8,7 @@ OPEN stays open until closed by a person.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Callable
@@ -97,6 +98,24 @@ def _apply(row: BreakerState, b: Snapshot, now: datetime) -> None:
 class Breakers:
     def __init__(self, store: Store, settings: Settings, clock: Clock):
         self.store, self.settings, self.clock = store, settings, clock
+        self.on_transition: Callable[[str, str, str, str | None], None] | None = None
+        self._local = threading.local()
+
+    def _pending(self) -> list:
+        if not hasattr(self._local, "pending"):
+            self._local.pending = []
+        return self._local.pending
+
+    def flush_transitions(self) -> None:
+        """Report transitions committed by this thread (call after the transaction that made them)."""
+        pending, self._local.pending = self._pending(), []
+        if self.on_transition is None:
+            return
+        for t in pending:
+            try:
+                self.on_transition(*t)
+            except Exception:  # noqa: BLE001 - reporting never breaks a caller
+                pass
 
     def cfg(self, name: str) -> BreakerSettings:
         return self.settings.production.circuit_breakers.for_api(name)
@@ -121,6 +140,7 @@ class Breakers:
         _apply(row, new, now)
         s.add(row)
         if new.state != old:
+            self._pending().append((row.name, old, new.state, reason or new.last_error))
             audit.append(s, event="breaker.transition", actor=actor, now=now, ref=row.name, status=new.state,
                          data={"breaker": row.name, "before": old, "after": new.state, "reason": reason,
                                "last_error": new.last_error, "retry_at": iso(new.retry_at), "forced": new.forced})
@@ -135,7 +155,9 @@ class Breakers:
 
     def admit(self, name: str) -> tuple[bool, datetime | None]:
         with self.store.write() as s:
-            return self.admit_in(s, name, self.clock())
+            out = self.admit_in(s, name, self.clock())
+        self.flush_transitions()
+        return out
 
     def record_in(self, s: Session, name: str, ok: bool, now: datetime, error: str | None = None) -> str:
         row = self._row(s, name)
@@ -151,7 +173,9 @@ class Breakers:
 
     def record(self, name: str, ok: bool, error: str | None = None) -> str:
         with self.store.write() as s:
-            return self.record_in(s, name, ok, self.clock(), error)
+            out = self.record_in(s, name, ok, self.clock(), error)
+        self.flush_transitions()
+        return out
 
     def force(self, name: str, state: str, reason: str, actor: str) -> BreakerState:
         self.check_name(name)
@@ -170,7 +194,10 @@ class Breakers:
             s.add(row)
             audit.append(s, event="breaker.forced", actor=actor, now=now, ref=name, status=state,
                          data={"breaker": name, "before": old, "after": state, "reason": reason})
-            return row
+            if old != state:
+                self._pending().append((name, old, state, f"forced by {actor}: {reason}"))
+        self.flush_transitions()
+        return row
 
     def list(self) -> list[BreakerState]:
         with self.store.read() as s:

@@ -24,6 +24,7 @@ suppress_cli = typer.Typer(no_args_is_help=True, help="The suppression list (uns
 domains_cli = typer.Typer(no_args_is_help=True, help="Sending-domain health.")
 warmup_cli = typer.Typer(no_args_is_help=True, help="The domain warm-up plan.")
 webhooks_cli = typer.Typer(no_args_is_help=True, help="The webhook receiver and one-click unsubscribe endpoint.")
+sandbox_cli = typer.Typer(no_args_is_help=True, help="Local sandboxes of external services.")
 cli.add_typer(phase_cli, name="phase")
 cli.add_typer(breakers_cli, name="breakers")
 cli.add_typer(audit_cli, name="audit")
@@ -32,6 +33,7 @@ cli.add_typer(suppress_cli, name="suppress")
 cli.add_typer(domains_cli, name="domains")
 cli.add_typer(warmup_cli, name="warmup")
 cli.add_typer(webhooks_cli, name="webhooks")
+cli.add_typer(sandbox_cli, name="sandbox")
 
 
 class OnOff(str, Enum):
@@ -488,6 +490,80 @@ def webhooks_serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = 
     _app()  # fail early, with a clear message, on bad config or an uninitialised database
     print(f"webhook receiver on http://{host}:{port} (POST /webhooks/ghl, /webhooks/rb2b; /unsubscribe/TOKEN)")
     serve(host, port)
+
+
+@sandbox_cli.command("ghl")
+def sandbox_ghl(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8765, "--port")):
+    """Serve a local GHL sandbox (the endpoints the client uses; records what it "sends"; fault injection)."""
+    from .integrations.ghl_sandbox import main as sandbox_main
+
+    sandbox_main(host, port)
+
+
+@cli.command()
+def up(host: str = typer.Option("127.0.0.1", "--host"),
+       ghl_port: int = typer.Option(8765, "--ghl-port", help="Port of the local GHL sandbox."),
+       webhook_port: int = typer.Option(8787, "--webhook-port", help="Port of the webhook receiver.")):
+    """Run the local stack until Ctrl-C: the GHL sandbox (when no GHL credentials are set) and the webhook
+    receiver, wired to the engine."""
+    import socket
+
+    from .integrations.ghl_sandbox import DEFAULT_LOCATION, start_sandbox
+    from .webhooks import serve
+
+    def free(port: int) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex((host, port)) != 0
+
+    _app()  # bad config or an uninitialised database: say so before starting anything
+    if not (os.environ.get("GHL_API_KEY") and os.environ.get("GHL_LOCATION_ID")):
+        if not free(ghl_port):
+            raise AlphaError(f"port {ghl_port} is in use: stop what runs there or pass --ghl-port")
+        server, url = start_sandbox(host, ghl_port)
+        os.environ.update({"GHL_API_KEY": "sandbox-token", "GHL_LOCATION_ID": DEFAULT_LOCATION, "GHL_BASE_URL": url})
+        print(f"GHL SANDBOX on {url}: no GHL credentials are set, so every send goes to this local sandbox "
+              f"(see {url}/_sandbox/messages). Nothing reaches a real inbox.")
+    else:
+        print(f"GHL: {os.environ.get('GHL_BASE_URL') or 'https://services.leadconnectorhq.com'} "
+              f"(location {os.environ['GHL_LOCATION_ID']})")
+    if not free(webhook_port):
+        raise AlphaError(f"port {webhook_port} is in use: stop what runs there or pass --webhook-port")
+    os.environ.setdefault("ALPHA_WEBHOOK_URL", f"http://{host}:{webhook_port}")
+    print(f"webhook receiver on http://{host}:{webhook_port}; `alpha verify --no-send` checks the stack. Ctrl-C stops.")
+    serve(host, webhook_port)
+
+
+@cli.command()
+def verify(as_json: bool = JsonOpt,
+           no_send: bool = typer.Option(False, "--no-send", help="Do not send a Slack test message."),
+           webhook_url: Optional[str] = typer.Option(None, "--webhook-url",
+                                                     help="Receiver to check (default $ALPHA_WEBHOOK_URL or "
+                                                          "http://127.0.0.1:8787).")):
+    """Check GHL, Slack, the LLM chain, the webhook receiver and the breakers; exit 0 only if all configured pass."""
+    from .verify import run_verify
+
+    app = _app()
+    report = run_verify(app, send_slack=not no_send, webhook_url=webhook_url)
+    app.alerts.flush()
+    if as_json:
+        _out(report)
+    else:
+        for c in report["checks"]:
+            print(f"{c['name']:9} {c['status'].upper():15} {c['reason']}")
+        print("verify: " + ("PASS" if report["ok"] else "FAIL"))
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
+@cli.command()
+def alert(test: bool = typer.Option(False, "--test", help="Send a test alert to Slack."),
+          text: str = typer.Option("Test alert from alpha.", "--text")):
+    """Send an alert to Slack (--test sends a test message); prints how it went."""
+    if not test:
+        raise AlphaError("nothing to do: use --test")
+    app = _app()
+    row = app.alerter.send_test(text)
+    print(f"alert {row.status}" + (f": {row.error}" if row.error else ""))
+    raise typer.Exit(0 if row.status == "sent" else 1)
 
 
 # ---------------------------------------------------------------------------------------------- entry

@@ -173,6 +173,14 @@ class ControlPlane:
     settings: Settings
     clock: Clock
     env: EnvKillSwitch = field(default_factory=EnvKillSwitch)
+    on_change: Callable[[dict], None] | None = None
+
+    def _notify(self, kind: str, title: str, text: str, **fields) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change({"kind": kind, "title": title, "text": text, "fields": fields})
+            except Exception:  # noqa: BLE001 - reporting never blocks a control change
+                pass
 
     def state(self, s: Session | None = None) -> ControlState:
         if s is not None:
@@ -198,7 +206,8 @@ class ControlPlane:
             s.add(ctl)
             audit.append(s, event="control.kill_switch", actor=actor, now=now, status="on" if on else "off",
                          data={"reason": reason, "before": before, "after": {"kill_switch": on, "reason": reason}})
-            return ctl
+        self._notify("kill_switch", f"Kill switch {'ON' if on else 'off'}", reason, actor=actor)
+        return ctl
 
     # -- maintenance
     def set_maintenance(self, on: bool, reason: str, actor: str) -> ControlState:
@@ -252,6 +261,8 @@ class ControlPlane:
                          data={"reason": reason, "before": {"phase": current}, "after": {"phase": target},
                                "direction": "up" if tgt_i > cur_i else "down", "forced": forced,
                                "gate": [c.__dict__ for c in checks]})
+        self._notify("phase_changed", f"Rollout phase {current} -> {target}" + (" (FORCED)" if forced else ""),
+                     reason, actor=actor)
         return {"before": current, "after": target, "forced": forced, "gate": [c.__dict__ for c in checks]}
 
     def seed_phase_from_config(self, actor: str = "alpha init") -> bool:

@@ -93,6 +93,7 @@ class Gateway:
         static, headers = self._precheck(action)
         with self.store.write() as s:
             result, execute = self._decide(s, action, static, headers, now)
+        self.breakers.flush_transitions()
         if execute:
             return self._execute(result)
         return result
@@ -108,6 +109,7 @@ class Gateway:
         now = self.clock()
         with self.store.write() as s:
             result, execute = self._decide(s, action, static, headers, now, resume_id=outbox_id)
+        self.breakers.flush_transitions()
         if execute:
             return self._execute(result)
         return result
@@ -356,4 +358,5 @@ class Gateway:
                          status=row.status, ref=row.idempotency_key, outbox_id=oid, reasons=result.codes, now=now,
                          data={"provider": row.provider, "provider_message_id": row.provider_message_id,
                                "error": row.last_error})
+        self.breakers.flush_transitions()
         return result

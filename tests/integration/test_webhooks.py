@@ -193,13 +193,19 @@ def test_rb2b_visitor_creates_or_matches_a_lead(stack, monkeypatch):
     assert r.status_code == 200 and "recorded only" in r.json()["detail"]
 
 
-def test_unsubscribe_blocks_the_next_send_from_another_process(stack, db_url, config_factory, tmp_path):
+def test_unsubscribe_bounce_and_dnd_block_the_next_send_from_another_process(stack, db_url, config_factory,
+                                                                             tmp_path):
     app, client, _ = stack
     cfg = config_factory(production=deep_merge(LIVE, {"rollout_phase": {"current": "autonomous"}}),
                          warmup={"enabled": False})
     env = alpha_env(db_url, cfg, tmp_path)
     token = make_token("leaver@acme.io", app.secret)
     assert client.post(f"/unsubscribe/{token}", content="List-Unsubscribe=One-Click").status_code == 200
-    out = jsonl(alpha(env, "submit", "-", input=json.dumps(email("p1", to="leaver@acme.io")) + "\n",
-                      check=True).stdout)
-    assert out[0]["reasons"] == ["SUPPRESSED_RECIPIENT"]
+    post(client, {"type": "LCEmailStats", "webhookPayload": {"event": "failed", "id": "b-x", "severity": "permanent",
+                                                             "recipient": "bouncer@acme.io"}})
+    post(client, {"type": "ContactDndUpdate", "webhookId": "d-x", "email": "quiet@acme.io", "dnd": True})
+    lines = [json.dumps(email(f"p{i}", to=a)) for i, a in
+             enumerate(["leaver@acme.io", "bouncer@acme.io", "quiet@acme.io", "fine@acme.io"])]
+    out = jsonl(alpha(env, "submit", "-", input="\n".join(lines) + "\n", check=True).stdout)
+    assert [o["reasons"] for o in out[:3]] == [["SUPPRESSED_RECIPIENT"]] * 3
+    assert out[3]["status"] == "sent"
