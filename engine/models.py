@@ -244,6 +244,16 @@ class Lead(SQLModel, table=True):
     stop_reason: Optional[str] = Field(default=None, max_length=200)
     ghl_contact_id: Optional[str] = Field(default=None, max_length=64, index=True)
     last_engaged_at: Optional[datetime] = ts()
+    region: Optional[str] = Field(default=None, max_length=100)
+    last_open_at: Optional[datetime] = ts()
+    last_click_at: Optional[datetime] = ts()
+    last_reply_at: Optional[datetime] = ts()
+    last_visit_at: Optional[datetime] = ts()
+    website_visits: int = 0
+    score: Optional[int] = None
+    icp: Optional[dict] = js()               # per-criterion breakdown and one-line explanation
+    disqualified_reason: Optional[str] = Field(default=None, max_length=300)
+    route: Optional[str] = Field(default=None, max_length=16)  # cold|warm|ghost (the router's decision)
     created_at: Optional[datetime] = ts()
     updated_at: Optional[datetime] = ts()
     data: Optional[dict] = js()
@@ -303,6 +313,62 @@ class VerifyRun(SQLModel, table=True):
     __tablename__ = "verify_run"
 
     id: Optional[int] = Field(default=None, primary_key=True)
+    at: Optional[datetime] = ts()
+    ok: bool = False
+    results: Optional[list] = js()
+
+
+class Draft(SQLModel, table=True):
+    """One drafted email for a lead and sequence step, with where every part came from."""
+
+    __tablename__ = "draft"
+    __table_args__ = (sa.UniqueConstraint("lead_id", "sequence", "step", name="uq_draft_lead_step"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    sequence: str = Field(max_length=16)
+    step: int = 0
+    template_id: str = Field(max_length=100)
+    template_version: str = Field(max_length=32)
+    subject: str = Field(sa_type=sa.Text)
+    html: str = Field(sa_type=sa.Text)
+    text: Optional[str] = Field(default=None, sa_type=sa.Text)
+    provider: str = Field(default="template", max_length=32)
+    provenance: Optional[dict] = js()        # lead facts used, template, LLM provider/model
+    flags: Optional[list] = js()             # unsupported claims and content findings
+    status: str = Field(default="draft", max_length=16, index=True)  # draft|approved|queued|sent|rejected
+    created_at: Optional[datetime] = ts()
+
+
+class ShadowRun(SQLModel, table=True):
+    __tablename__ = "shadow_run"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    started_at: Optional[datetime] = ts()
+    finished_at: Optional[datetime] = ts()
+    contacts: int = 0
+    summary: Optional[dict] = js()
+
+
+class Envelope(SQLModel, table=True):
+    """The typed context one pipeline stage handed the next, stored with the lead for audit."""
+
+    __tablename__ = "envelope"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    stage: str = Field(max_length=32)
+    envelope: Optional[dict] = js()
+    created_at: Optional[datetime] = ts()
+
+
+class CheckRun(SQLModel, table=True):
+    """Results of canary and unsubscribe tests (evidence for the readiness score)."""
+
+    __tablename__ = "check_run"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32, index=True)  # canary|unsubscribe_test
     at: Optional[datetime] = ts()
     ok: bool = False
     results: Optional[list] = js()
