@@ -111,6 +111,7 @@ class App:
         self.secret = load_secret(data_dir())
         self._alerter = None
         self._llm = None
+        self._icp = None
         self.alerts = AlertDispatcher(lambda: self.alerter)
         self.breakers.on_transition = self._breaker_alert
         self.control.on_change = self.alert_dict
@@ -139,6 +140,21 @@ class App:
 
             self._llm = LLMChain.from_env(self.store, self.clock, self.breakers)
         return self._llm
+
+    @property
+    def icp(self):
+        """The ideal customer profile (config/icp.json), validated on first use."""
+        if self._icp is None:
+            from .icp import load_icp
+
+            self._icp = load_icp(self.settings.config_dir)
+        return self._icp
+
+    def score(self, lead):
+        """ICP score, tier and one-line explanation for a lead (or any object with its fields)."""
+        from .icp import score_lead
+
+        return score_lead(lead, self.icp, self.settings.customer_exclusions, self.settings.competitor_exclusions)
 
     def alert_dict(self, alert: dict) -> None:
         """Queue an alert ({kind, title, text, fields?}); delivered off the caller's path, never raises."""

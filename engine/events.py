@@ -278,11 +278,26 @@ class EventService:
                 lead.last_engaged_at, lead.updated_at = now, now
                 lead.data = {**(lead.data or {}), "last_visit": {k: visitor.get(k) for k in ("page", "seen_at",
                                                                                              "referrer")}}
+                lead.last_visit_at = now
+                lead.website_visits = (lead.website_visits or 0) + 1
+                fit = self.app.score(lead)
+                lead.score, lead.tier, lead.icp = fit.score, fit.tier, {"explain": fit.explain(),
+                                                                        "reason": fit.reason}
+                lead.disqualified_reason = fit.reason if fit.disqualified else None
                 s.add(lead)
                 s.flush()
-                out = Outcome("processed", f"lead {lead.id} {'created' if created else 'matched'} from a visit")
+                what = f"lead {lead.id} {'created' if created else 'matched'} from a visit"
+                alert = None
+                if not fit.disqualified and fit.tier in (1, 2):
+                    what += f"; ICP match (tier {fit.tier}, score {fit.score}): hot-lead alert"
+                    alert = {"kind": "hot_lead", "title": f"ICP-fit visitor: {lead.email} ({lead.company or '?'})",
+                             "text": f"Visited {visitor.get('page') or 'the site'}. {fit.explain()}",
+                             "fields": {"tier": fit.tier, "score": fit.score, "title": lead.title}}
+                out = Outcome("processed", what, alert=alert)
             audit.append(s, event="webhook.rb2b", actor="rb2b", now=now, ref=eid, status=out.status,
                          data={"detail": out.detail})
+        if out.alert:
+            self._safe_alert(out.alert)
         return out
 
     def _safe_alert(self, alert: dict) -> None:

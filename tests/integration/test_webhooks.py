@@ -172,7 +172,7 @@ def test_one_click_unsubscribe(stack):
 
 
 def test_rb2b_visitor_creates_or_matches_a_lead(stack, monkeypatch):
-    app, client, _ = stack
+    app, client, alerts = stack
     monkeypatch.setenv("RB2B_WEBHOOK_SECRET", "s3cret-rb2b-value")
     visit = {"LinkedIn URL": "https://linkedin.com/in/x", "First Name": "Ana", "Last Name": None,
              "Title": "VP Sales", "Company Name": "Target Inc", "Business Email": "Ana@Target.io",
@@ -185,12 +185,29 @@ def test_rb2b_visitor_creates_or_matches_a_lead(stack, monkeypatch):
         lead = s.exec(select(Lead)).one()
     assert (lead.email, lead.status, lead.employee_count, lead.company_domain) == ("ana@target.io", "warm", 125,
                                                                                  "target.io")
+    assert [a["fields"]["tier"] for a in alerts] == [2]  # VP Sales at 125 people, industry unknown: tier 2
     visit["Employee Count"] = 80
     visit["Captured URL"] = "https://alphaswarm.example/demo"
     r = client.post("/webhooks/rb2b?secret=s3cret-rb2b-value", json=visit)
-    assert "matched" in r.json()["detail"]
+    assert "matched" in r.json()["detail"] and len(alerts) == 2  # a second visit by a fit is hot again
     r = client.post("/webhooks/rb2b?secret=s3cret-rb2b-value", json={"First Name": None, "Employee Count": None})
     assert r.status_code == 200 and "recorded only" in r.json()["detail"]
+
+
+def test_rb2b_icp_match_raises_a_hot_lead_alert(stack, monkeypatch):
+    app, client, alerts = stack
+    monkeypatch.setenv("RB2B_WEBHOOK_SECRET", "s3cret-rb2b-value")
+    fit = {"First Name": "Cara", "Title": "VP Sales", "Company Name": "Fitco", "Business Email": "cara@fitco.io",
+           "Website": "fitco.io", "Industry": "B2B SaaS", "Employee Count": 120, "Country": "US",
+           "Captured URL": "https://alphaswarm.example/pricing"}
+    r = client.post("/webhooks/rb2b?secret=s3cret-rb2b-value", json=fit)
+    assert "ICP match (tier 1" in r.json()["detail"]
+    assert len(alerts) == 1 and alerts[0]["kind"] == "hot_lead" and "cara@fitco.io" in alerts[0]["title"]
+    misfit = {**fit, "Business Email": "dev@fitco.io", "Title": "Marketing Coordinator"}
+    assert "ICP match" not in client.post("/webhooks/rb2b?secret=s3cret-rb2b-value", json=misfit).json()["detail"]
+    competitor = {**fit, "Business Email": "vp@competitor-one.example", "Website": "competitor-one.example"}
+    assert "ICP match" not in client.post("/webhooks/rb2b?secret=s3cret-rb2b-value", json=competitor).json()["detail"]
+    assert len(alerts) == 1
 
 
 def test_unsubscribe_bounce_and_dnd_block_the_next_send_from_another_process(stack, db_url, config_factory,
