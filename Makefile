@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 run: setup
 	$(BIN)/alpha init
+	$(BIN)/alpha demo
 	$(BIN)/alpha status
 	$(BIN)/alpha up
 

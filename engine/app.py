@@ -156,6 +156,14 @@ class App:
 
         return score_lead(lead, self.icp, self.settings.customer_exclusions, self.settings.competitor_exclusions)
 
+    def rescore(self, lead):
+        """Score a lead and record the result on it (score, tier, explanation, disqualification); returns it."""
+        fit = self.score(lead)
+        lead.score, lead.tier = fit.score, fit.tier
+        lead.icp = {"explain": fit.explain(), "reason": fit.reason}
+        lead.disqualified_reason = fit.reason if fit.disqualified else None
+        return fit
+
     def alert_dict(self, alert: dict) -> None:
         """Queue an alert ({kind, title, text, fields?}); delivered off the caller's path, never raises."""
         self.alerts.put(alert)

@@ -25,6 +25,10 @@ domains_cli = typer.Typer(no_args_is_help=True, help="Sending-domain health.")
 warmup_cli = typer.Typer(no_args_is_help=True, help="The domain warm-up plan.")
 webhooks_cli = typer.Typer(no_args_is_help=True, help="The webhook receiver and one-click unsubscribe endpoint.")
 sandbox_cli = typer.Typer(no_args_is_help=True, help="Local sandboxes of external services.")
+leads_cli = typer.Typer(no_args_is_help=True, help="Leads: import and export CSV.")
+shadow_cli = typer.Typer(no_args_is_help=True, help="Shadow runs: the whole pipeline, nothing leaves.")
+daily_cli = typer.Typer(no_args_is_help=True, help="The daily cycle (schedule it with cron or a systemd timer).")
+drafts_cli = typer.Typer(no_args_is_help=True, help="Drafted emails: list, approve, reject.")
 cli.add_typer(phase_cli, name="phase")
 cli.add_typer(breakers_cli, name="breakers")
 cli.add_typer(audit_cli, name="audit")
@@ -34,6 +38,10 @@ cli.add_typer(domains_cli, name="domains")
 cli.add_typer(warmup_cli, name="warmup")
 cli.add_typer(webhooks_cli, name="webhooks")
 cli.add_typer(sandbox_cli, name="sandbox")
+cli.add_typer(leads_cli, name="leads")
+cli.add_typer(shadow_cli, name="shadow")
+cli.add_typer(daily_cli, name="daily")
+cli.add_typer(drafts_cli, name="drafts")
 
 
 class OnOff(str, Enum):
@@ -564,6 +572,215 @@ def alert(test: bool = typer.Option(False, "--test", help="Send a test alert to 
     row = app.alerter.send_test(text)
     print(f"alert {row.status}" + (f": {row.error}" if row.error else ""))
     raise typer.Exit(0 if row.status == "sent" else 1)
+
+
+# ---------------------------------------------------------------------------------------------- pipeline
+
+def _progress(label: str):
+    """A progress bar on stderr (so JSON on stdout stays clean); returns (callback, context manager)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=False, disable=not sys.stderr.isatty())
+    task = bar.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return update, bar
+
+
+@leads_cli.command("import")
+def leads_import(file: str, as_json: bool = JsonOpt):
+    """Import leads from a CSV (aliases, encodings and delimiters detected); bad rows reported, good rows kept."""
+    from .leads_io import import_leads
+
+    app = _app()
+    update, bar = _progress("importing")
+    with bar:
+        report = import_leads(app.store, file, app.clock, progress=update)
+    if as_json:
+        _out(report)
+        return
+    print(f"imported {report['imported']}, updated {report['updated']}, rejected {report['rejected']}")
+    for e in report["errors"][:50]:
+        print(f"  row {e['row']}: {e['field']}: {e['error']}")
+    if len(report["errors"]) > 50:
+        print(f"  ... and {len(report['errors']) - 50} more (use --json for all)")
+
+
+@leads_cli.command("export")
+def leads_export(file: str):
+    """Export every lead to CSV (spreadsheet formula injection neutralised)."""
+    from .leads_io import export_leads
+
+    app = _app()
+    n = export_leads(app.store, file)
+    print(f"exported {n} leads to {file}")
+
+
+@shadow_cli.command("run")
+def shadow_run_cmd(contacts: int = typer.Option(..., "--contacts", help="How many leads."),
+                   llm: bool = typer.Option(False, "--llm", help="Personalise drafts with the LLM chain."),
+                   as_json: bool = JsonOpt):
+    """Score, route, draft and decide for N leads with the gateway in shadow: every rule runs, nothing leaves."""
+    from .pipeline import shadow_run
+
+    app = _app()
+    update, bar = _progress("shadow run")
+    with bar:
+        summary = shadow_run(app, contacts, progress=update, use_llm=llm)
+    if as_json:
+        _out(summary)
+        return
+    print(f"shadow run {summary['run_id']}: {summary['leads']} leads, nothing sent")
+    for key in ("by_status", "by_tier", "by_sequence", "by_reason"):
+        print(f"  {key.removeprefix('by_'):9} " + ", ".join(f"{k}={v}" for k, v in summary[key].items()))
+
+
+@shadow_cli.command("export")
+def shadow_export(file: str, run: Optional[int] = typer.Option(None, "--run", help="Run id (default: newest).")):
+    """Write a shadow run's emails, decisions and reasons to CSV."""
+    from .pipeline import export_shadow
+
+    app = _app()
+    n = export_shadow(app, file, run)
+    print(f"exported {n} shadow emails to {file}")
+
+
+@cli.command()
+def demo(file: str = typer.Option("data/demo_leads.csv", "--file", help="The demo CSV.")):
+    """Into an EMPTY database only: import the demo leads and run a shadow run over them (nothing is sent)."""
+    from sqlmodel import func, select
+
+    from .leads_io import import_leads
+    from .models import Lead
+    from .pipeline import shadow_run
+
+    app = _app()
+    with app.store.read() as s:
+        n = s.exec(select(func.count()).select_from(Lead)).one()
+    if n:
+        print(f"demo: the database already holds {n} leads; nothing loaded")
+        return
+    update, bar = _progress("importing demo leads")
+    with bar:
+        report = import_leads(app.store, file, app.clock, progress=update)
+    print(f"demo: imported {report['imported']} leads ({report['rejected']} bad rows reported, as intended)")
+    update, bar = _progress("shadow run")
+    with bar:
+        summary = shadow_run(app, report["imported"] + report["updated"], progress=update)
+    print(f"demo: shadow run {summary['run_id']} over {summary['leads']} leads: "
+          + ", ".join(f"{k}={v}" for k, v in summary["by_status"].items()) + " (nothing sent)")
+
+
+@daily_cli.command("run")
+def daily_run_cmd(import_file: Optional[str] = typer.Option(None, "--import", help="A CSV to import first."),
+                  llm: bool = typer.Option(False, "--llm"), as_json: bool = JsonOpt):
+    """Import, score, route, draft and queue the day's next steps; safe to run twice the same day."""
+    from .pipeline import daily_run
+
+    app = _app()
+    update, bar = _progress("daily run")
+    with bar:
+        summary = daily_run(app, import_file, progress=update, use_llm=llm)
+    if as_json:
+        _out(summary)
+        return
+    print(f"daily run {summary['day']}: {summary['leads']} leads: "
+          + ", ".join(f"{k}={v}" for k, v in summary["by_status"].items()))
+
+
+@drafts_cli.command("list")
+def drafts_list(status_: Optional[str] = typer.Option(None, "--status"), limit: int = typer.Option(50, "--limit"),
+                as_json: bool = JsonOpt):
+    """The newest drafts."""
+    from sqlmodel import select
+
+    from .models import Draft
+
+    app = _app()
+    with app.store.read() as s:
+        q = select(Draft)
+        if status_:
+            q = q.where(Draft.status == status_)
+        rows = s.exec(q.order_by(Draft.id.desc()).limit(limit)).all()
+    data = [{"id": d.id, "lead_id": d.lead_id, "sequence": d.sequence, "step": d.step, "template": d.template_id,
+             "version": d.template_version, "status": d.status, "subject": d.subject,
+             "flags": [f.get("code") for f in (d.flags or [])]} for d in rows]
+    if as_json:
+        _out(data)
+        return
+    for d in data:
+        print(f"{d['id']:6} {d['status']:9} lead {d['lead_id']:<6} {d['sequence']}/{d['step']} {d['template']} "
+              f"v{d['version']}  {d['subject']}  {','.join(x for x in d['flags'] if x)}")
+
+
+@drafts_cli.command("approve")
+def drafts_approve(draft_id: int, actor: Optional[str] = ActorOpt):
+    """Approve a draft (audited)."""
+    from .pipeline import set_draft_status
+
+    app = _app()
+    set_draft_status(app, draft_id, "approved", actor or default_actor())
+    print(f"draft {draft_id} approved")
+
+
+@drafts_cli.command("reject")
+def drafts_reject(draft_id: int, reason: str = ReasonOpt, actor: Optional[str] = ActorOpt):
+    """Reject a draft with a reason (audited)."""
+    from .pipeline import set_draft_status
+
+    app = _app()
+    set_draft_status(app, draft_id, "rejected", actor or default_actor(), reason)
+    print(f"draft {draft_id} rejected")
+
+
+@cli.command()
+def send(internal_only: bool = typer.Option(False, "--internal-only",
+                                            help="Send approved drafts to the internal addresses only."),
+         limit: int = typer.Option(3, "--limit")):
+    """First live sends (assisted phase): approved drafts to the internal addresses in config, through the gateway."""
+    from .pipeline import send_internal
+
+    if not internal_only:
+        raise AlphaError("only --internal-only is supported: lead sends go through `alpha daily run`")
+    app = _app()
+    for r in send_internal(app, limit):
+        print(json.dumps(r, default=str))
+
+
+def _check_report(report: dict, as_json: bool) -> None:
+    if as_json:
+        _out(report)
+    else:
+        for c in report["checks"]:
+            print(f"[{'x' if c['passed'] else ' '}] {c['name']}: {c['got']}")
+        print(f"{report['kind']}: {'PASS' if report['ok'] else 'FAIL'}")
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
+@cli.command()
+def canary(as_json: bool = JsonOpt):
+    """A synthetic internal lead through the whole pipeline; planted violations must be caught. Exit 1 on failure."""
+    from .checks import run_canary
+
+    app = _app()
+    report = run_canary(app)
+    app.alerts.flush()
+    _check_report(report, as_json)
+
+
+@cli.command("unsubscribe-test")
+def unsubscribe_test(as_json: bool = JsonOpt):
+    """Templates show unsubscribe and address; sends carry RFC 8058 headers; suppression and one-click work."""
+    from .checks import run_unsubscribe_test
+
+    app = _app()
+    report = run_unsubscribe_test(app)
+    app.alerts.flush()
+    _check_report(report, as_json)
 
 
 # ---------------------------------------------------------------------------------------------- entry

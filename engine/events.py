@@ -280,10 +280,7 @@ class EventService:
                                                                                              "referrer")}}
                 lead.last_visit_at = now
                 lead.website_visits = (lead.website_visits or 0) + 1
-                fit = self.app.score(lead)
-                lead.score, lead.tier, lead.icp = fit.score, fit.tier, {"explain": fit.explain(),
-                                                                        "reason": fit.reason}
-                lead.disqualified_reason = fit.reason if fit.disqualified else None
+                fit = self.app.rescore(lead)
                 s.add(lead)
                 s.flush()
                 what = f"lead {lead.id} {'created' if created else 'matched'} from a visit"

@@ -83,8 +83,10 @@ class Gateway:
 
     # ------------------------------------------------------------------------------------ public API
 
-    def submit(self, raw: Any) -> Result:
-        """Decide on one action (a dict as submitted) and, if allowed, execute it."""
+    def submit(self, raw: Any, *, shadow: bool = False) -> Result:
+        """Decide on one action (a dict as submitted) and, if allowed, execute it.
+
+        ``shadow=True`` runs every check but lets nothing leave, whatever the phase (shadow runs, canaries)."""
         now = self.clock()
         try:
             action = parse_action(raw)
@@ -92,7 +94,7 @@ class Gateway:
             return self._invalid(e, raw, now)
         static, headers = self._precheck(action)
         with self.store.write() as s:
-            result, execute = self._decide(s, action, static, headers, now)
+            result, execute = self._decide(s, action, static, headers, now, force_shadow=shadow)
         self.breakers.flush_transitions()
         if execute:
             return self._execute(result)
@@ -162,7 +164,7 @@ class Gateway:
                      data={"to": action.to, "details": [r.detail for r in reasons if r.detail], **data})
 
     def _decide(self, s: Session, action: Action, static: list[Reason], headers: dict, now: datetime,
-                resume_id: int | None = None) -> tuple[Result, bool]:
+                resume_id: int | None = None, force_shadow: bool = False) -> tuple[Result, bool]:
         key = action.idempotency_key
         spec = action.spec
         ctl = s.get(ControlState, 1)
@@ -190,7 +192,7 @@ class Gateway:
         # 4. phase: CRM writes blocked by config; otherwise live or shadow
         if spec.crm_write and self.settings.production.block_production_writes:
             return refuse(Reason(Code.PRODUCTION_WRITES_BLOCKED, "block_production_writes is true"))
-        live = live_sending_allowed(ctl.phase, self.settings)
+        live = live_sending_allowed(ctl.phase, self.settings) and not force_shadow
 
         # 5. idempotency
         row = s.exec(select(OutboxItem).where(OutboxItem.idempotency_key == key)).first()
@@ -244,7 +246,7 @@ class Gateway:
             status, out = "denied", permanent
         elif not live:
             status = "shadowed"
-            why = (f"phase {ctl.phase}" if ctl.phase in ("shadow", "parallel")
+            why = ("shadow run" if force_shadow else f"phase {ctl.phase}" if ctl.phase in ("shadow", "parallel")
                    else "email_behavior.actually_send/shadow_mode forbid live sends")
             out = [Reason(Code.PHASE_BLOCKS_SEND, f"nothing leaves: {why}")] + temporary
         elif temporary:

@@ -1,0 +1,313 @@
+"""The lead pipeline: score -> exclusions -> route -> draft -> gateway, with a typed envelope handed from
+stage to stage and stored with the lead.
+
+``shadow_run`` takes N leads through every stage with the gateway in forced shadow: every rule decides, the
+would-be email is stored with its full decision, and nothing leaves, whatever the rollout phase.
+"""
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from sqlmodel import select
+
+from . import handoff
+from .clock import iso
+from .models import Draft, Envelope, Lead, OutboxItem, ShadowRun
+
+AGENT = "GHL_MASTER"
+
+
+@dataclass
+class LeadOutcome:
+    lead_id: int
+    email: str
+    tier: int | None
+    stage: str              # where it stopped: disqualified | stopped | gateway
+    status: str             # disqualified | stopped | shadowed | denied | deferred | ...
+    reasons: list[str] = field(default_factory=list)
+    sequence: str | None = None
+    step: int | None = None
+    outbox_id: int | None = None
+
+
+def _facts(lead: Lead) -> dict:
+    src = f"lead {lead.id} ({lead.source or 'import'})"
+    return {
+        "email": (lead.email, src),
+        "company": (lead.company, src),
+        "title": (lead.title, src),
+        "employee_count": (lead.employee_count, src),
+        "industry": (lead.industry, src),
+        "country": (lead.country, src),
+        "timezone": (lead.timezone, src),
+        "consent": ("legitimate interest (B2B)", "policy"),
+    }
+
+
+class Pipeline:
+    def __init__(self, app, use_llm: bool = False, shadow: bool = True):
+        from .messaging import load_pack
+
+        self.app = app
+        self.pack = load_pack(app.settings.config_dir)
+        self.use_llm = use_llm
+        self.shadow = shadow
+
+    def prepare(self, lead: Lead, now) -> tuple[LeadOutcome | None, dict | None, list[handoff.Envelope]]:
+        """Score, exclude, route and draft one lead. Returns (final outcome if it stops here, the action to submit,
+        the envelopes)."""
+        from .drafting import NoTemplate, draft_for, save_draft
+        from .router import route
+
+        app = self.app
+        trail = []
+        env = handoff.start(lead.id, _facts(lead))
+        trail.append(env)
+        fit = app.rescore(lead)
+        env = handoff.hand_off(env, "ENRICHER", "found", "lead in the territory", now)
+        env = handoff.hand_off(env, "SEGMENTOR", "enriched", "facts from the lead record", now)
+        env = handoff.hand_off(
+            env, "CRAFTER", "disqualified" if fit.disqualified else f"tier {fit.tier}", fit.explain(), now,
+            {"tier": (fit.tier, "icp"), "exclusions": (fit.reason if fit.disqualified else "none", "icp + exclusions"),
+             "suppression": ("checked by the gateway", "gateway")})
+        trail.append(env)
+        if fit.disqualified:
+            return LeadOutcome(lead.id, lead.email, None, "disqualified", "disqualified", [fit.disqualifier or ""]), \
+                None, trail
+        r = route(lead, now, self.pack.routing)
+        lead.route = r.sequence
+        if r.stopped:
+            return LeadOutcome(lead.id, lead.email, fit.tier, "stopped", "stopped", [r.reason]), None, trail
+        step = self.pack.sequence(r.sequence).steps[0].step  # the first touch
+        llm = app.llm if self.use_llm else None
+        try:
+            # only approved templates are used outside shadow
+            d = draft_for(lead, (r.sequence, step), self.pack, app.settings, app.secret, llm=llm, now=now,
+                          approved_only=not self.shadow)
+        except NoTemplate as e:
+            return LeadOutcome(lead.id, lead.email, fit.tier, "draft", "no_template", [str(e)[:120]],
+                               r.sequence, step), None, trail
+        save_draft(app.store, lead.id, r.sequence, step, d, now)
+        env = handoff.hand_off(env, "GATEKEEPER", f"drafted {d.template_id} v{d.template_version}",
+                               f"{r.sequence} sequence ({r.reason})", now)
+        trail.append(env)
+        sender = app.settings.production.sender
+        # grounding: the facts behind the tier and the draft come from the lead record, as of its last update
+        evidence = [{"source": f"lead record {lead.id} ({lead.source or 'import'})",
+                     "retrieved_at": iso(lead.updated_at or lead.created_at or now),
+                     "claim": fit.explain()[:300]}]
+        action = {"agent": AGENT, "action": "send_email", "to": lead.email, "from": sender.from_addresses[0],
+                  "subject": d.subject, "html": d.html, "text": d.text, "lead_id": lead.id, "tier": fit.tier,
+                  "company": lead.company, "evidence": evidence}
+        if lead.timezone:
+            action["timezone"] = lead.timezone
+        return None, {"action": action, "sequence": r.sequence, "step": step, "tier": fit.tier}, trail
+
+    def _store(self, lead: Lead, trail: list[handoff.Envelope], now) -> None:
+        with self.app.store.write_plain() as s:
+            s.add(lead)
+            for env in trail:
+                s.add(Envelope(lead_id=lead.id, stage=env.stage, envelope=env.to_dict(), created_at=now))
+
+    def run_one(self, lead: Lead, key: str) -> LeadOutcome:
+        now = self.app.clock()
+        outcome, plan, trail = self.prepare(lead, now)
+        if outcome is None:
+            action = {**plan["action"], "idempotency_key": key}
+            res = self.app.gateway.submit(action, shadow=self.shadow)
+            outcome = LeadOutcome(lead.id, lead.email, plan["tier"], "gateway", res.status, res.codes,
+                                  plan["sequence"], plan["step"], res.outbox_id)
+            trail.append(handoff.hand_off(trail[-1], "GHL_MASTER", res.status, ", ".join(res.codes) or "allowed", now))
+        self._store(lead, trail, now)
+        return outcome
+
+
+def shadow_run(app, contacts: int, progress: Callable[[int, int], None] | None = None,
+               use_llm: bool = False) -> dict:
+    """Take the first ``contacts`` leads through every stage; nothing leaves. Returns the stored summary."""
+    pipe = Pipeline(app, use_llm=use_llm, shadow=True)
+    started = app.clock()
+    with app.store.write_plain() as s:
+        run = ShadowRun(started_at=started, contacts=0)
+        s.add(run)
+        s.flush()
+        run_id = run.id
+    with app.store.read() as s:
+        leads = list(s.exec(select(Lead).order_by(Lead.id).limit(max(0, contacts))).all())
+    outcomes: list[LeadOutcome] = []
+    for i, lead in enumerate(leads, 1):
+        outcomes.append(pipe.run_one(lead, key=f"shadow-{run_id}-{lead.id}"))
+        if progress:
+            progress(i, len(leads))
+    summary = summarise(outcomes)
+    summary.update({"run_id": run_id, "started_at": iso(started), "finished_at": iso(app.clock())})
+    with app.store.write_plain() as s:
+        run = s.get(ShadowRun, run_id)
+        run.finished_at, run.contacts, run.summary = app.clock(), len(leads), summary
+        s.add(run)
+    return summary
+
+
+def summarise(outcomes: list[LeadOutcome]) -> dict:
+    by_status = Counter(o.status for o in outcomes)
+    by_tier = Counter("disqualified" if o.status == "disqualified" else f"tier {o.tier}" for o in outcomes)
+    by_reason = Counter(code for o in outcomes for code in o.reasons if code)
+    by_sequence = Counter(o.sequence for o in outcomes if o.sequence)
+    return {"leads": len(outcomes), "by_status": dict(by_status), "by_tier": dict(by_tier),
+            "by_reason": dict(by_reason.most_common()), "by_sequence": dict(by_sequence)}
+
+
+def export_shadow(app, path: str | Path, run_id: int | None = None) -> int:
+    """Write the shadow emails (of one run, default the newest) to CSV; returns the number of rows."""
+    from .leads_io import neutralise
+
+    with app.store.read() as s:
+        if run_id is None:
+            run = s.exec(select(ShadowRun).order_by(ShadowRun.id.desc())).first()
+            run_id = run.id if run else None
+        if run_id is None:
+            rows = []
+        else:
+            rows = list(s.exec(select(OutboxItem).where(OutboxItem.idempotency_key.like(f"shadow-{run_id}-%"))
+                               .order_by(OutboxItem.id)).all())
+    cols = ["outbox_id", "lead_id", "to", "tier", "status", "reasons", "subject", "text", "html", "list_unsubscribe"]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([neutralise(str(v)) if v is not None else "" for v in (
+                r.id, r.lead_id, r.to_email, r.tier, r.status, " ".join(x["code"] for x in (r.reasons or [])),
+                r.subject, r.text, r.html, (r.headers or {}).get("List-Unsubscribe"))])
+    return len(rows)
+
+
+# ------------------------------------------------------------------------------------------- daily cycle
+
+def _progress_of(app, lead_id: int) -> tuple[str | None, int, datetime | None]:
+    """The sequence a lead is in, the last step that went out and when (from the outbox, the source of truth)."""
+    with app.store.read() as s:
+        rows = s.exec(select(OutboxItem).where(OutboxItem.lead_id == str(lead_id), OutboxItem.status == "sent",
+                                               OutboxItem.idempotency_key.like("seq-%"))
+                      .order_by(OutboxItem.sent_at.desc())).all()
+    if not rows:
+        return None, 0, None
+    _, _, seq, step = rows[0].idempotency_key.split("-", 3)
+    return seq, int(step), rows[0].sent_at
+
+
+def daily_run(app, import_path: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
+              use_llm: bool = False) -> dict:
+    """The day's work, once: import (optional), score, route, draft the next due step of each lead, and queue it
+    through the gateway (the phase decides: shadowed, pending approval, deferred or sent). Safe to run twice
+    the same day: each (lead, sequence, step) has one idempotency key, so a second run replays, never resends."""
+    from .drafting import NoTemplate, draft_for, save_draft
+    from .leads_io import import_leads
+    from .router import next_step, route
+
+    started = app.clock()
+    imported = import_leads(app.store, import_path, app.clock) if import_path else None
+    pipe = Pipeline(app, use_llm=use_llm, shadow=False)
+    with app.store.read() as s:
+        leads = list(s.exec(select(Lead).order_by(Lead.id)).all())
+    counts: Counter = Counter()
+    for i, lead in enumerate(leads, 1):
+        now = app.clock()
+        fit = app.rescore(lead)
+        status = "disqualified"
+        if not fit.disqualified:
+            r = route(lead, now, pipe.pack.routing)
+            seq, last, last_at = _progress_of(app, lead.id)
+            seq = seq or r.sequence
+            lead.route = seq
+            nxt = None if r.stopped else next_step(lead, pipe.pack.sequence(seq), last, last_at, now)
+            if r.stopped or nxt is None:
+                status = "stopped" if r.stopped else "finished"
+            elif not nxt.due:
+                status = "waiting"
+            else:
+                try:
+                    d = draft_for(lead, (seq, nxt.step), pipe.pack, app.settings, app.secret,
+                                  llm=app.llm if use_llm else None, now=now, approved_only=True)
+                except NoTemplate:
+                    status = "no_template"
+                else:
+                    save_draft(app.store, lead.id, seq, nxt.step, d, now)
+                    sender = app.settings.production.sender
+                    res = app.gateway.submit({
+                        "agent": AGENT, "action": "send_email", "idempotency_key": f"seq-{lead.id}-{seq}-{nxt.step}",
+                        "to": lead.email, "from": sender.from_addresses[0], "subject": d.subject, "html": d.html,
+                        "text": d.text, "lead_id": lead.id, "tier": fit.tier, "company": lead.company,
+                        "first_touch": nxt.step == pipe.pack.sequence(seq).steps[0].step,
+                        "evidence": [{"source": f"lead record {lead.id} ({lead.source or 'import'})",
+                                      "retrieved_at": iso(lead.updated_at or lead.created_at or now)}],
+                        **({"timezone": lead.timezone} if lead.timezone else {})})
+                    status = res.status
+        with app.store.write_plain() as s:
+            s.add(lead)
+        counts[status] += 1
+        if progress:
+            progress(i, len(leads))
+    from .models import CheckRun
+
+    summary = {"day": iso(started)[:10], "leads": len(leads), "by_status": dict(counts),
+               "imported": imported and {k: imported[k] for k in ("imported", "updated", "rejected")}}
+    with app.store.write_plain() as s:
+        s.add(CheckRun(kind="daily", at=started, ok=True, results=[summary]))
+    return summary
+
+
+# ------------------------------------------------------------------------------------------- drafts
+
+def set_draft_status(app, draft_id: int, status: str, actor: str, reason: str = "") -> Draft:
+    """Approve or reject a draft (audited). Only approved drafts are used for internal-only sends."""
+    from . import audit
+    from .errors import InvalidRequest
+    from .models import Draft
+
+    if status not in ("approved", "rejected"):
+        raise InvalidRequest("status must be approved or rejected")
+    if status == "rejected" and not reason.strip():
+        raise InvalidRequest("a reason is required to reject a draft (--reason)")
+    now = app.clock()
+    with app.store.write() as s:
+        d = s.get(Draft, draft_id)
+        if d is None:
+            raise InvalidRequest(f"draft {draft_id} does not exist")
+        before = d.status
+        d.status = status
+        s.add(d)
+        audit.append(s, event=f"draft.{status}", actor=actor, now=now, ref=str(draft_id), status=status,
+                     data={"before": before, "reason": reason, "lead_id": d.lead_id, "template": d.template_id})
+        return d
+
+
+def send_internal(app, limit: int) -> list[dict]:
+    """First live sends: approved drafts, each sent ONLY to the internal addresses in config, through the
+    gateway, in the assisted phase (so each still needs a human approval before it executes)."""
+    from .errors import InvalidRequest
+    from .models import Draft
+
+    phase = app.control.state().phase
+    if phase != "assisted":
+        raise InvalidRequest(f"internal-only sends run in the assisted phase; the phase is {phase}")
+    internal = app.settings.production.sender.internal_addresses
+    if not internal:
+        raise InvalidRequest("sender.internal_addresses is empty in production.json: nowhere safe to send")
+    sender = app.settings.production.sender
+    with app.store.read() as s:
+        drafts = list(s.exec(select(Draft).where(Draft.status == "approved").order_by(Draft.id).limit(limit)).all())
+    out = []
+    for i, d in enumerate(drafts):
+        to = internal[i % len(internal)]
+        if to not in internal:  # by construction; kept as the rule this command exists to enforce
+            raise InvalidRequest(f"refusing to send to {to}: not an internal address")
+        res = app.gateway.submit({"agent": AGENT, "action": "send_email", "idempotency_key": f"internal-{d.id}-{to}",
+                                  "to": to, "from": sender.from_addresses[0], "subject": d.subject, "html": d.html,
+                                  "text": d.text, "first_touch": False})
+        out.append({"draft_id": d.id, "to": to, **res.to_dict()})
+    return out
