@@ -120,6 +120,10 @@ class App:
         self.executors = executors
         self.gateway = Gateway(self.store, self.settings, self.clock, self.executors, self.env_kill,
                                self.permissions, self.breakers, self.secret)
+        from .approvals import ApprovalService
+
+        self.approvals = ApprovalService(self)
+        self.gateway.approval_fields = self.approvals.new_fields
 
     # ------------------------------------------------------------------------------------ integrations
 

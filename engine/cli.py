@@ -29,6 +29,7 @@ leads_cli = typer.Typer(no_args_is_help=True, help="Leads: import and export CSV
 shadow_cli = typer.Typer(no_args_is_help=True, help="Shadow runs: the whole pipeline, nothing leaves.")
 daily_cli = typer.Typer(no_args_is_help=True, help="The daily cycle (schedule it with cron or a systemd timer).")
 drafts_cli = typer.Typer(no_args_is_help=True, help="Drafted emails: list, approve, reject.")
+approvals_cli = typer.Typer(no_args_is_help=True, help="The approval queue (four-eyes, SLAs, expiry).")
 cli.add_typer(phase_cli, name="phase")
 cli.add_typer(breakers_cli, name="breakers")
 cli.add_typer(audit_cli, name="audit")
@@ -42,6 +43,7 @@ cli.add_typer(leads_cli, name="leads")
 cli.add_typer(shadow_cli, name="shadow")
 cli.add_typer(daily_cli, name="daily")
 cli.add_typer(drafts_cli, name="drafts")
+cli.add_typer(approvals_cli, name="approvals")
 
 
 class OnOff(str, Enum):
@@ -749,6 +751,93 @@ def send(internal_only: bool = typer.Option(False, "--internal-only",
     app = _app()
     for r in send_internal(app, limit):
         print(json.dumps(r, default=str))
+
+
+@approvals_cli.command("list")
+def approvals_list(as_json: bool = JsonOpt):
+    """Pending approvals, most urgent first, with SLA and where each message goes."""
+    from .clock import iso
+
+    app = _app()
+    now = app.clock()
+    data = []
+    for a, row in app.approvals.pending():
+        left = (a.sla_due_at - now).total_seconds() / 60 if a.sla_due_at else None
+        data.append({"id": a.id, "outbox_id": row.id, "action_type": a.action_type, "risk": a.risk,
+                     "requested_by": a.requested_by, "to": row.to_email, "subject": row.subject,
+                     "sla_due_at": iso(a.sla_due_at), "sla_minutes_left": None if left is None else round(left, 1),
+                     "breached": left is not None and left < 0, "escalated_to": a.escalated_to,
+                     "expires_at": iso(a.expires_at)})
+    if as_json:
+        _out(data)
+        return
+    if not data:
+        print("no pending approvals")
+    for d in data:
+        sla = "BREACHED" if d["breached"] else f"{d['sla_minutes_left']:.0f} min left"
+        print(f"{d['id']:6} {d['action_type'] or '':13} {sla:14} to {d['to']:32} {d['subject']}")
+
+
+@approvals_cli.command("approve")
+def approvals_approve(approval_id: int, actor: Optional[str] = ActorOpt):
+    """Approve (four-eyes: not by whoever requested or edited it). The worker then executes it."""
+    app = _app()
+    a = app.approvals.approve(approval_id, actor or default_actor())
+    print(f"approval {a.id} approved; it executes at the next `alpha approvals process` (all checks re-run)")
+
+
+@approvals_cli.command("reject")
+def approvals_reject(approval_id: int, reason: str = ReasonOpt, actor: Optional[str] = ActorOpt):
+    """Reject with a reason; the message will not be sent."""
+    app = _app()
+    a = app.approvals.reject(approval_id, actor or default_actor(), reason)
+    print(f"approval {a.id} rejected")
+
+
+@approvals_cli.command("edit")
+def approvals_edit(approval_id: int, subject: Optional[str] = typer.Option(None, "--subject"),
+                   html_file: Optional[str] = typer.Option(None, "--html-file"),
+                   actor: Optional[str] = ActorOpt):
+    """Edit the message before approval; someone else must then approve it."""
+    app = _app()
+    html = _open_input(html_file).read() if html_file else None
+    app.approvals.edit(approval_id, actor or default_actor(), subject=subject, html=html)
+    print(f"approval {approval_id} edited; another person must approve it")
+
+
+@approvals_cli.command("process")
+def approvals_process(limit: int = typer.Option(100, "--limit"), as_json: bool = JsonOpt):
+    """Run the execution queue once: escalate SLA breaches, expire, then execute what is approved or due."""
+    app = _app()
+    out = app.approvals.process(limit)
+    app.alerts.flush()
+    if as_json:
+        _out(out)
+        return
+    print(f"escalated {len(out['escalated'])}, expired {len(out['expired'])}, processed {len(out['results'])}")
+    for r in out["results"]:
+        print(json.dumps(r, default=str))
+
+
+@cli.command()
+def worker(interval: float = typer.Option(5.0, "--interval", help="Seconds to wait when nothing is due.")):
+    """Run the execution queue continuously (Ctrl-C or SIGTERM stops it after the current item)."""
+    import signal
+
+    app = _app()
+    stopping = {"now": False}
+
+    def stop(*_):
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"worker started (database {app.store.display_url}); Ctrl-C stops it")
+    try:
+        app.approvals.run_forever(interval, stop=lambda: stopping["now"])
+    except KeyboardInterrupt:
+        pass
+    app.alerts.flush()
+    print("worker stopped")
 
 
 def _check_report(report: dict, as_json: bool) -> None:

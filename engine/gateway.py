@@ -80,6 +80,8 @@ class Gateway:
         self.permissions = permissions
         self.breakers = breakers
         self.secret = unsubscribe_secret
+        # who approves what and by when (set by the App from config/approvers.json)
+        self.approval_fields = lambda action, high_risk, now: {}
 
     # ------------------------------------------------------------------------------------ public API
 
@@ -196,7 +198,8 @@ class Gateway:
 
         # 5. idempotency
         row = s.exec(select(OutboxItem).where(OutboxItem.idempotency_key == key)).first()
-        if row is not None and row.payload_hash != action.payload_hash:
+        # on resume the stored row is the source of truth (a human may have edited it before approving)
+        if row is not None and resume_id is None and row.payload_hash != action.payload_hash:
             return refuse(Reason(Code.IDEMPOTENCY_CONFLICT,
                                  f"key {key!r} was used for another payload (outbox row {row.id})"))
         if resume_id is not None and (row is None or row.id != resume_id):
@@ -288,7 +291,8 @@ class Gateway:
         s.flush()
         if new_approval:
             appr = Approval(outbox_id=row.id, status="pending", risk="high" if high_risk else "normal",
-                            requested_by=action.agent, requested_at=now)
+                            requested_by=action.agent, requested_at=now,
+                            **self.approval_fields(action, high_risk, now))
             s.add(appr)
             s.flush()
             row.approval_id = appr.id

@@ -151,6 +151,13 @@ class Approval(SQLModel, table=True):
     decided_by: Optional[str] = Field(default=None, max_length=200)
     decided_at: Optional[datetime] = ts()
     reason: Optional[str] = Field(default=None, sa_type=sa.Text)
+    action_type: Optional[str] = Field(default=None, max_length=32, index=True)  # the roster's key
+    sla_due_at: Optional[datetime] = ts()
+    expires_at: Optional[datetime] = ts()
+    escalated_at: Optional[datetime] = ts()
+    escalated_to: Optional[str] = Field(default=None, max_length=200)
+    edited_by: Optional[str] = Field(default=None, max_length=200)
+    edited_at: Optional[datetime] = ts()
 
 
 class Suppression(SQLModel, table=True):

@@ -47,6 +47,9 @@ class Code(str, Enum):
     # Outcomes of the executor call (after every rule passed):
     PROVIDER_ERROR = "PROVIDER_ERROR"
     PROVIDER_REJECTED = "PROVIDER_REJECTED"
+    # Outcomes of the approval queue:
+    APPROVAL_REJECTED = "APPROVAL_REJECTED"
+    APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
 
 
 KIND: dict[Code, Kind] = {c: Kind.PERMANENT for c in Code}
@@ -94,6 +97,8 @@ DESCRIPTIONS: dict[Code, str] = {
     Code.PROVIDER_ERROR: "The provider failed before accepting the message (5xx, refused connection): "
                          "nothing went out; deferred with backoff.",
     Code.PROVIDER_REJECTED: "The provider refused the message for good (4xx): nothing went out.",
+    Code.APPROVAL_REJECTED: "A human approver rejected it (the detail has who and why).",
+    Code.APPROVAL_EXPIRED: "Nobody decided before the approval expired: not sent, and not a human rejection.",
 }
 
 
