@@ -30,6 +30,7 @@ shadow_cli = typer.Typer(no_args_is_help=True, help="Shadow runs: the whole pipe
 daily_cli = typer.Typer(no_args_is_help=True, help="The daily cycle (schedule it with cron or a systemd timer).")
 drafts_cli = typer.Typer(no_args_is_help=True, help="Drafted emails: list, approve, reject.")
 approvals_cli = typer.Typer(no_args_is_help=True, help="The approval queue (four-eyes, SLAs, expiry).")
+compare_cli = typer.Typer(no_args_is_help=True, help="AI-vs-human blind comparison of lead tiers.")
 cli.add_typer(phase_cli, name="phase")
 cli.add_typer(breakers_cli, name="breakers")
 cli.add_typer(audit_cli, name="audit")
@@ -44,6 +45,7 @@ cli.add_typer(shadow_cli, name="shadow")
 cli.add_typer(daily_cli, name="daily")
 cli.add_typer(drafts_cli, name="drafts")
 cli.add_typer(approvals_cli, name="approvals")
+cli.add_typer(compare_cli, name="compare")
 
 
 class OnOff(str, Enum):
@@ -838,6 +840,79 @@ def worker(interval: float = typer.Option(5.0, "--interval", help="Seconds to wa
         pass
     app.alerts.flush()
     print("worker stopped")
+
+
+@compare_cli.command("generate")
+def compare_generate(n: int, seed: Optional[int] = typer.Option(None, "--seed"), actor: Optional[str] = ActorOpt):
+    """Draw N leads, stratified by the AI's tier, into a new blind review set."""
+    from .review import generate
+
+    app = _app()
+    r = generate(app, n, seed, actor or default_actor())
+    print(f"review set {r['set_id']}: {r['size']} leads (" + ", ".join(
+        f"AI tier {k}: {v}" for k, v in sorted(r["by_ai_tier"].items())) + ")")
+
+
+@compare_cli.command("next")
+def compare_next(set_id: Optional[int] = typer.Option(None, "--set"), as_json: bool = JsonOpt):
+    """The next unlabeled lead of a set: its facts only (the AI's tier is never shown)."""
+    from .review import next_item
+
+    app = _app()
+    item = next_item(app, set_id)
+    if item is None:
+        print("nothing left to label")
+        return
+    if as_json:
+        _out(item.to_dict())
+        return
+    print(f"item {item.item_id} ({item.labeled + 1} of {item.total})")
+    for k, v in item.facts.items():
+        print(f"  {k:15} {'' if v is None else v}")
+
+
+@compare_cli.command("label")
+def compare_label(item_id: int, label: str, note: Optional[str] = typer.Option(None, "--note"),
+                  actor: Optional[str] = ActorOpt):
+    """Label a review item: 1, 2, 3 or disqualified."""
+    from .review import label as do_label
+
+    app = _app()
+    do_label(app, item_id, label, actor or default_actor(), note)
+    print(f"item {item_id} labeled")
+
+
+@compare_cli.command("analyze")
+def compare_analyze(set_id: Optional[int] = typer.Option(None, "--set"),
+                    from_csv: Optional[str] = typer.Option(None, "--from-csv", help="ai_label,human_label CSV."),
+                    export: Optional[str] = typer.Option(None, "--export-disagreements"),
+                    as_json: bool = JsonOpt):
+    """n, agreement, Cohen's kappa, confusion matrix, per-tier precision/recall, disagreements, pass/fail."""
+    from .compare import analyze_csv, disagreements_csv
+    from .review import analyze
+
+    if from_csv:
+        from .config import load_settings
+
+        c = load_settings().production.comparison
+        result = analyze_csv(from_csv, min_labels=c.min_labels, threshold=c.agreement_threshold)
+    else:
+        result = analyze(_app(), set_id)
+    if export:
+        disagreements_csv(result, export)
+    if as_json:
+        _out(result)
+    else:
+        ag, k = result.get("agreement"), result.get("kappa")
+        print(f"n={result['n']} agreement={'-' if ag is None else f'{ag:.1%}'} "
+              f"kappa={'-' if k is None else f'{k:.3f}'} -> {'PASS' if result['passed'] else 'FAIL'}")
+        for r in result.get("reasons", []):
+            print(f"  {r}")
+        labels = list(result["confusion"])
+        print("  AI \\ human " + " ".join(f"{x:>12}" for x in labels))
+        for a in labels:
+            print(f"  {a:>12} " + " ".join(f"{result['confusion'][a].get(h, 0):>12}" for h in labels))
+    raise typer.Exit(0 if result["passed"] else 1)
 
 
 def _check_report(report: dict, as_json: bool) -> None:

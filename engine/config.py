@@ -162,6 +162,13 @@ class Reconciliation(_Strict):
     sending_stale_seconds: int = Field(ge=1)
 
 
+class Comparison(_Strict):
+    """The AI-vs-human go/no-go: agreement strictly above the threshold over at least min_labels labels."""
+
+    min_labels: int = Field(ge=1)
+    agreement_threshold: float = Field(gt=0, lt=1)
+
+
 class ProductionConfig(_Strict):
     rollout_phase: RolloutPhase
     block_production_writes: bool
@@ -174,6 +181,7 @@ class ProductionConfig(_Strict):
     approval: ApprovalPolicy = ApprovalPolicy()
     grounding: Grounding = Grounding(max_age_hours=720)
     reconciliation: Reconciliation = Reconciliation(sending_stale_seconds=300)
+    comparison: Comparison = Comparison(min_labels=50, agreement_threshold=0.75)
 
 
 class WarmupCriteria(_Strict):

@@ -148,6 +148,21 @@ def gate_config_allows_sending(ctx: GateContext) -> GateCheck:
                      f"shadow_mode={str(eb.shadow_mode).lower()} (live phases need true/false)")
 
 
+@register_gate("assisted")
+def gate_agreement(ctx: GateContext) -> GateCheck:
+    """AI-vs-human blind agreement above the threshold over enough labels (production.json: comparison)."""
+    from .review import analyze, latest_set
+
+    if latest_set(ctx) is None:
+        return GateCheck("AI vs human agreement", False,
+                         "no blind review yet: `alpha compare generate 50`, have an AE label it, then analyze")
+    r = analyze(ctx)
+    ag = "-" if r["agreement"] is None else f"{r['agreement']:.1%}"
+    return GateCheck("AI vs human agreement", bool(r["passed"]),
+                     f"set {r['set_id']}: {ag} over {r['n']} labels" + ("" if r["passed"] else
+                                                                         "; " + "; ".join(r["reasons"])))
+
+
 @register_gate("autonomous")
 def gate_breakers_closed(ctx: GateContext) -> GateCheck:
     with ctx.store.read() as s:

@@ -379,3 +379,21 @@ class CheckRun(SQLModel, table=True):
     at: Optional[datetime] = ts()
     ok: bool = False
     results: Optional[list] = js()
+
+
+class ReviewItem(SQLModel, table=True):
+    """One lead in a blind AI-vs-human review set. ``ai_label`` never leaves the engine's analysis."""
+
+    __tablename__ = "review_item"
+    __table_args__ = (sa.UniqueConstraint("set_id", "lead_id", name="uq_review_set_lead"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    set_id: int = Field(index=True)
+    position: int = 0
+    lead_id: int = Field(foreign_key="lead.id")
+    ai_label: str = Field(max_length=16)            # "1" | "2" | "3" | "disqualified"
+    human_label: Optional[str] = Field(default=None, max_length=16)
+    note: Optional[str] = Field(default=None, sa_type=sa.Text)
+    labeled_by: Optional[str] = Field(default=None, max_length=200)
+    labeled_at: Optional[datetime] = ts()
+    created_at: Optional[datetime] = ts()
