@@ -18,7 +18,8 @@ run: setup
 	$(BIN)/alpha init
 	$(BIN)/alpha demo
 	$(BIN)/alpha status
-	$(BIN)/alpha up
+	@echo "Console: http://localhost:8501 (demo users ae, approver, ops, admin; password: ALPHA_DEMO_PASSWORD, or generated and printed below)"
+	@bash -c 'trap "kill 0" EXIT; $(BIN)/alpha up & ALPHA_DEMO=1 $(BIN)/streamlit run console/app.py'
 
 test: setup
 	$(BIN)/python -m pytest

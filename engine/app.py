@@ -106,6 +106,7 @@ class App:
         self.clock = clock or system_clock
         self.env_kill = EnvKillSwitch(env_file)
         self.control = ControlPlane(self.store, self.settings, self.clock, self.env_kill)
+        self.control.app = self
         self.permissions = Permissions(self.store, self.settings, self.clock)
         self.breakers = Breakers(self.store, self.settings, self.clock)
         self.secret = load_secret(data_dir())

@@ -31,6 +31,7 @@ daily_cli = typer.Typer(no_args_is_help=True, help="The daily cycle (schedule it
 drafts_cli = typer.Typer(no_args_is_help=True, help="Drafted emails: list, approve, reject.")
 approvals_cli = typer.Typer(no_args_is_help=True, help="The approval queue (four-eyes, SLAs, expiry).")
 compare_cli = typer.Typer(no_args_is_help=True, help="AI-vs-human blind comparison of lead tiers.")
+users_cli = typer.Typer(no_args_is_help=True, help="Console users and their roles (config/users.yaml).")
 cli.add_typer(phase_cli, name="phase")
 cli.add_typer(breakers_cli, name="breakers")
 cli.add_typer(audit_cli, name="audit")
@@ -46,6 +47,7 @@ cli.add_typer(daily_cli, name="daily")
 cli.add_typer(drafts_cli, name="drafts")
 cli.add_typer(approvals_cli, name="approvals")
 cli.add_typer(compare_cli, name="compare")
+cli.add_typer(users_cli, name="users")
 
 
 class OnOff(str, Enum):
@@ -913,6 +915,70 @@ def compare_analyze(set_id: Optional[int] = typer.Option(None, "--set"),
         for a in labels:
             print(f"  {a:>12} " + " ".join(f"{result['confusion'][a].get(h, 0):>12}" for h in labels))
     raise typer.Exit(0 if result["passed"] else 1)
+
+
+@cli.command("readiness")
+def readiness_cmd(as_json: bool = JsonOpt):
+    """The 0-100 readiness score from live checks, and the go/no-go table for the next phase."""
+    from .readiness import readiness
+
+    app = _app()
+    r = readiness(app)
+    if as_json:
+        _out(r)
+        return
+    print(f"readiness {r['score']}/100 (phase {r['phase']})")
+    for c in r["categories"]:
+        print(f"  {c['name']:24} {c['score']:>3}/{c['max']}")
+        for x in c["checks"]:
+            print(f"      [{'x' if x['passed'] else ' '}] {x['name']}: {x['evidence']}")
+    if r["next_phase"]:
+        print(f"next phase {r['next_phase']}: {'ALLOWED' if r['next_phase_allowed'] else 'BLOCKED'}")
+        for b in r["blocking"]:
+            print(f"  - {b}")
+
+
+@users_cli.command("add")
+def users_add(username: str, name: str = typer.Option(..., "--name"), email: str = typer.Option(..., "--email"),
+              role: str = typer.Option(..., "--role", help="ae | approver | ops | admin")):
+    """Add a console user; the password is asked for (never an argument, so it stays out of shell history)."""
+    from .users import add_user
+
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    add_user(username, name, email, role, password)
+    print(f"user {username} added with role {role}")
+
+
+@users_cli.command("remove")
+def users_remove(username: str):
+    """Remove a console user (their next click is refused)."""
+    from .users import remove_user
+
+    remove_user(username)
+    print(f"user {username} removed")
+
+
+@users_cli.command("set-password")
+def users_set_password(username: str):
+    """Set a console user's password (asked for, twice)."""
+    from .users import set_password
+
+    password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    set_password(username, password)
+    print(f"password of {username} changed")
+
+
+@users_cli.command("list")
+def users_list(as_json: bool = JsonOpt):
+    """Console users and roles (no password hashes)."""
+    from .users import list_users
+
+    rows = list_users()
+    if as_json:
+        _out(rows)
+        return
+    for u in rows:
+        print(f"{u['username']:20} {', '.join(u.get('roles') or []):20} {u.get('email') or ''}")
 
 
 def _check_report(report: dict, as_json: bool) -> None:

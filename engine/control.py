@@ -97,6 +97,8 @@ class GateContext:
     store: Store
     now: datetime
     kill: KillState
+    app: object = None
+    _evidence: dict | None = None
 
 
 Gate = Callable[[GateContext], GateCheck]
@@ -189,6 +191,7 @@ class ControlPlane:
     clock: Clock
     env: EnvKillSwitch = field(default_factory=EnvKillSwitch)
     on_change: Callable[[dict], None] | None = None
+    app: object = None  # the engine, for gates that need live evidence (engine/readiness.py)
 
     def _notify(self, kind: str, title: str, text: str, **fields) -> None:
         if self.on_change is not None:
@@ -240,7 +243,7 @@ class ControlPlane:
 
     # -- rollout phase
     def gate_for(self, phase: str) -> list[GateCheck]:
-        ctx = GateContext(self.settings, self.store, self.clock(), self.kill())
+        ctx = GateContext(self.settings, self.store, self.clock(), self.kill(), app=self.app)
         return evaluate_gate(phase, ctx)
 
     def set_phase(self, target: str, reason: str, actor: str, force: bool = False) -> dict:
@@ -358,3 +361,8 @@ def _require(reason: str, actor: str) -> None:
         raise InvalidRequest("a reason is required (--reason)")
     if not (actor or "").strip():
         raise InvalidRequest("an actor is required (--actor)")
+
+
+from .readiness import install_gates  # noqa: E402  (the go/no-go criteria are gates too)
+
+install_gates()

@@ -5,7 +5,6 @@ import base64
 import hashlib
 import hmac
 import os
-import secrets
 from pathlib import Path
 
 
@@ -25,19 +24,9 @@ def load_secret(data_dir: str | Path = ".data") -> bytes:
     env = os.environ.get("ALPHA_UNSUBSCRIBE_SECRET", "")
     if env:
         return env.encode()
-    path = Path(data_dir) / "unsubscribe.key"
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(32).encode()
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes().strip()
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-        return key
+    from .keyfile import generated_key
+
+    return generated_key(Path(data_dir) / "unsubscribe.key").encode()
 
 
 def make_token(email: str, secret: bytes) -> str:

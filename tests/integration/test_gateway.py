@@ -296,6 +296,12 @@ def test_phase_moves_down_at_once_up_only_through_gate(live):
     from engine.models import ControlState
 
     live.control.set_phase("shadow", "back to shadow", "ops")  # down from autonomous: always allowed
+    with pytest.raises(PhaseChangeRefused, match="shadow validation complete"):
+        live.control.set_phase("parallel", "no shadow run yet", "ops")
+    from engine.models import ShadowRun
+
+    with live.store.write_plain() as s:
+        s.add(ShadowRun(started_at=live.clock(), finished_at=live.clock(), contacts=25))
     live.control.set_phase("parallel", "shadow validated", "ops")
     with pytest.raises(PhaseChangeRefused, match="one step"):
         live.control.set_phase("autonomous", "skip", "ops")

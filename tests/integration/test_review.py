@@ -90,5 +90,6 @@ def test_assisted_gate_needs_a_passing_blind_review(app_factory):
         items = s.exec(select(ReviewItem).where(ReviewItem.set_id == set_id)).all()
     for it in items:
         label(app, it.id, it.ai_label, "ae")
-    app.control.set_phase("assisted", "agreement 100% over 12", "ops")
-    assert app.control.state().phase == "assisted"
+    blocking = [c.name for c in app.control.gate_for("assisted") if not c.passed]
+    assert "AI vs human agreement" not in blocking
+    assert set(blocking) == {"shadow validation complete", "unsubscribe tested", "kill switch tested"}

@@ -1,0 +1,1 @@
+"""The operator console (Streamlit). Run from the repository root: `streamlit run console/app.py`."""

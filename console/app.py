@@ -1,0 +1,129 @@
+"""Operator console entry point. Run from the repository root:
+
+    streamlit run console/app.py                 # users from config/users.yaml (`alpha users add ...`)
+    ALPHA_DEMO=1 streamlit run console/app.py    # demo users ae/approver/ops/admin, password in the server log
+
+Login with streamlit-authenticator; the pages each user sees depend on their role, and every page checks
+the role again on the server (console.runtime.require_role).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run console/app.py` puts console/ on the path, not the repo root
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from console.runtime import ROLE_LABELS, current_user, get_app, header  # noqa: E402
+from engine.errors import AlphaError  # noqa: E402
+from engine.users import (UsersFileInvalid, UsersFileMissing, cookie_key, demo_mode, demo_password,  # noqa: E402
+                          demo_users, load_users, users_file)
+
+COOKIE_NAME = "alpha_console"
+COOKIE_DAYS = 1.0
+PAGES = ROOT / "pages"
+
+st.set_page_config(page_title="Alpha console", page_icon=":material/shield:", layout="wide")
+
+
+@st.cache_resource(show_spinner="Seeding demo users...")
+def _seed_demo(path: str, env_password: str) -> str:  # env_password: part of the cache key only
+    """Once per server process: the demo users get ALPHA_DEMO_PASSWORD (or a generated one, logged)."""
+    password, generated = demo_password()
+    names = demo_users(password, path)
+    src = "generated for this run" if generated else "from ALPHA_DEMO_PASSWORD"
+    print(f"[alpha console] DEMO MODE: users {', '.join(names)} in {path}; password ({src}): "
+          f"{password if generated else '(the value of ALPHA_DEMO_PASSWORD)'}", file=sys.stderr, flush=True)
+    return path
+
+
+def _no_users_page(path: Path) -> None:
+    st.title("Alpha operator console")
+    st.warning(f"No console users exist yet ({path} not found), so nobody can log in. "
+               "There is no default password.")
+    st.markdown("An admin creates the first account on the server, from the repository root:")
+    st.code("alpha users add jane --name 'Jane Doe' --email jane@example.com --role admin", language="bash")
+    st.markdown("Roles: `ae`, `approver`, `ops` (kill switch and rollout), `admin` (everything). "
+                "Then reload this page. To try the console with demo accounts instead, start it with "
+                "`ALPHA_DEMO=1 streamlit run console/app.py` (the password is printed in the server log).")
+    st.stop()
+
+
+def _login(credentials: dict):
+    import streamlit_authenticator as stauth
+
+    try:
+        key = cookie_key()
+    except AlphaError as e:
+        st.error(str(e))
+        st.stop()
+    auth = stauth.Authenticate(credentials["credentials"], cookie_name=COOKIE_NAME, cookie_key=key,
+                               cookie_expiry_days=COOKIE_DAYS, auto_hash=False)
+    if st.session_state.get("authentication_status") is not True:
+        st.title("Alpha operator console")
+        try:
+            auth.login(location="main", max_login_attempts=None,
+                       fields={"Form name": "Log in", "Username": "Username", "Password": "Password",
+                               "Login": "Log in"})
+        except Exception as e:  # noqa: BLE001 - e.g. a forged/expired cookie: show it and keep the form
+            st.error(f"Login failed: {e}")
+        status = st.session_state.get("authentication_status")
+        if status is False:
+            st.error("Username or password is incorrect.")
+        if status is not True:
+            if demo_mode():
+                st.info("Demo mode: log in as ae, approver, ops or admin with the demo password "
+                        "(ALPHA_DEMO_PASSWORD, or the one printed in the server log).")
+            st.stop()
+        st.rerun()
+    return auth
+
+
+def main() -> None:
+    path = users_file()
+    if demo_mode():
+        try:
+            _seed_demo(str(path), os.environ.get("ALPHA_DEMO_PASSWORD", ""))
+        except AlphaError as e:
+            st.error(f"Demo mode could not seed its users: {e}")
+            st.stop()
+    try:
+        credentials = load_users(path)
+    except UsersFileMissing:
+        _no_users_page(path)
+    except UsersFileInvalid as e:
+        st.error(str(e))
+        st.stop()
+    if not credentials["credentials"]["usernames"]:
+        _no_users_page(path)
+
+    auth = _login(credentials)
+    user = current_user()
+    if not user or not user["roles"]:
+        st.error(f"User {st.session_state.get('username')!r} no longer exists or has no role. Ask an admin.")
+        auth.logout("Log out", location="main", key="logout_norole")
+        st.stop()
+    roles = set(user["roles"])
+
+    get_app()  # fail here, once, with an actionable message when the database or config is not usable
+    pages = [st.Page(PAGES / "status.py", title="Status", icon=":material/monitoring:", default=True)]
+    if roles & {"ops", "admin"}:
+        pages.append(st.Page(PAGES / "kill_switch.py", title="Kill switch & rollout",
+                             icon=":material/emergency_home:", url_path="kill-switch"))
+    nav = st.navigation(pages)
+
+    with st.sidebar:
+        st.markdown(f"**{user['name']}**  \n{', '.join(ROLE_LABELS.get(r, r) for r in user['roles'])}")
+        auth.logout("Log out", location="sidebar", key="console_logout")
+    if st.session_state.get("authentication_status") is not True:  # just logged out
+        st.rerun()
+
+    header()
+    nav.run()
+
+
+main()

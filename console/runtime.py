@@ -1,0 +1,113 @@
+"""What every console page shares: the cached engine, the signed-in user, the role check and the header.
+
+Pages call engine services only (no SQL here or in pages/). Roles are re-read from the users file on every
+run, so removing a user or changing a role takes effect at the next click, whatever the session remembers.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import streamlit as st
+
+from engine.errors import AlphaError, ConfigError
+from engine.users import ROLES, UsersFileInvalid, UsersFileMissing, roles_of
+
+# Environment that selects which database/config/.env the engine uses: the cached App is keyed on it.
+_ENGINE_ENV = ("DATABASE_URL", "ALPHA_CONFIG_DIR", "ALPHA_DATA_DIR", "ALPHA_ENV_FILE")
+ROLE_LABELS = {"ae": "Account executive", "approver": "Approver", "ops": "Operations", "admin": "Admin"}
+
+
+@st.cache_resource(show_spinner="Starting the engine...")
+def _cached_app(_key: tuple):
+    from engine.app import App
+
+    app = App()
+    app.store.check_ready()
+    return app
+
+
+def get_app():
+    """The engine, built once per server process (and per database/config selection); stops the page with an
+    actionable message when the database or the configuration is not usable."""
+    key = tuple(os.environ.get(k, "") for k in _ENGINE_ENV)
+    try:
+        return _cached_app(key)
+    except ConfigError as e:
+        st.error("The configuration is invalid; the engine refuses to run until it is fixed:\n\n"
+                 + "\n".join(f"- {p}" for p in e.problems))
+    except AlphaError as e:
+        st.error(f"The engine cannot start: {e}")
+    st.stop()
+
+
+def actor() -> str:
+    """How console changes are recorded in the audit trail."""
+    return f"console:{st.session_state.get('username') or 'unknown'}"
+
+
+def current_user() -> dict | None:
+    """The signed-in user with roles as the users file says now, or None when nobody is signed in."""
+    if st.session_state.get("authentication_status") is not True or not st.session_state.get("username"):
+        return None
+    username = st.session_state["username"]
+    return {"username": username, "name": st.session_state.get("name") or username, "roles": roles_of(username)}
+
+
+def require_role(*allowed: str) -> dict:
+    """Stop the page unless the signed-in user holds one of ``allowed`` roles. Checked on the server on every
+    run, so a page loaded directly (not through the navigation) is refused just the same."""
+    unknown = [r for r in allowed if r not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown role(s) {unknown}; allowed: {ROLES}")
+    try:
+        user = current_user()
+    except (UsersFileMissing, UsersFileInvalid) as e:
+        st.error(f"Access refused: {e}")
+        st.stop()
+    if user is None:
+        st.error("You are not signed in. Open the console's home page and log in.")
+        st.stop()
+    if not set(user["roles"]) & set(allowed):
+        have = ", ".join(user["roles"]) or "no role (the user is no longer in the users file)"
+        need = " or ".join(allowed)
+        st.error(f"Access refused: this page needs the role {need}. You are signed in as "
+                 f"{user['username']} with {have}. Ask an admin to change your role "
+                 f"(`alpha users remove {user['username']}` then `alpha users add ... --role {allowed[0]}`).")
+        st.stop()
+    return user
+
+
+def run_action(fn: Callable, *args, **kwargs):
+    """Run an engine change; show an AlphaError as a message a person can act on. Returns (ok, result)."""
+    try:
+        return True, fn(*args, **kwargs)
+    except AlphaError as e:
+        st.error(str(e))
+        return False, None
+
+
+def _header_body() -> None:
+    app = get_app()
+    try:
+        s = app.status()
+    except Exception as e:  # noqa: BLE001 - the header must never take the page down
+        st.warning(f"Status unavailable: {e}")
+        return
+    kill = s["kill_switch"]
+    c1, c2, c3, c4 = st.columns([1.2, 1.6, 1, 1.2])
+    c1.markdown(f"**Phase:** `{s['phase']}`")
+    if kill["on"]:
+        why = "EMERGENCY_STOP" if kill["source"] == "env" else (kill["reason"] or "no reason")
+        c2.markdown(f":red-background[**KILL SWITCH ON**] ({why})")
+    else:
+        c2.markdown(":green-background[kill switch off]")
+    mode = s["mode"]
+    c3.markdown(f":orange-background[**{mode}**]" if mode == "LIVE" else f":blue-background[{mode}]")
+    c4.caption(f"live sending: {'yes' if s['live_sending'] else 'no'} · {s['checked_at']}")
+
+
+@st.fragment(run_every=5)
+def header() -> None:
+    """Phase, kill switch and SANDBOX/LIVE on every page, refreshed every 5 seconds."""
+    _header_body()

@@ -1,0 +1,143 @@
+"""Kill switch & rollout (ops, admin): the kill switch, the rollout phase ladder and the last changes."""
+from __future__ import annotations
+
+import streamlit as st
+
+from console.runtime import actor, get_app, require_role, run_action
+from engine.config import PHASES
+from engine.history import recent_changes
+
+require_role("ops", "admin")
+app = get_app()
+kill = app.control.kill()
+ctl = app.control.state()
+locked = kill.source == "env"  # EMERGENCY_STOP: nothing here can turn it off
+
+st.title("Kill switch & rollout")
+
+# ------------------------------------------------------------------------------------------ kill switch
+
+if kill.on:
+    st.error(f"## :material/block: KILL SWITCH ON: nothing is sent\n\n{kill.reason or ''}")
+else:
+    st.success("## Kill switch off\n\nSending is governed by the rollout phase and the guardrails.")
+
+if locked:
+    st.warning(f"**Forced on by EMERGENCY_STOP** ({kill.reason}). It cannot be turned off from the console or "
+               "the CLI while that is set: remove `EMERGENCY_STOP=true` from the environment of the running "
+               "processes and from `.env`, then turn the kill switch off here with a reason.")
+
+
+def _request_kill() -> None:
+    st.session_state["kill_pending"] = bool(st.session_state["kill_toggle"])
+
+
+def _clear_kill() -> None:
+    st.session_state.pop("kill_pending", None)
+    st.session_state.pop("kill_reason", None)
+
+
+@st.dialog("Confirm kill switch change", dismissible=False)
+def _confirm_kill(target: bool) -> None:
+    if target:
+        st.markdown("Turn the kill switch **ON**? Every worker stops sending at its next gateway decision.")
+    else:
+        st.markdown("Turn the kill switch **OFF**? Sending resumes as far as the phase and guardrails allow.")
+    reason = st.text_area("Reason (required, recorded in the audit trail)", key="kill_reason")
+    c1, c2 = st.columns(2)
+    if c1.button("Turn kill switch ON" if target else "Turn kill switch OFF", type="primary", key="kill_confirm"):
+        if not (reason or "").strip():
+            st.error("A reason is required: say why, so the next person knows.")
+            return
+        ok, _ = run_action(app.control.set_kill, target, reason.strip(), actor())
+        if ok:
+            _clear_kill()
+            st.session_state["flash"] = f"Kill switch turned {'ON' if target else 'off'}."
+            st.rerun()
+    if c2.button("Cancel", key="kill_cancel"):
+        _clear_kill()
+        st.rerun()
+
+
+if "kill_pending" not in st.session_state:
+    st.session_state["kill_toggle"] = kill.on  # the toggle always shows the real state
+st.toggle("**KILL SWITCH** (on = stop all sending)", key="kill_toggle", on_change=_request_kill,
+          disabled=locked and kill.on,
+          help="Opens a confirmation that asks for a reason." if not locked
+          else "Locked on by EMERGENCY_STOP.")
+st.caption(f"Last changed {ctl.kill_changed_at or 'never'} by {ctl.kill_actor or '-'}")
+if "kill_pending" in st.session_state:
+    _confirm_kill(st.session_state["kill_pending"])
+if st.session_state.get("flash"):
+    st.success(st.session_state.pop("flash"))
+
+st.divider()
+
+# ------------------------------------------------------------------------------------------ rollout phase
+
+st.header("Rollout phase")
+current = ctl.phase
+i = PHASES.index(current)
+for col, (n, p) in zip(st.columns(len(PHASES)), enumerate(PHASES)):
+    with col.container(border=True):
+        if n == i:
+            st.markdown(f"### :blue[● {p}]\ncurrent since {ctl.phase_changed_at}")
+        elif n < i:
+            st.markdown(f"### :gray[{p}]\nbelow")
+        else:
+            st.markdown(f"### {p}\n{'next' if n == i + 1 else 'later'}")
+if ctl.phase_reason:
+    st.caption(f"Set by {ctl.phase_actor}: {ctl.phase_reason}")
+
+up_col, down_col = st.columns(2)
+with up_col:
+    st.subheader("Move up")
+    if i + 1 >= len(PHASES):
+        st.info(f"{current} is the last phase.")
+    else:
+        nxt = PHASES[i + 1]
+        checks = app.control.gate_for(nxt)
+        passed = all(c.passed for c in checks)
+        st.markdown(f"Go/no-go gate for **{nxt}**:")
+        st.dataframe([{"check": c.name, "result": "pass" if c.passed else "FAIL", "detail": c.detail}
+                      for c in checks], hide_index=True, width="stretch")
+        if not passed:
+            st.warning(f"The gate for {nxt} fails: fix the failing checks first. A break-glass override is only "
+                       f"possible from the CLI: `alpha phase set {nxt} --force --reason ...`.")
+        up_reason = st.text_input("Reason for moving up (required)", key="phase_up_reason", disabled=not passed)
+        if st.button(f"Move up to {nxt}", key="phase_up", type="primary", disabled=not passed):
+            if not up_reason.strip():
+                st.error("A reason is required to change the phase.")
+            else:
+                ok, r = run_action(app.control.set_phase, nxt, up_reason.strip(), actor())
+                if ok:
+                    st.session_state["flash"] = f"Phase {r['before']} -> {r['after']}."
+                    st.session_state.pop("phase_up_reason", None)
+                    st.rerun()
+with down_col:
+    st.subheader("Move down")
+    if i == 0:
+        st.info(f"{current} is the first phase.")
+    else:
+        target = st.selectbox("Down to", list(reversed(PHASES[:i])), key="phase_down_target",
+                              help="Down takes effect at once, no gate.")
+        down_reason = st.text_input("Reason for moving down (required)", key="phase_down_reason")
+        if st.button(f"Move down to {target} now", key="phase_down"):
+            if not down_reason.strip():
+                st.error("A reason is required to change the phase.")
+            else:
+                ok, r = run_action(app.control.set_phase, target, down_reason.strip(), actor())
+                if ok:
+                    st.session_state["flash"] = f"Phase {r['before']} -> {r['after']}."
+                    st.session_state.pop("phase_down_reason", None)
+                    st.rerun()
+
+st.divider()
+st.subheader("Last changes")
+changes = recent_changes(app, ("control.kill_switch", "control.phase"), 15)
+if changes:
+    st.dataframe([{"at": c["at"], "change": c["event"].removeprefix("control."), "to": c["status"],
+                   "by": c["actor"], "reason": c["reason"] or "", "forced": c["forced"]} for c in changes],
+                 hide_index=True, width="stretch")
+else:
+    st.info("No kill switch or phase changes recorded yet.")

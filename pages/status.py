@@ -1,0 +1,70 @@
+"""Status (every role): what the engine is doing, as `alpha status` reports it."""
+from __future__ import annotations
+
+import streamlit as st
+
+from console.runtime import get_app, require_role
+from engine.users import ROLES
+
+require_role(*ROLES)
+app = get_app()
+s = app.status()
+
+st.title("Status")
+st.caption(f"Checked at {s['checked_at']} · database {s['components']['database']['url']} · "
+           f"config {s['components']['config']['dir']}")
+
+kill = s["kill_switch"]
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Rollout phase", s["phase"], help=f"changed {s['phase_changed_at']} by {s['phase_changed_by']}",
+          border=True)
+c2.metric("Kill switch", "ON" if kill["on"] else "off", border=True,
+          help=(kill["reason"] or "") + (" (forced by EMERGENCY_STOP)" if kill["source"] == "env" else ""))
+c3.metric("Mode", s["mode"], help=f"executor: {s['executor']}", border=True)
+c4.metric("Live sending", "yes" if s["live_sending"] else "no", border=True,
+          help="assisted/autonomous phase, email flags allow sending, LIVE executor and kill switch off")
+
+if not s["config_phase_matches"]:
+    st.warning(f"config/production.json says rollout_phase.current = {s['config_phase']!r} but the control plane "
+               f"is at {s['phase']!r} (the control plane wins; update the file to match).")
+if s["maintenance"]["on"]:
+    st.warning(f"Maintenance mode is on: {s['maintenance']['reason']}")
+if s["awaiting_reconciliation"]:
+    st.error(f"{s['awaiting_reconciliation']} send(s) await reconciliation: check the provider, then "
+             "`alpha outbox resolve ID sent|failed --reason ...`.")
+if s["permission_violations"]:
+    st.warning(f"{s['permission_violations']} permission violation(s) recorded in the audit trail.")
+
+st.subheader("Usage vs limits")
+u = s["usage"]
+cols = st.columns(3)
+for col, (label, key) in zip(cols, (("This month", "monthly"), ("Today", "daily"), ("Last 60 minutes", "hourly"))):
+    used, limit = u[key]["used"], u[key]["limit"]
+    with col.container(border=True):
+        st.markdown(f"**{label}**: {used} / {limit}")
+        st.progress(min(used / limit, 1.0) if limit else 1.0)
+        if key == "daily" and u["daily"].get("binding"):
+            st.caption(f"binding cap: {u['daily']['binding']} (warm-up phase {u['daily']['warmup_phase']})")
+pd_ = u["per_domain_hourly"]
+st.caption(f"Per-domain hourly limit {pd_['limit']}; minimum delay between sends from one mailbox "
+           f"{u['min_delay_seconds']['limit']} s.")
+if pd_["busiest"]:
+    st.dataframe(pd_["busiest"], hide_index=True, width="stretch")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Circuit breakers")
+    st.dataframe([{"breaker": b["name"], "state": b["state"], "failures": b["consecutive_failures"],
+                   "retry at": b["retry_at"] or "", "forced": b["forced"], "last error": b["last_error"] or ""}
+                  for b in s["breakers"]], hide_index=True, width="stretch")
+with right:
+    st.subheader("Outbox")
+    if s["outbox"]:
+        st.dataframe([{"status": k, "count": v} for k, v in sorted(s["outbox"].items())], hide_index=True,
+                     width="stretch")
+    else:
+        st.info("The outbox is empty.")
+    st.markdown(f"Awaiting reconciliation: **{s['awaiting_reconciliation']}**")
+
+st.subheader("Audit trail")
+st.markdown(f"{s['audit']['rows']} rows · head `{(s['audit']['head_hash'] or '')[:16]}`")

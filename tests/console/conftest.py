@@ -1,0 +1,74 @@
+"""Console tests: the real Streamlit scripts under streamlit.testing.v1.AppTest, on an initialised test database.
+
+The console builds its own App from the environment (DATABASE_URL, ALPHA_CONFIG_DIR), so each test points
+those at app_factory's database and config; `ctx.app` is a second App on the same database for checks.
+Login goes through streamlit-authenticator's real form (`ctx.login`); pages loaded directly (`ctx.page`)
+get the session state the authenticator sets after a successful login (authentication_status, username).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "console-test-password-42"
+ROLE_USERS = {"ae": "ae", "approver": "approver", "ops": "ops", "admin": "admin"}  # username -> role
+
+
+@pytest.fixture
+def kill_gate_only(monkeypatch):
+    """The gate for parallel reduced to "kill switch off", so a test controls it whatever gates the engine
+    registers (the page shows whatever gate_for returns)."""
+    from engine import control
+
+    monkeypatch.setitem(control.PHASE_GATES, "parallel", [control.gate_kill_switch_off])
+
+
+def _new(path: str):
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(str(ROOT / path), default_timeout=60)
+
+
+def login(at, username: str, password: str = PASSWORD):
+    user = next(w for w in at.text_input if w.label == "Username")
+    pw = next(w for w in at.text_input if w.label == "Password")
+    user.input(username)
+    pw.input(password)
+    next(b for b in at.button if b.label == "Log in").click()
+    return at.run()
+
+
+@pytest.fixture
+def ctx(app_factory, db_url, tmp_path, monkeypatch):
+    import streamlit as st
+
+    import engine.users as users
+
+    monkeypatch.setattr(users, "BCRYPT_ROUNDS", 4)  # fast hashes in tests
+    for var in ("ALPHA_DEMO", "ALPHA_DEMO_PASSWORD", "ALPHA_COOKIE_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    app = app_factory()
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("ALPHA_CONFIG_DIR", str(app.settings.config_dir))
+    users_file = tmp_path / "users.yaml"
+    monkeypatch.setenv("ALPHA_USERS_FILE", str(users_file))
+    for username, role in ROLE_USERS.items():
+        users.add_user(username, f"Test {role}", f"{username}@example.com", role, PASSWORD)
+
+    def main():
+        return _new("console/app.py").run()
+
+    def page(path: str, username: str | None):
+        at = _new(path)
+        if username is not None:
+            at.session_state["authentication_status"] = True
+            at.session_state["username"] = username
+            at.session_state["name"] = f"Test {username}"
+        return at.run()
+
+    st.cache_resource.clear()
+    yield SimpleNamespace(app=app, users_file=users_file, main=main, page=page, login=login)
+    st.cache_resource.clear()

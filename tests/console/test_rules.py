@@ -1,0 +1,39 @@
+"""Project rules the console must keep: engine/ stays headless, pages/ and console/ never touch SQL."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            out |= {a.name.split(".")[0] for a in n.names}
+        elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
+            out.add(n.module.split(".")[0])
+    return out
+
+
+def test_engine_never_imports_streamlit():
+    bad = [str(p.relative_to(ROOT)) for p in (ROOT / "engine").rglob("*.py")
+           if _imports(p) & {"streamlit", "streamlit_authenticator", "console"}]
+    assert not bad, f"engine/ must stay headless: {bad}"
+
+
+def test_pages_and_console_call_engine_services_not_sql():
+    sql = re.compile(r"\bselect\(|session\.exec|\.exec\(|create_engine|sqlalchemy|sqlmodel|text\(\s*['\"]\s*(SELECT|UPDATE|INSERT|DELETE)", re.I)
+    bad = [f"{p.relative_to(ROOT)}:{i}" for d in ("pages", "console") for p in (ROOT / d).rglob("*.py")
+           for i, line in enumerate(p.read_text().splitlines(), 1) if sql.search(line)]
+    assert not bad, f"SQL in the console: {bad}"
+
+
+def test_every_page_checks_the_role_first():
+    for p in (ROOT / "pages").glob("*.py"):
+        calls = [n for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.Call)
+                 and getattr(n.func, "id", None) == "require_role"]
+        assert calls, f"{p.name} must call require_role(...)"
