@@ -12,10 +12,12 @@ automatically and is listed for reconciliation.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
 from . import audit, guardrails
@@ -118,20 +120,50 @@ class Gateway:
             return self._execute(result)
         return result
 
-    def due(self, limit: int = 100) -> list[int]:
-        """Waiting rows that may proceed now: deferred past not_before, or pending with an approval granted."""
+    def due(self, limit: int = 100, worker: str | None = None, lease_seconds: int = 120,
+            exclude: set[int] | None = None) -> list[int]:
+        """Claim up to ``limit`` waiting rows that may proceed now (deferred past not_before, or pending with an
+        approval granted) for ``worker``, under a lease. On PostgreSQL concurrent workers skip each other's
+        rows (FOR UPDATE SKIP LOCKED); on SQLite the claim transaction is serialized. A claim is only a way to
+        share work: ``resume`` re-checks the row's state under the gate lock, so a lost lease never sends twice.
+        """
         now = self.clock()
-        with self.store.read() as s:
+        worker = worker or f"pid-{os.getpid()}"
+        free = or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now)
+        if exclude:
+            free = free & OutboxItem.id.not_in(sorted(exclude))
+        with self.store.write_plain() as s:
             deferred = s.exec(select(OutboxItem.id).where(OutboxItem.status == "deferred",
-                                                          OutboxItem.not_before <= now)
-                              .order_by(OutboxItem.not_before, OutboxItem.id).limit(limit)).all()
+                                                          OutboxItem.not_before <= now, free)
+                              .order_by(OutboxItem.not_before, OutboxItem.id).limit(limit)
+                              .with_for_update(skip_locked=True)).all()
             approved = s.exec(select(OutboxItem.id).join(Approval, Approval.id == OutboxItem.approval_id).where(
-                OutboxItem.status == "pending_approval", Approval.status == "approved")
-                .order_by(OutboxItem.id).limit(limit)).all()
-        return list(deferred) + list(approved)
+                OutboxItem.status == "pending_approval", Approval.status == "approved", free)
+                .order_by(OutboxItem.id).limit(max(0, limit - len(deferred)))
+                .with_for_update(skip_locked=True, of=OutboxItem)).all()
+            ids = list(deferred) + list(approved)
+            if ids:
+                s.exec(update(OutboxItem).where(OutboxItem.id.in_(ids)).values(
+                    claimed_by=worker, claimed_until=now + timedelta(seconds=lease_seconds)))
+        return ids
 
-    def process_due(self, limit: int = 100) -> list[Result]:
-        return [self.resume(i) for i in self.due(limit)]
+    def process_due(self, limit: int = 100, batch: int = 25, worker: str | None = None) -> list[Result]:
+        """Resume up to ``limit`` due rows, claiming them ``batch`` at a time."""
+        worker = worker or f"pid-{os.getpid()}-{id(self)}"
+        out: list[Result] = []
+        seen: set[int] = set()  # each row at most once per pass (a held row must not spin)
+        while len(out) < limit:
+            ids = self.due(min(batch, limit - len(out)), worker, exclude=seen)
+            if not ids:
+                break
+            seen.update(ids)
+            try:
+                out.extend(self.resume(i) for i in ids)
+            finally:  # handled (or failed): let any worker take what is still waiting
+                with self.store.write_plain() as s:
+                    s.exec(update(OutboxItem).where(OutboxItem.id.in_(ids), OutboxItem.claimed_by == worker)
+                           .values(claimed_by=None, claimed_until=None))
+        return out
 
     # ------------------------------------------------------------------------------------ steps
 

@@ -137,6 +137,8 @@ class OutboxItem(SQLModel, table=True):
     attempts: int = 0
     last_error: Optional[str] = Field(default=None, sa_type=sa.Text)
     approval_id: Optional[int] = None
+    claimed_by: Optional[str] = Field(default=None, max_length=64)   # the worker holding it (a lease)
+    claimed_until: Optional[datetime] = ts()
 
 
 class Approval(SQLModel, table=True):
