@@ -19,6 +19,8 @@ nothing). API keys are never logged or stored: every message that could carry on
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import hashlib
 import json
 import logging
@@ -109,7 +111,7 @@ def _strip_v1(base: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- providers
 
-class HTTPProvider:
+class HTTPProvider(ABC):
     name = "http"
     network = True
     DEFAULT_MODEL = ""
@@ -159,15 +161,15 @@ class HTTPProvider:
                 self._client.close()
                 self._client = None
 
-    # subclasses
-    def headers(self) -> dict[str, str]:
-        raise NotImplementedError
+    # each provider's wire format
+    @abstractmethod
+    def headers(self) -> dict[str, str]: ...
 
-    def body(self, prompt: str, system: str | None, max_tokens: int) -> dict:
-        raise NotImplementedError
+    @abstractmethod
+    def body(self, prompt: str, system: str | None, max_tokens: int) -> dict: ...
 
-    def parse(self, data: Any) -> ProviderReply:
-        raise NotImplementedError
+    @abstractmethod
+    def parse(self, data: Any) -> ProviderReply: ...
 
     def classify(self, status: int) -> str:
         if status == 429:
