@@ -70,6 +70,14 @@ class Scratch:
         self.app.breakers.on_transition = None
         self.app.init("check")
 
+    def add_lead(self, lead: Lead) -> Lead:
+        lead.created_at = lead.updated_at = self.clock()
+        with self.app.store.write_plain() as s:
+            s.add(lead)
+            s.flush()
+            s.refresh(lead)
+        return lead
+
     def close(self):
         self.app.store.dispose()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -111,11 +119,7 @@ def run_canary(app) -> dict:
     try:
         a = sc.app
         lead = canary_lead(app)
-        lead.created_at = lead.updated_at = a.clock()
-        with a.store.write_plain() as s:
-            s.add(lead)
-            s.flush()
-            s.refresh(lead)
+        sc.add_lead(lead)
         pipe = Pipeline(a)
         outcome, plan, _ = pipe.prepare(lead, a.clock())
         if plan is None:
@@ -204,11 +208,7 @@ def run_unsubscribe_test(app) -> dict:
             bad = codes & {"MISSING_UNSUBSCRIBE", "MISSING_POSTAL_ADDRESS"}
             probes.append(Probe(f"template {t.id} v{t.version}: unsubscribe link and postal address", not bad,
                                 "both present", ", ".join(sorted(bad)) or "both present"))
-        lead.created_at = lead.updated_at = a.clock()
-        with a.store.write_plain() as s:
-            s.add(lead)
-            s.flush()
-            s.refresh(lead)
+        sc.add_lead(lead)
         _, plan, _ = Pipeline(a).prepare(lead, a.clock())
         res = a.gateway.submit({**plan["action"], "idempotency_key": "unsub-test-1"}, shadow=True)
         with a.store.read() as s:

@@ -32,14 +32,13 @@ import csv
 import io
 import math
 import numbers
-import os
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .errors import AlphaError
-from .leads_io import neutralise
+from .leads_io import write_safe_csv
 
 LABELS: tuple[str, ...] = ("1", "2", "3", "disqualified")
 DQ = "disqualified"
@@ -298,20 +297,6 @@ def disagreements_csv(result: dict, path: str | Path) -> int:
     """Write ``result["disagreements"]`` to a UTF-8 CSV (columns index, row, ai, human, note; ``row`` is empty for
     a result of ``analyze``). Every cell is neutralised against spreadsheet formula injection (a leading = + - @
     gets an apostrophe). The file is written beside ``path`` and moved into place. Returns the number of rows."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    n = 0
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(DISAGREEMENT_COLUMNS)
-            for d in result.get("disagreements", []):
-                w.writerow([neutralise("" if d.get(c) is None else str(d.get(c))) for c in DISAGREEMENT_COLUMNS])
-                n += 1
-        os.replace(tmp, path)
-    except OSError as e:
-        raise AlphaError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return n
+    rows = (["" if d.get(c) is None else str(d.get(c)) for c in DISAGREEMENT_COLUMNS]
+            for d in result.get("disagreements", []))
+    return write_safe_csv(path, DISAGREEMENT_COLUMNS, rows)

@@ -313,15 +313,15 @@ RB2B_FIELDS = {
 
 
 def _employees(v: Any) -> int | None:
-    """RB2B sends an int or a string such as "51-200", "1,000+" or "500"."""
+    """RB2B sends an int or a string such as "51-200", "1,000+" or "500"; read like an imported CSV cell."""
+    from .leads_io import parse_employee_count
+
     if v is None or isinstance(v, bool):
         return None
-    if isinstance(v, (int, float)):
-        return int(v)
-    digits = [int(x.replace(",", "")) for x in __import__("re").findall(r"\d[\d,]*", str(v))]
-    if not digits:
+    try:
+        return parse_employee_count(str(v))
+    except ValueError:
         return None
-    return digits[-1] if len(digits) == 1 else (digits[0] + digits[1]) // 2
 
 
 def normalise_rb2b(payload: dict) -> dict:

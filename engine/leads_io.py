@@ -861,28 +861,40 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_leads_csv(path: str | Path, leads: Iterable[Any], columns: Iterable[str] = EXPORT_COLUMNS) -> int:
-    """Write leads (``Lead`` rows or mappings) as a spreadsheet-safe UTF-8 CSV; returns the number of leads. The file
-    is written next to ``path`` and moved into place, so a reader never sees half a file."""
+def write_safe_csv(path: str | Path, header: Iterable[str], rows: Iterable[Iterable[Any]],
+                   error: type[AlphaError] = AlphaError) -> int:
+    """Write a UTF-8 CSV whose every cell is neutralised against spreadsheet formula injection. The file is written
+    next to ``path`` and moved into place, so a reader never sees half a file. Returns the number of rows; a
+    write failure raises ``error`` naming the file."""
     path = Path(path)
-    cols = list(columns)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     n = 0
     try:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow(cols)
-            for lead in leads:
-                get = lead.get if isinstance(lead, Mapping) else (lambda k, _l=lead: getattr(_l, k, None))
-                w.writerow([neutralise(_cell(get(c))) for c in cols])
+            w.writerow(list(header))
+            for row in rows:
+                w.writerow([neutralise(cell) for cell in row])
                 n += 1
         os.replace(tmp, path)
     except OSError as e:
-        raise LeadFileError(f"cannot write {path}: {e.strerror or e}") from None
+        raise error(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
     return n
+
+
+def write_leads_csv(path: str | Path, leads: Iterable[Any], columns: Iterable[str] = EXPORT_COLUMNS) -> int:
+    """Write leads (``Lead`` rows or mappings) as a spreadsheet-safe UTF-8 CSV; returns the number of leads."""
+    cols = list(columns)
+
+    def rows():
+        for lead in leads:
+            get = lead.get if isinstance(lead, Mapping) else (lambda k, _l=lead: getattr(_l, k, None))
+            yield [_cell(get(c)) for c in cols]
+
+    return write_safe_csv(path, cols, rows(), error=LeadFileError)
 
 
 def export_leads(store, path: str | Path) -> int:

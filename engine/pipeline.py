@@ -6,7 +6,6 @@ would-be email is stored with its full decision, and nothing leaves, whatever th
 """
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +46,20 @@ def _facts(lead: Lead) -> dict:
         "timezone": (lead.timezone, src),
         "consent": ("legitimate interest (B2B)", "policy"),
     }
+
+
+def lead_action(app, lead: Lead, fit, draft, now, **extra) -> dict:
+    """The gateway action that sends ``draft`` to ``lead``. Its grounding evidence is the lead record (the facts
+    behind the tier and the draft), as of its last update."""
+    action = {"agent": AGENT, "action": "send_email", "to": lead.email,
+              "from": app.settings.production.sender.from_addresses[0], "subject": draft.subject,
+              "html": draft.html, "text": draft.text, "lead_id": lead.id, "tier": fit.tier, "company": lead.company,
+              "evidence": [{"source": f"lead record {lead.id} ({lead.source or 'import'})",
+                            "retrieved_at": iso(lead.updated_at or lead.created_at or now),
+                            "claim": fit.explain()[:300]}], **extra}
+    if lead.timezone:
+        action["timezone"] = lead.timezone
+    return action
 
 
 class Pipeline:
@@ -96,16 +109,7 @@ class Pipeline:
         env = handoff.hand_off(env, "GATEKEEPER", f"drafted {d.template_id} v{d.template_version}",
                                f"{r.sequence} sequence ({r.reason})", now)
         trail.append(env)
-        sender = app.settings.production.sender
-        # grounding: the facts behind the tier and the draft come from the lead record, as of its last update
-        evidence = [{"source": f"lead record {lead.id} ({lead.source or 'import'})",
-                     "retrieved_at": iso(lead.updated_at or lead.created_at or now),
-                     "claim": fit.explain()[:300]}]
-        action = {"agent": AGENT, "action": "send_email", "to": lead.email, "from": sender.from_addresses[0],
-                  "subject": d.subject, "html": d.html, "text": d.text, "lead_id": lead.id, "tier": fit.tier,
-                  "company": lead.company, "evidence": evidence}
-        if lead.timezone:
-            action["timezone"] = lead.timezone
+        action = lead_action(app, lead, fit, d, now)
         return None, {"action": action, "sequence": r.sequence, "step": step, "tier": fit.tier}, trail
 
     def _store(self, lead: Lead, trail: list[handoff.Envelope], now) -> None:
@@ -164,7 +168,7 @@ def summarise(outcomes: list[LeadOutcome]) -> dict:
 
 def export_shadow(app, path: str | Path, run_id: int | None = None) -> int:
     """Write the shadow emails (of one run, default the newest) to CSV; returns the number of rows."""
-    from .leads_io import neutralise
+    from .leads_io import write_safe_csv
 
     with app.store.read() as s:
         if run_id is None:
@@ -176,14 +180,9 @@ def export_shadow(app, path: str | Path, run_id: int | None = None) -> int:
             rows = list(s.exec(select(OutboxItem).where(OutboxItem.idempotency_key.like(f"shadow-{run_id}-%"))
                                .order_by(OutboxItem.id)).all())
     cols = ["outbox_id", "lead_id", "to", "tier", "status", "reasons", "subject", "text", "html", "list_unsubscribe"]
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for r in rows:
-            w.writerow([neutralise(str(v)) if v is not None else "" for v in (
-                r.id, r.lead_id, r.to_email, r.tier, r.status, " ".join(x["code"] for x in (r.reasons or [])),
-                r.subject, r.text, r.html, (r.headers or {}).get("List-Unsubscribe"))])
-    return len(rows)
+    return write_safe_csv(path, cols, (["" if v is None else str(v) for v in (
+        r.id, r.lead_id, r.to_email, r.tier, r.status, " ".join(x["code"] for x in (r.reasons or [])),
+        r.subject, r.text, r.html, (r.headers or {}).get("List-Unsubscribe"))] for r in rows))
 
 
 # ------------------------------------------------------------------------------------------- daily cycle
@@ -237,15 +236,9 @@ def daily_run(app, import_path: str | Path | None = None, progress: Callable[[in
                     status = "no_template"
                 else:
                     save_draft(app.store, lead.id, seq, nxt.step, d, now)
-                    sender = app.settings.production.sender
-                    res = app.gateway.submit({
-                        "agent": AGENT, "action": "send_email", "idempotency_key": f"seq-{lead.id}-{seq}-{nxt.step}",
-                        "to": lead.email, "from": sender.from_addresses[0], "subject": d.subject, "html": d.html,
-                        "text": d.text, "lead_id": lead.id, "tier": fit.tier, "company": lead.company,
-                        "first_touch": nxt.step == pipe.pack.sequence(seq).steps[0].step,
-                        "evidence": [{"source": f"lead record {lead.id} ({lead.source or 'import'})",
-                                      "retrieved_at": iso(lead.updated_at or lead.created_at or now)}],
-                        **({"timezone": lead.timezone} if lead.timezone else {})})
+                    res = app.gateway.submit(lead_action(
+                        app, lead, fit, d, now, idempotency_key=f"seq-{lead.id}-{seq}-{nxt.step}",
+                        first_touch=nxt.step == pipe.pack.sequence(seq).steps[0].step))
                     status = res.status
         with app.store.write_plain() as s:
             s.add(lead)
