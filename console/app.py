@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:  # `streamlit run console/app.py` puts console/ on
 
 import streamlit as st  # noqa: E402
 
+from console.nav import NAV  # noqa: E402
 from console.runtime import ROLE_LABELS, current_user, get_app, header  # noqa: E402
 from engine.errors import AlphaError  # noqa: E402
 from engine.users import (UsersFileInvalid, UsersFileMissing, cookie_key, demo_mode, demo_password,  # noqa: E402
@@ -110,10 +111,9 @@ def main() -> None:
     roles = set(user["roles"])
 
     get_app()  # fail here, once, with an actionable message when the database or config is not usable
-    pages = [st.Page(PAGES / "status.py", title="Status", icon=":material/monitoring:", default=True)]
-    if roles & {"ops", "admin"}:
-        pages.append(st.Page(PAGES / "kill_switch.py", title="Kill switch & rollout",
-                             icon=":material/emergency_home:", url_path="kill-switch"))
+    pages = [st.Page(PAGES / f"{spec.module}.py", title=spec.title, icon=spec.icon, url_path=spec.url_path,
+                     default=spec.module == "status")
+             for spec in NAV if roles & set(spec.roles) and (PAGES / f"{spec.module}.py").is_file()]
     nav = st.navigation(pages)
 
     with st.sidebar:

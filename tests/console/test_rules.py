@@ -37,3 +37,21 @@ def test_every_page_checks_the_role_first():
         calls = [n for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.Call)
                  and getattr(n.func, "id", None) == "require_role"]
         assert calls, f"{p.name} must call require_role(...)"
+
+
+def test_each_page_checks_exactly_the_roles_the_navigation_gives_it():
+    from console.nav import NAV
+
+    for spec in NAV:
+        p = ROOT / "pages" / f"{spec.module}.py"
+        if not p.is_file():
+            continue
+        calls = [n for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.Call)
+                 and getattr(n.func, "id", None) == "require_role"]
+        if any(isinstance(a, ast.Starred) for c in calls for a in c.args):  # require_role(*ROLES): every role
+            got = {"ae", "approver", "ops", "admin"}
+        else:
+            got = {a.value for c in calls for a in c.args if isinstance(a, ast.Constant)}
+        assert got == set(spec.roles), f"pages/{spec.module}.py checks {sorted(got)}; console/nav.py gives {sorted(spec.roles)}"
+    extra = {p.stem for p in (ROOT / "pages").glob("*.py")} - {s.module for s in NAV}
+    assert not extra, f"pages not in console/nav.py: {extra}"
