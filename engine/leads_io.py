@@ -49,6 +49,7 @@ from .errors import AlphaError
 from .guardrails.recipients import syntax_problem
 
 BATCH_SIZE = 500
+PROGRESS_EVERY = 500  # parse_leads_csv reports progress every this many data rows
 _MAX_EMPLOYEES = 10_000_000
 _MAX_VISITS = 100_000_000
 _SHOW = 60
@@ -591,9 +592,12 @@ def _split_name(full: str) -> tuple[str | None, str | None]:
     return parts[0], " ".join(parts[1:]) or None
 
 
-def parse_leads_csv(path: str | Path, *, now: datetime | None = None) -> ParseResult:
+def parse_leads_csv(path: str | Path, *, now: datetime | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> ParseResult:
     """Read a lead CSV (pure: no database). ``now``, when given, rejects engagement dates more than a day after it.
-    Raises LeadFileError only when the file cannot be read as a CSV with a header row."""
+    ``progress(done, total)``, when given, is called with the data rows read so far, every ``PROGRESS_EVERY`` rows
+    and once at the end with (total, total). Raises LeadFileError only when the file cannot be read as a CSV with a
+    header row."""
     path = Path(path)
     text, encoding = _decode(_read_bytes(path), path)
     delimiter = _detect_delimiter(text)
@@ -620,13 +624,17 @@ def parse_leads_csv(path: str | Path, *, now: datetime | None = None) -> ParseRe
     last = len(records) - 1
     body = [(i + 1, r) for i, r in enumerate(records) if i > h]
     body = [(n, r) for n, r in body if any(c.strip() for c in r)]
-    result.total_rows = len(body)
+    result.total_rows = total = len(body)
+    if progress:
+        progress(0, total)
 
     if "email" not in fields:
         found = ", ".join(repr(c) for c in header if c) or "none"
         accepted = ", ".join(ALIASES["email"])
         result.errors.append(_err(h + 1, "email", f"no email column: the columns found are {found}; an email column "
                                   f"may be named (ignoring case, spaces and punctuation) any of: {accepted}"))
+        if progress:
+            progress(total, total)
         return result
 
     date_cols = [i for f in DATE_FIELDS for i in fields.get(f, [])]
@@ -636,7 +644,9 @@ def parse_leads_csv(path: str | Path, *, now: datetime | None = None) -> ParseRe
     errors = result.errors
     limit = now + timedelta(days=1) if now is not None else None
 
-    for n, r in body:
+    for k, (n, r) in enumerate(body):
+        if progress and k and k % PROGRESS_EVERY == 0:
+            progress(k, total)
         if unterminated and n == last + 1:
             errors.append(_err(n, None, "a quoted cell starting in this row is never closed (a missing \"), so this "
                                         "row and everything after it could not be read"))
@@ -736,6 +746,8 @@ def parse_leads_csv(path: str | Path, *, now: datetime | None = None) -> ParseRe
         row["data"] = data
         result.rows.append(row)
     errors.sort(key=lambda e: e["row"])
+    if progress:
+        progress(total, total)
     return result
 
 
@@ -821,14 +833,16 @@ def _upsert_batch(store, batch: list[dict], now: datetime, default_source: str) 
 
 
 def import_leads(store, path: str | Path, clock: Clock,
-                 progress: Callable[[int, int], None] | None = None) -> dict:
+                 progress: Callable[[int, int], None] | None = None,
+                 parse_progress: Callable[[int, int], None] | None = None) -> dict:
     """Upsert the leads of a CSV by email. Returns {"imported", "updated", "unchanged", "rejected", "errors",
     "rows", "encoding", "delimiter"}: imported = new leads, updated = existing leads with at least one changed
     field, rejected = rows that could not be imported (no/invalid/duplicate email, malformed row). ``errors``
     also lists values that were dropped from rows that were imported. Raises LeadFileError when the file cannot
-    be read."""
+    be read. ``parse_progress(done, total)`` follows the reading of the file (data rows), then
+    ``progress(done, total)`` the saving of the importable rows, batch by batch."""
     now = clock()
-    parsed = parse_leads_csv(path, now=now)
+    parsed = parse_leads_csv(path, now=now, progress=parse_progress)
     rows = parsed.rows
     imported = updated = 0
     default_source = f"import:{Path(path).name}"[:100]
