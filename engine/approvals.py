@@ -8,6 +8,7 @@ longer safe is deferred or denied, not forced through.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,8 +21,8 @@ from sqlmodel import select
 from . import audit
 from .actions import Action
 from .config import WorkingHours, _check_tz, _Strict, _validate
-from .errors import ConfigError, InvalidRequest
-from .models import Approval, OutboxItem
+from .errors import AlphaError, ConfigError, InvalidRequest
+from .models import Approval, Lead, OutboxItem
 from .reasons import Code, Reason
 
 ACTION_TYPES = ("tier1_email", "tier2_email", "tier3_email", "bulk_campaign", "hot_lead", "crm_write")
@@ -70,6 +71,26 @@ def load_roster(config_dir: str | Path) -> Roster:
     return roster
 
 
+ACTOR_PREFIXES = ("console:", "cli:")
+
+
+def identity(actor: str) -> str:
+    """The person behind an actor string: ``console:jane`` and ``cli:jane`` are both ``jane`` (four-eyes and the
+    roster compare people, not the tool they used)."""
+    a = (actor or "").strip()
+    for p in ACTOR_PREFIXES:
+        if a.lower().startswith(p):
+            a = a[len(p):]
+    return a.strip().lower()
+
+
+def may_decide(entry: RosterEntry, username: str, roles: list[str]) -> bool:
+    """Pure roster rule: the entry's group, an admin, or the named primary/backup (escalations go to the
+    backup, who must be able to act even when outside the group)."""
+    return bool(username) and (entry.group in roles or "admin" in roles
+                               or username in (entry.primary.lower(), entry.backup.lower()))
+
+
 def action_type(action: Action, high_risk: bool) -> str:
     if action.action == "send_campaign_email":
         return "bulk_campaign"
@@ -96,26 +117,111 @@ class ApprovalService:
                 "expires_at": now + timedelta(minutes=e.expire_minutes)}
 
     def pending(self, limit: int = 200) -> list[tuple[Approval, OutboxItem]]:
+        """Pending approvals of outbound actions (with their outbox rows), most urgent first."""
         with self.app.store.read() as s:
             rows = s.exec(select(Approval, OutboxItem).join(OutboxItem, OutboxItem.id == Approval.outbox_id)
                           .where(Approval.status == "pending").order_by(Approval.sla_due_at, Approval.id)
                           .limit(limit)).all()
         return list(rows)
 
+    # ------------------------------------------------------------------------------ hot leads
+
+    def raise_hot_lead(self, s, lead: Lead, title: str, why: str, source: str, now: datetime) -> Approval | None:
+        """Inside the caller's transaction: a hot-lead escalation in the queue with the roster's SLA (5 minutes
+        by default), unless one is already pending for this lead (then its summary gains the new event)."""
+        e = self.roster.action_types["hot_lead"]
+        line = f"{title}: {why}".strip()[:2000]
+        existing = s.exec(select(Approval).where(Approval.kind == "hot_lead", Approval.lead_id == lead.id,
+                                                 Approval.status == "pending")).first()
+        if existing is not None:
+            existing.summary = f"{existing.summary}\n{line}"[-8000:]
+            s.add(existing)
+            audit.append(s, event="approval.hot_lead_again", actor=source, now=now, ref=str(existing.id),
+                         status="pending", data={"lead_id": lead.id, "title": title})
+            return None
+        appr = Approval(kind="hot_lead", lead_id=lead.id, summary=line, status="pending", risk="high",
+                        requested_by=source, requested_at=now, action_type="hot_lead",
+                        sla_due_at=now + timedelta(minutes=e.sla_minutes),
+                        expires_at=now + timedelta(minutes=e.expire_minutes))
+        s.add(appr)
+        s.flush()
+        audit.append(s, event="approval.hot_lead", actor=source, now=now, ref=str(appr.id), status="pending",
+                     data={"lead_id": lead.id, "title": title, "primary": e.primary, "sla_minutes": e.sla_minutes})
+        return appr
+
+    def queue(self, status: str = "pending", kind: str | None = None, action_type: str | None = None,
+              breached_only: bool = False, limit: int = 100, offset: int = 0) -> dict:
+        """The queue as plain rows for the console and `alpha approvals list`: sends and hot leads, most urgent
+        first, with SLA minutes left, breach and escalation, where a message goes and the lead. Paginated in SQL."""
+        from sqlalchemy import func
+
+        now = self.app.clock()
+        where = [Approval.status == status]
+        if kind:
+            where.append(Approval.kind == kind)
+        if action_type:
+            where.append(Approval.action_type == action_type)
+        if breached_only:
+            where.append(Approval.sla_due_at <= now)
+        with self.app.store.read() as s:
+            total = s.exec(select(func.count()).select_from(Approval).where(*where)).one()
+            rows = s.exec(select(Approval, OutboxItem).outerjoin(OutboxItem, OutboxItem.id == Approval.outbox_id)
+                          .where(*where).order_by(Approval.sla_due_at, Approval.id)
+                          .offset(offset).limit(limit)).all()
+            ids = {a.lead_id if a.lead_id is not None else _int(o.lead_id if o else None) for a, o in rows} - {None}
+            leads = {ld.id: ld for ld in s.exec(select(Lead).where(Lead.id.in_(sorted(ids)))).all()} if ids else {}
+        return {"total": total, "now": now, "rows": [
+            queue_row(a, o, leads.get(a.lead_id if a.lead_id is not None else _int(o.lead_id if o else None)), now)
+            for a, o in rows]}
+
     def _get(self, s, approval_id: int) -> tuple[Approval, OutboxItem]:
         appr = s.get(Approval, approval_id)
         if appr is None:
             raise InvalidRequest(f"approval {approval_id} does not exist")
-        row = s.get(OutboxItem, appr.outbox_id)
+        row = s.get(OutboxItem, appr.outbox_id) if appr.outbox_id is not None else None
         return appr, row
 
     def _four_eyes(self, appr: Approval, actor: str) -> None:
-        if not actor.strip():
-            raise InvalidRequest("an actor is required (--actor)")
-        if actor == appr.requested_by:
+        who = identity(actor)
+        if appr.requested_by and who == identity(appr.requested_by):
             raise InvalidRequest(f"four-eyes: {actor} requested approval {appr.id} and cannot approve it")
-        if actor == appr.edited_by:
+        if appr.edited_by and who == identity(appr.edited_by):
             raise InvalidRequest(f"four-eyes: {actor} edited approval {appr.id} and cannot approve it")
+
+    def users_path(self) -> Path:
+        from .users import demo_mode, users_file
+
+        env = os.environ.get("ALPHA_USERS_FILE", "").strip()
+        if env:
+            return Path(env)
+        if demo_mode():
+            return users_file(demo=True)
+        return Path(self.app.settings.config_dir) / "users.yaml"
+
+    def _check_roster(self, appr: Approval, actor: str, verb: str) -> None:
+        """Fail closed: only a console user in the roster's group for this action type (or an admin, or the
+        named primary/backup) decides. Roles are read from the users file at this moment."""
+        from .users import roles_of
+
+        who = identity(actor)
+        if not who:
+            raise InvalidRequest("an actor is required (--actor or $ALPHA_ACTOR)")
+        kind = appr.action_type or "tier3_email"
+        entry = self.roster.action_types.get(kind)
+        if entry is None:
+            raise InvalidRequest(f"approval {appr.id}: action type {kind!r} is not in the roster "
+                                 f"(config/approvers.json); nobody may {verb} it")
+        path = self.users_path()
+        try:
+            roles = roles_of(who, path)
+        except AlphaError as e:
+            raise InvalidRequest(f"cannot check who may {verb} approval {appr.id}: {e}") from None
+        if not may_decide(entry, who, roles):
+            have = ", ".join(roles) if roles else f"no role (not a user in {path})"
+            raise InvalidRequest(
+                f"{who} may not {verb} approval {appr.id}: {kind} needs the group '{entry.group}' (or admin, or "
+                f"the named {entry.primary}/{entry.backup}) per config/approvers.json; {who} has {have}. "
+                f"Add them with `alpha users add {who} ... --role {entry.group}`.")
 
     def approve(self, approval_id: int, actor: str) -> Approval:
         now = self.app.clock()
@@ -124,10 +230,16 @@ class ApprovalService:
             if appr.status != "pending":
                 raise InvalidRequest(f"approval {approval_id} is {appr.status}, not pending")
             self._four_eyes(appr, actor)
+            self._check_roster(appr, actor, "approve")
             appr.status, appr.decided_by, appr.decided_at = "approved", actor, now
             s.add(appr)
-            audit.append(s, event="approval.approved", actor=actor, now=now, ref=str(appr.id), outbox_id=row.id,
-                         status="approved", data={"action_type": appr.action_type, "to": row.to_email})
+            if appr.kind == "hot_lead":
+                audit.append(s, event="approval.hot_lead_taken", actor=actor, now=now, ref=str(appr.id),
+                             status="approved", data={"lead_id": appr.lead_id})
+            else:
+                audit.append(s, event="approval.approved", actor=actor, now=now, ref=str(appr.id),
+                             outbox_id=row.id, status="approved",
+                             data={"action_type": appr.action_type, "to": row.to_email})
             return appr
 
     def reject(self, approval_id: int, actor: str, reason: str) -> Approval:
@@ -138,10 +250,15 @@ class ApprovalService:
             appr, row = self._get(s, approval_id)
             if appr.status != "pending":
                 raise InvalidRequest(f"approval {approval_id} is {appr.status}, not pending")
+            self._check_roster(appr, actor, "reject")
             appr.status, appr.decided_by, appr.decided_at, appr.reason = "rejected", actor, now, reason
+            s.add(appr)
+            if row is None:  # a hot lead dismissed
+                audit.append(s, event="approval.hot_lead_dismissed", actor=actor, now=now, ref=str(appr.id),
+                             status="rejected", data={"lead_id": appr.lead_id, "reason": reason})
+                return appr
             r = Reason(Code.APPROVAL_REJECTED, f"rejected by {actor}: {reason}")
             row.status, row.reasons, row.updated_at = "denied", [r.to_dict()], now
-            s.add(appr)
             s.add(row)
             audit.append(s, event="approval.rejected", actor=actor, now=now, ref=str(appr.id), outbox_id=row.id,
                          status="rejected", reasons=[r.code.value], data={"reason": reason})
@@ -155,6 +272,9 @@ class ApprovalService:
             appr, row = self._get(s, approval_id)
             if appr.status != "pending":
                 raise InvalidRequest(f"approval {approval_id} is {appr.status}, not pending")
+            if row is None:
+                raise InvalidRequest(f"approval {approval_id} is a hot-lead escalation: there is no message to edit")
+            self._check_roster(appr, actor, "edit")
             before = {"subject": row.subject}
             record = dict(row.record or {})
             for k, v in (("subject", subject), ("html", html), ("text", text)):
@@ -179,13 +299,14 @@ class ApprovalService:
                 e = self.roster.action_types.get(appr.action_type or "tier3_email")
                 if appr.expires_at is not None and now >= appr.expires_at:
                     appr.status, appr.decided_at = "expired", now
-                    row = s.get(OutboxItem, appr.outbox_id)
                     r = Reason(Code.APPROVAL_EXPIRED, f"no decision by {appr.expires_at:%Y-%m-%d %H:%M} UTC")
-                    row.status, row.reasons, row.updated_at = "denied", [r.to_dict()], now
-                    s.add(row)
+                    if appr.outbox_id is not None:
+                        row = s.get(OutboxItem, appr.outbox_id)
+                        row.status, row.reasons, row.updated_at = "denied", [r.to_dict()], now
+                        s.add(row)
                     s.add(appr)
                     audit.append(s, event="approval.expired", actor="approvals", now=now, ref=str(appr.id),
-                                 outbox_id=row.id, status="expired", reasons=[r.code.value])
+                                 outbox_id=appr.outbox_id, status="expired", reasons=[r.code.value])
                     expired.append(appr.id)
                 elif appr.sla_due_at is not None and now >= appr.sla_due_at and appr.escalated_at is None and e:
                     appr.escalated_at, appr.escalated_to = now, e.backup
@@ -195,7 +316,8 @@ class ApprovalService:
                                  data={"to": e.backup, "contacts": e.escalation_contacts})
                     escalated.append(appr.id)
                     alerts.append({"kind": "approval_sla_breached",
-                                   "title": f"Approval {appr.id} ({appr.action_type}) breached its SLA",
+                                   "title": f"{'Hot lead' if appr.kind == 'hot_lead' else 'Approval'} {appr.id} "
+                                            f"({appr.action_type}) breached its SLA",
                                    "text": f"Escalated to {e.backup}; it stays pending until someone decides.",
                                    "fields": {"backup": e.backup, "contacts": ", ".join(e.escalation_contacts)}})
         for a in alerts:
@@ -213,3 +335,30 @@ class ApprovalService:
             out = self.process()
             if not out["results"]:
                 time.sleep(interval)
+
+
+def _int(v) -> int | None:
+    """Outbox rows carry the caller's lead id as text; ours are integers."""
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def queue_row(a: Approval, o: OutboxItem | None, lead: Lead | None, now: datetime) -> dict:
+    from .clock import iso
+
+    left = (a.sla_due_at - now).total_seconds() / 60 if a.sla_due_at else None
+    return {"id": a.id, "kind": a.kind, "status": a.status, "action_type": a.action_type, "risk": a.risk,
+            "requested_by": a.requested_by, "requested_at": iso(a.requested_at),
+            "outbox_id": o.id if o else None, "to": o.to_email if o else None,
+            "from": o.from_email if o else None, "subject": o.subject if o else None,
+            "html": o.html if o else None, "text": o.text if o else None,
+            "scheduled_for": iso(o.not_before) if o else None,
+            "lead_id": lead.id if lead else a.lead_id, "lead_email": lead.email if lead else None,
+            "company": lead.company if lead else None, "lead_title": lead.title if lead else None,
+            "timezone": lead.timezone if lead else None, "summary": a.summary,
+            "sla_due_at": iso(a.sla_due_at), "sla_minutes_left": None if left is None else round(left, 1),
+            "breached": left is not None and left < 0, "escalated_to": a.escalated_to,
+            "expires_at": iso(a.expires_at), "edited_by": a.edited_by, "decided_by": a.decided_by,
+            "reason": a.reason}

@@ -12,7 +12,7 @@ import click
 import typer
 from sqlalchemy.exc import OperationalError
 
-from .errors import AlphaError, DatabaseNotReady
+from .errors import AlphaError, DatabaseNotReady, InvalidRequest
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Alpha Swarm: the governed outbound engine. Every outbound action passes one gateway.")
@@ -758,28 +758,30 @@ def send(internal_only: bool = typer.Option(False, "--internal-only",
 
 
 @approvals_cli.command("list")
-def approvals_list(as_json: bool = JsonOpt):
-    """Pending approvals, most urgent first, with SLA and where each message goes."""
-    from .clock import iso
-
+def approvals_list(as_json: bool = JsonOpt,
+                   kind: Optional[str] = typer.Option(None, "--kind", help="send | hot_lead (default: both)"),
+                   status: str = typer.Option("pending", "--status", help="pending | approved | rejected | expired"),
+                   limit: int = typer.Option(200, "--limit")):
+    """The approval queue, most urgent first: sends (with where each message goes) and hot-lead escalations,
+    with SLA minutes left and breaches."""
     app = _app()
-    now = app.clock()
-    data = []
-    for a, row in app.approvals.pending():
-        left = (a.sla_due_at - now).total_seconds() / 60 if a.sla_due_at else None
-        data.append({"id": a.id, "outbox_id": row.id, "action_type": a.action_type, "risk": a.risk,
-                     "requested_by": a.requested_by, "to": row.to_email, "subject": row.subject,
-                     "sla_due_at": iso(a.sla_due_at), "sla_minutes_left": None if left is None else round(left, 1),
-                     "breached": left is not None and left < 0, "escalated_to": a.escalated_to,
-                     "expires_at": iso(a.expires_at)})
+    if kind not in (None, "send", "hot_lead"):
+        raise InvalidRequest(f"--kind {kind!r}: use send or hot_lead")
+    keep = ("id", "kind", "outbox_id", "lead_id", "action_type", "risk", "requested_by", "to", "subject",
+            "lead_email", "company", "summary", "sla_due_at", "sla_minutes_left", "breached", "escalated_to",
+            "expires_at", "status")
+    data = [{k: r[k] for k in keep} for r in app.approvals.queue(status=status, kind=kind, limit=limit)["rows"]]
     if as_json:
         _out(data)
         return
     if not data:
-        print("no pending approvals")
+        print(f"no {status} approvals")
     for d in data:
-        sla = "BREACHED" if d["breached"] else f"{d['sla_minutes_left']:.0f} min left"
-        print(f"{d['id']:6} {d['action_type'] or '':13} {sla:14} to {d['to']:32} {d['subject']}")
+        sla = "BREACHED" if d["breached"] else (f"{d['sla_minutes_left']:.0f} min left"
+                                                if d["sla_minutes_left"] is not None else "")
+        what = (f"to {d['to'] or '':32} {d['subject'] or ''}" if d["kind"] == "send"
+                else f"HOT LEAD {d['lead_email'] or d['lead_id']}: {(d['summary'] or '').splitlines()[0][:80]}")
+        print(f"{d['id']:6} {d['action_type'] or '':13} {sla:14} {what}")
 
 
 @approvals_cli.command("approve")

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from sqlmodel import Session, func, select
 
 from . import audit
+from .errors import ConfigError
 from .guardrails.domain_health import next_cooling
 from .guardrails.recipients import syntax_problem
 from .models import DomainHealth, Lead, OutboxItem, Suppression, WebhookEvent
@@ -136,7 +137,8 @@ class EventService:
         lead.last_engaged_at = now
         s.add(lead)
         body = str(p.get("body") or "")[:300]
-        return Outcome("processed", f"lead {lead.id} replied: sequence stopped, marked hot",
+        queued = self._hot_lead(s, lead, f"Reply from {lead.email}", body or "(no body)", "webhook:ghl", now)
+        return Outcome("processed", f"lead {lead.id} replied: sequence stopped, marked hot; {queued}",
                        alert={"kind": "hot_lead", "title": f"Reply from {lead.email}",
                               "text": body or "(no body)", "fields": {"lead": lead.email, "company": lead.company,
                                                                       "channel": p.get("messageType")}})
@@ -286,7 +288,9 @@ class EventService:
                 what = f"lead {lead.id} {'created' if created else 'matched'} from a visit"
                 alert = None
                 if not fit.disqualified and fit.tier in (1, 2):
-                    what += f"; ICP match (tier {fit.tier}, score {fit.score}): hot-lead alert"
+                    what += f"; ICP match (tier {fit.tier}, score {fit.score}): hot-lead alert; " + self._hot_lead(
+                        s, lead, f"ICP-fit visitor (tier {fit.tier}, score {fit.score})",
+                        f"visited {visitor.get('page') or 'the site'}. {fit.explain()}", "webhook:rb2b", now)
                     alert = {"kind": "hot_lead", "title": f"ICP-fit visitor: {lead.email} ({lead.company or '?'})",
                              "text": f"Visited {visitor.get('page') or 'the site'}. {fit.explain()}",
                              "fields": {"tier": fit.tier, "score": fit.score, "title": lead.title}}
@@ -296,6 +300,17 @@ class EventService:
         if out.alert:
             self._safe_alert(out.alert)
         return out
+
+    def _hot_lead(self, s: Session, lead: Lead, title: str, why: str, source: str, now: datetime) -> str:
+        """Put a hot-lead escalation in the approval queue (roster SLA); a broken roster is reported, not raised:
+        the event is still recorded and the Slack alert still goes out."""
+        try:
+            s.flush()
+            appr = self.app.approvals.raise_hot_lead(s, lead, title, why, source, now)
+        except ConfigError as e:
+            log.error("hot lead %s not queued: %s", lead.id, e)
+            return f"NOT queued (approver roster invalid: {e.problems[0] if e.problems else e})"
+        return f"queued as approval {appr.id}" if appr else "added to its pending hot-lead escalation"
 
     def _safe_alert(self, alert: dict) -> None:
         try:

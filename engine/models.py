@@ -145,7 +145,13 @@ class Approval(SQLModel, table=True):
     __tablename__ = "approval"
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    outbox_id: int = Field(foreign_key="outbox.id", index=True)
+    # send: a gated outbound action waiting for a person (outbox_id set); approving it queues the execution.
+    # hot_lead: a reply or an ICP-fit visit to act on within the SLA (lead_id set, no outbox row); approving
+    # it means "I take it", rejecting means "dismissed" (reason required).
+    kind: str = Field(default="send", max_length=16, index=True)
+    outbox_id: Optional[int] = Field(default=None, foreign_key="outbox.id", index=True)
+    lead_id: Optional[int] = Field(default=None, foreign_key="lead.id", index=True)
+    summary: Optional[str] = Field(default=None, sa_type=sa.Text)  # hot_lead: what happened, for the queue
     status: str = Field(default="pending", max_length=16, index=True)  # pending|approved|rejected|expired
     risk: str = Field(default="normal", max_length=16)
     requested_by: str = Field(max_length=64)

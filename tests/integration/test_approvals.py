@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -15,9 +16,34 @@ from tests.helpers import alpha, alpha_env, email
 ASSISTED = deep_merge(LIVE, {"rollout_phase": {"current": "assisted"}})
 
 
+APPROVERS = {"alice": "approver", "bob": "approver", "carol": "approver", "olga": "ops", "adam": "admin",
+             "eve": "ae"}
+
+
+def add_users(config_dir, users=APPROVERS):
+    """The roster's groups are console roles: approvers must be users in the users file."""
+    import engine.users as u
+
+    rounds, u.BCRYPT_ROUNDS = u.BCRYPT_ROUNDS, 4
+    try:
+        for name, role in users.items():
+            u.add_user(name, name.title(), f"{name}@example.com", role, "a-long-test-password-1",
+                       path=Path(config_dir) / "users.yaml")
+    finally:
+        u.BCRYPT_ROUNDS = rounds
+
+
+@pytest.fixture(autouse=True)
+def _no_users_env(monkeypatch):
+    for var in ("ALPHA_USERS_FILE", "ALPHA_DEMO"):
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture
 def app(app_factory):
-    return app_factory(production=ASSISTED, warmup={"enabled": False})
+    app = app_factory(production=ASSISTED, warmup={"enabled": False})
+    add_users(app.settings.config_dir)
+    return app
 
 
 def pending_one(app, key="k1", **kw):
@@ -128,7 +154,9 @@ def test_bad_roster_refuses_with_a_clear_message(app_factory, config_factory, se
 
 
 def test_cli_list_approve_process(db_url, config_factory, tmp_path):
-    env = alpha_env(db_url, config_factory(production=ASSISTED, warmup={"enabled": False}), tmp_path)
+    cfg = config_factory(production=ASSISTED, warmup={"enabled": False})
+    add_users(cfg)
+    env = alpha_env(db_url, cfg, tmp_path)
     alpha(env, "init", check=True)
     alpha(env, "submit", "-", input=json.dumps(email("c1")) + "\n", check=True)
     [item] = json.loads(alpha(env, "approvals", "list", "--json", check=True).stdout)
@@ -138,3 +166,113 @@ def test_cli_list_approve_process(db_url, config_factory, tmp_path):
     alpha(env, "approvals", "approve", str(item["id"]), "--actor", "bob", check=True)
     out = json.loads(alpha(env, "approvals", "process", "--json", check=True).stdout)
     assert [r["status"] for r in out["results"]] == ["sent"]
+
+
+# ------------------------------------------------------------------------------------------ roster groups
+
+def test_only_the_rosters_group_admins_or_the_named_backup_decide(app):
+    appr, _ = pending_one(app, tier=2)  # tier2_email: group approver, backup admin
+    with pytest.raises(InvalidRequest, match="needs the group 'approver'") as e:
+        app.approvals.approve(appr.id, "eve")  # an AE
+    assert "eve has ae" in str(e.value)
+    with pytest.raises(InvalidRequest, match="not a user"):
+        app.approvals.approve(appr.id, "mallory")
+    with pytest.raises(InvalidRequest, match="needs the group"):
+        app.approvals.reject(appr.id, "olga", "ops is not in the tier-2 group")
+    with pytest.raises(InvalidRequest, match="needs the group"):
+        app.approvals.edit(appr.id, "eve", subject="sneaky")
+    app.approvals.approve(appr.id, "console:adam")  # admin
+    appr2, _ = pending_one(app, key="k2", to="second@acme.io", tier=2)
+    add_users(app.settings.config_dir, {"bea": "ops"})
+    data = json.loads((Path(app.settings.config_dir) / "approvers.json").read_text())
+    data["action_types"]["tier2_email"]["backup"] = "bea"
+    (Path(app.settings.config_dir) / "approvers.json").write_text(json.dumps(data))
+    app.approvals._roster = None
+    app.approvals.approve(appr2.id, "bea")  # the named backup, outside the group
+
+
+def test_four_eyes_compares_people_not_tools(app):
+    appr, _ = pending_one(app)
+    app.approvals.edit(appr.id, "console:alice", subject="Edited in the console")
+    with pytest.raises(InvalidRequest, match="four-eyes"):
+        app.approvals.approve(appr.id, "cli:alice")
+    with pytest.raises(InvalidRequest, match="four-eyes"):
+        app.approvals.approve(appr.id, "ALICE")
+
+
+def test_no_users_file_means_nobody_approves(app_factory):
+    app = app_factory(production=ASSISTED, warmup={"enabled": False})
+    appr, _ = pending_one(app)
+    with pytest.raises(InvalidRequest, match="users"):
+        app.approvals.approve(appr.id, "bob")
+    assert app.approvals.process()["results"] == []
+
+
+# ------------------------------------------------------------------------------------------ hot leads
+
+def hot_lead(app, email_="hot@acme.io"):
+    from engine.models import Lead
+
+    now = app.clock()
+    with app.store.write() as s:
+        lead = Lead(email=email_, company="Acme", status="hot")
+        s.add(lead)
+        s.flush()
+        appr = app.approvals.raise_hot_lead(s, lead, f"Reply from {email_}", "call me", "webhook:ghl", now)
+        return appr.id, lead.id
+
+
+def test_hot_lead_escalation_has_a_five_minute_sla_escalates_and_expires(app):
+    aid, lead_id = hot_lead(app)
+    [row] = app.approvals.queue(kind="hot_lead")["rows"]
+    assert row["id"] == aid and row["lead_id"] == lead_id and row["sla_minutes_left"] == 5.0
+    assert row["to"] is None and row["summary"] == "Reply from hot@acme.io: call me"
+    app.clock.advance(minutes=6)
+    assert app.approvals.sweep() == {"escalated": [aid], "expired": []}
+    [row] = app.approvals.queue(kind="hot_lead", breached_only=True)["rows"]
+    assert row["breached"] and row["escalated_to"] == "ops" and row["status"] == "pending"
+    app.clock.advance(minutes=1440)
+    assert app.approvals.sweep()["expired"] == [aid]
+    assert app.approvals.queue(status="expired")["rows"][0]["decided_by"] is None
+    assert app.approvals.process()["results"] == []  # nothing to execute, nothing sent
+    assert sent(app) == []
+
+
+def test_hot_lead_taken_or_dismissed_is_audited_and_cannot_be_edited(app):
+    from engine.models import AuditEntry
+
+    a1, _ = hot_lead(app, "one@acme.io")
+    a2, _ = hot_lead(app, "two@acme.io")
+    with pytest.raises(InvalidRequest, match="no message to edit"):
+        app.approvals.edit(a1, "bob", subject="x")
+    with pytest.raises(InvalidRequest, match="four-eyes"):
+        app.approvals.approve(a1, "webhook:ghl")
+    app.approvals.approve(a1, "carol")
+    with pytest.raises(InvalidRequest, match="reason"):
+        app.approvals.reject(a2, "bob", " ")
+    app.approvals.reject(a2, "bob", "existing customer, not a lead")
+    with app.store.read() as s:
+        events = [e.event for e in s.exec(select(AuditEntry).order_by(AuditEntry.seq)).all()]
+    assert events[-4:] == ["approval.hot_lead", "approval.hot_lead", "approval.hot_lead_taken",
+                           "approval.hot_lead_dismissed"]
+    assert app.approvals.queue()["total"] == 0
+
+
+def test_queue_mixes_sends_and_hot_leads_most_urgent_first_and_pages_in_sql(app):
+    pending_one(app, key="s1", tier=2)  # 240-minute SLA
+    aid, _ = hot_lead(app)  # 5 minutes: first
+    q = app.approvals.queue(limit=1)
+    assert q["total"] == 2 and [r["id"] for r in q["rows"]] == [aid]
+    [second] = app.approvals.queue(limit=1, offset=1)["rows"]
+    assert second["kind"] == "send" and second["to"] == "jane@acme.io" and second["lead_email"] is None
+    assert app.approvals.queue(kind="send")["total"] == 1
+
+
+def test_cli_lists_hot_leads(app, db_url, tmp_path):
+    env = alpha_env(db_url, app.settings.config_dir, tmp_path)
+    hot_lead(app, "cli-hot@acme.io")
+    [item] = json.loads(alpha(env, "approvals", "list", "--json", "--kind", "hot_lead", check=True).stdout)
+    assert item["kind"] == "hot_lead" and item["lead_email"] == "cli-hot@acme.io" and item["to"] is None
+    assert "HOT LEAD cli-hot@acme.io" in alpha(env, "approvals", "list", check=True).stdout
+    bad = alpha(env, "approvals", "list", "--kind", "sms")
+    assert bad.returncode != 0 and "--kind 'sms'" in bad.stderr

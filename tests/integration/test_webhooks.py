@@ -146,6 +146,13 @@ def test_inbound_reply_stops_sequence_marks_hot_and_alerts(stack):
         lead = s.exec(select(Lead)).one()
     assert lead.status == "hot" and lead.stop_reason == "replied" and lead.sequence_stopped_at is not None
     assert alerts and alerts[0]["kind"] == "hot_lead" and "ana@target.io" in alerts[0]["title"]
+    [item] = app.approvals.queue(kind="hot_lead")["rows"]  # and it shows in the queue with a 5-minute SLA
+    assert item["lead_email"] == "ana@target.io" and item["action_type"] == "hot_lead"
+    assert item["sla_minutes_left"] == 5.0 and "call me" in item["summary"]
+    p2 = {**p, "webhookId": "in-2", "body": "Also: Tuesday works"}  # a second reply joins the same item
+    assert "added to its pending" in post(client, p2).json()["detail"]
+    [item] = app.approvals.queue(kind="hot_lead")["rows"]
+    assert "Tuesday" in item["summary"]
 
 
 def test_outbound_message_reconciles_a_send_in_doubt(stack):
@@ -201,13 +208,15 @@ def test_rb2b_icp_match_raises_a_hot_lead_alert(stack, monkeypatch):
            "Website": "fitco.io", "Industry": "B2B SaaS", "Employee Count": 120, "Country": "US",
            "Captured URL": "https://alphaswarm.example/pricing"}
     r = client.post("/webhooks/rb2b?secret=s3cret-rb2b-value", json=fit)
-    assert "ICP match (tier 1" in r.json()["detail"]
+    assert "ICP match (tier 1" in r.json()["detail"] and "queued as approval" in r.json()["detail"]
     assert len(alerts) == 1 and alerts[0]["kind"] == "hot_lead" and "cara@fitco.io" in alerts[0]["title"]
+    assert [i["lead_email"] for i in app.approvals.queue(kind="hot_lead")["rows"]] == ["cara@fitco.io"]
     misfit = {**fit, "Business Email": "dev@fitco.io", "Title": "Marketing Coordinator"}
     assert "ICP match" not in client.post("/webhooks/rb2b?secret=s3cret-rb2b-value", json=misfit).json()["detail"]
     competitor = {**fit, "Business Email": "vp@competitor-one.example", "Website": "competitor-one.example"}
     assert "ICP match" not in client.post("/webhooks/rb2b?secret=s3cret-rb2b-value", json=competitor).json()["detail"]
     assert len(alerts) == 1
+    assert app.approvals.queue(kind="hot_lead")["total"] == 1  # misfits raise nothing
 
 
 def test_unsubscribe_bounce_and_dnd_block_the_next_send_from_another_process(stack, db_url, config_factory,
