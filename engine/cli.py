@@ -25,6 +25,7 @@ domains_cli = typer.Typer(no_args_is_help=True, help="Sending-domain health.")
 warmup_cli = typer.Typer(no_args_is_help=True, help="The domain warm-up plan.")
 webhooks_cli = typer.Typer(no_args_is_help=True, help="The webhook receiver and one-click unsubscribe endpoint.")
 sandbox_cli = typer.Typer(no_args_is_help=True, help="Local sandboxes of external services.")
+report_cli = typer.Typer(no_args_is_help=True, help="Reports: the weekly review of KPIs.")
 leads_cli = typer.Typer(no_args_is_help=True, help="Leads: import and export CSV.")
 shadow_cli = typer.Typer(no_args_is_help=True, help="Shadow runs: the whole pipeline, nothing leaves.")
 daily_cli = typer.Typer(no_args_is_help=True, help="The daily cycle (schedule it with cron or a systemd timer).")
@@ -48,6 +49,7 @@ cli.add_typer(drafts_cli, name="drafts")
 cli.add_typer(approvals_cli, name="approvals")
 cli.add_typer(compare_cli, name="compare")
 cli.add_typer(users_cli, name="users")
+cli.add_typer(report_cli, name="report")
 
 
 class OnOff(str, Enum):
@@ -1015,6 +1017,28 @@ def unsubscribe_test(as_json: bool = JsonOpt):
     _check_report(report, as_json)
 
 
+@report_cli.command("weekly")
+def report_weekly(week: Optional[str] = typer.Option(None, "--week", help="ISO week, e.g. 2026-W47 (default: "
+                                                     "the 7 days ending now)."),
+                  out: Optional[str] = typer.Option(None, "--out", help="Folder to write weekly-<week>.md and .csv "
+                                                    "into (default: print the Markdown)."),
+                  as_json: bool = JsonOpt):
+    """The week's KPIs (sent, replies, positive replies, bounces, complaints, approvals and their latency,
+    hot leads, agreement trend, guardrail denials by reason) as Markdown and CSV."""
+    from .report import to_markdown, week_window, weekly, write
+
+    app = _app()
+    start, end, label = week_window(week, app.clock())
+    r = weekly(app, start, end, label)
+    if as_json:
+        _out(r)
+    elif out:
+        md, cs = write(r, out, f"weekly-{week or f'{end:%Y-%m-%d}'}")
+        print(f"wrote {md} and {cs}")
+    else:
+        print(to_markdown(r), end="")
+
+
 # ---------------------------------------------------------------------------------------------- entry
 
 try:  # typer >= 0.2x vendors its own click; catch both so no usage error becomes a traceback
@@ -1050,3 +1074,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
