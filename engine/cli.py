@@ -1062,14 +1062,28 @@ def main(argv: list[str] | None = None) -> None:
         print("aborted", file=sys.stderr)
         sys.exit(1)
     except AlphaError as e:
-        print(f"alpha: {e}", file=sys.stderr)
+        from .audit import redact
+
+        print(f"alpha: {redact(str(e))}", file=sys.stderr)
         sys.exit(e.exit_code)
     except OperationalError as e:
         print(f"alpha: {DatabaseNotReady(f'database error: {e.orig}')}", file=sys.stderr)
         sys.exit(3)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as e:  # a bug, not bad input: say so in one line; the traceback only when asked for
+        if _truthy_env("ALPHA_DEBUG"):
+            raise
+        from .audit import redact
+
+        print(f"alpha: internal error ({type(e).__name__}: {redact(str(e))}). This is a bug, not your input: "
+              "please report it with the command you ran; set ALPHA_DEBUG=1 to see the traceback.", file=sys.stderr)
+        sys.exit(70)
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _truthy_env(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 if __name__ == "__main__":
