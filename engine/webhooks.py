@@ -17,6 +17,7 @@ import hmac
 import html
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,7 +212,30 @@ def _page(title: str, body: str) -> str:
             f"{body}</body></html>")
 
 
+class RedactAccessLog(logging.Filter):
+    """The access log never carries a credential: query strings (RB2B's ?secret=...) and unsubscribe tokens are
+    replaced before a line is written, and any known secret value is redacted as a last resort."""
+
+    _TOKEN = re.compile(r"(/unsubscribe/)[^\s/?\"]+")
+    _QUERY = re.compile(r"\?[^\s\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from .audit import redact
+
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._clean(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = self._clean(record.msg)
+        record.msg, record.args = redact(record.msg), (tuple(redact(list(record.args))) if isinstance(
+            record.args, tuple) else record.args)
+        return True
+
+    def _clean(self, s: str) -> str:
+        return self._QUERY.sub("?[REDACTED]", self._TOKEN.sub(r"\1[TOKEN]", s))
+
+
 def serve(host: str = "127.0.0.1", port: int = 8787) -> None:
     import uvicorn
 
+    logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
     uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True)
