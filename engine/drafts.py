@@ -43,11 +43,12 @@ PER_PAGE_MAX = 200
 # ------------------------------------------------------------------------------------------- runs
 
 def shadow_runs(app, limit: int = 20) -> list[dict]:
-    """The newest shadow runs: id, started_at, finished_at, contacts."""
+    """The newest shadow runs: id, started_at, finished_at, contacts and the run's summary (by_status,
+    by_reason, ...; see ``pipeline.summarise``)."""
     with app.store.read() as s:
         rows = s.exec(select(ShadowRun).order_by(ShadowRun.id.desc()).limit(max(1, min(int(limit), 500)))).all()
     return [{"id": r.id, "started_at": iso(r.started_at), "finished_at": iso(r.finished_at),
-             "contacts": r.contacts} for r in rows]
+             "contacts": r.contacts, "summary": r.summary or {}} for r in rows]
 
 
 @lru_cache(maxsize=8)

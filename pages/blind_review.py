@@ -60,8 +60,8 @@ if set_id is None:
 item = next_item(app, set_id)
 if item is None:
     st.success(f"Review set {set_id} is complete: every lead has a label. Thank you!")
-    st.markdown("The agreement between you and the AI is on the **Comparison** page. A new set is made with "
-                "`alpha compare generate N`.")
+    st.markdown("How the labels agree with the AI is on the **Comparison** page (approvers, ops and admins). "
+                "A new set is made with `alpha compare generate N`.")
     st.button("Undo my last label", key="blind_undo", on_click=_undo, args=(set_id,), shortcut="U")
     st.stop()
 

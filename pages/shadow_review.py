@@ -81,8 +81,14 @@ run_id = st.selectbox("Shadow run", list(by_id), key="sr_run", on_change=_first_
                                             f"{by_id[i]['contacts']} leads")
 prog = batch_progress(app, run_id)
 if prog["total"] == 0:
-    st.info(f"Run {run_id} drafted no email: every lead was disqualified or stopped before drafting. "
-            "`alpha shadow run --contacts N` over more leads gives something to review.")
+    summary = by_id[run_id]["summary"]
+    st.info(f"Run {run_id} has no email to review: every lead was disqualified or stopped before drafting, or the "
+            "gateway refused before deciding on each email (kill switch or maintenance on during the run). "
+            "`alpha shadow run --contacts N` over more leads, with the kill switch off, gives something to review.")
+    if summary.get("by_status") or summary.get("by_reason"):
+        st.caption("What the run recorded:")
+        st.dataframe([{"outcome": k, "leads": v} for part in ("by_status", "by_reason")
+                      for k, v in (summary.get(part) or {}).items()], hide_index=True)
     st.stop()
 
 st.progress(prog["reviewed"] / prog["total"], text=f"{prog['reviewed']} / {prog['total']} reviewed")
@@ -95,11 +101,17 @@ c4.metric("Gateway denied", prog["by_decision"].get("denied", 0), border=True,
 
 # ------------------------------------------------------------------------------------------ filters + list
 
+decision_options = sorted(prog["by_decision"])
+reason_options = [ANY] + reason_codes(app, run_id)
+# another run may not have the decisions or codes picked before: keep only what this run offers
+if "sr_f_decision" in st.session_state:
+    st.session_state["sr_f_decision"] = [v for v in st.session_state["sr_f_decision"] if v in decision_options]
+if st.session_state.get("sr_f_reason", ANY) not in reason_options:
+    st.session_state["sr_f_reason"] = ANY
 f1, f2, f3, f4 = st.columns(4)
 tiers = f1.multiselect("AI tier", [1, 2, 3], key="sr_f_tier", on_change=_first_page)
-decisions = f2.multiselect("Gateway decision", sorted(prog["by_decision"]), key="sr_f_decision",
-                           on_change=_first_page)
-reason = f3.selectbox("Reason code", [ANY] + reason_codes(app, run_id), key="sr_f_reason", on_change=_first_page,
+decisions = f2.multiselect("Gateway decision", decision_options, key="sr_f_decision", on_change=_first_page)
+reason = f3.selectbox("Reason code", reason_options, key="sr_f_reason", on_change=_first_page,
                       help="A gateway reason or a guardrail finding on the draft.")
 statuses = f4.multiselect("Review status", list(DRAFT_STATUSES), key="sr_f_status", on_change=_first_page)
 

@@ -74,11 +74,17 @@ def test_empty_states_then_roles(ctx, tmp_path):
         assert not at.button
     shadow_run(ctx.app, 10)  # no leads: a run that drafted nothing
     at = no_exception(ctx.page(PAGE, "approver"))
-    assert "drafted no email" in text(at.info)
+    assert "has no email to review" in text(at.info)
 
     path = tmp_path / "leads.csv"
     path.write_text(CSV)
     import_leads(ctx.app.store, path, ctx.app.clock)
+    ctx.app.control.set_kill(True, "drill", "test")  # the gateway refuses before deciding: no email rows
+    shadow_run(ctx.app, 10)
+    at = no_exception(ctx.page(PAGE, "approver"))
+    assert "has no email to review" in text(at.info) and "kill switch" in text(at.info)
+    assert at.dataframe[0].value.set_index("outcome").loc["KILL_SWITCH", "leads"] == 5
+    ctx.app.control.set_kill(False, "drill over", "test")
     shadow_run(ctx.app, 10)
     for username in ("ae", "ops"):
         at = no_exception(ctx.page(PAGE, username))
@@ -125,6 +131,25 @@ def test_the_batch_lists_with_progress_detail_and_filters(ctx, run):
     at.multiselect(key="sr_f_status").set_value(["approved"])
     at = no_exception(at.run())
     assert "No email matches" in text(at.info)
+
+    # a second run where one recipient unsubscribed: the gateway denies that email
+    at.multiselect(key="sr_f_status").set_value([])
+    ctx.app.suppress("bo@tidaldata.example", "unsubscribed", "test")
+    second = shadow_run(ctx.app, 10)["run_id"]
+    at = no_exception(at.run())  # the new run is offered (the page stays on the run it shows)
+    assert at.selectbox(key="sr_run").value == run and at.selectbox(key="sr_run").options[0].startswith(
+        f"Run {second}")
+    at.selectbox(key="sr_run").set_value(second)
+    at = no_exception(at.run())
+    at.multiselect(key="sr_f_decision").set_value(["denied"])
+    at.selectbox(key="sr_f_reason").set_value("SUPPRESSED_RECIPIENT")
+    at = no_exception(at.run())
+    assert at.dataframe[0].value["to"].tolist() == ["bo@tidaldata.example"]
+    # back on the first run, filters it does not offer are dropped (not an error)
+    at.selectbox(key="sr_run").set_value(run)
+    at = no_exception(at.run())
+    assert at.multiselect(key="sr_f_decision").value == [] and at.selectbox(key="sr_f_reason").value == "(any)"
+    assert len(at.dataframe[0].value) == 5
 
 
 # ------------------------------------------------------------------------------------------ decisions
