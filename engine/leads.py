@@ -21,8 +21,8 @@ TIER_FILTERS = ("all", "1", "2", "3", "disqualified", "unscored")
 MAX_PER_PAGE = 500
 MAX_QUERY = 200
 # What the list shows per lead (no free-form data blobs: the list stays small and fast).
-LIST_COLUMNS = ("id", "email", "first_name", "last_name", "title", "company", "industry", "country",
-                "employee_count", "tier", "score", "status", "route", "source", "created_at")
+LIST_COLUMNS = ("id", "email", "company", "tier", "score", "status", "route", "title", "first_name", "last_name",
+                "industry", "country", "employee_count", "source", "created_at")
 ERROR_COLUMNS = ("row", "field", "problem")
 
 

@@ -93,7 +93,7 @@ st.divider()
 
 # ------------------------------------------------------------------------------------------ list
 
-st.header("Leads")
+st.header("Browse leads")
 
 
 def _reset_page() -> None:
