@@ -351,7 +351,7 @@ class App:
     def resolve(self, outbox_id: int, outcome: str, reason: str, actor: str) -> OutboxItem:
         """A person checked the provider: record whether a send in doubt went out. Never re-sends."""
         if outcome not in ("sent", "failed"):
-            raise InvalidRequest("outcome must be 'sent' or 'failed'")
+            raise InvalidRequest(f"--outcome {outcome!r}: must be 'sent' or 'failed'")
         if not reason.strip():
             raise InvalidRequest("a reason is required (--reason), e.g. what the provider's log shows")
         now = self.clock()
