@@ -7,12 +7,19 @@ from datetime import datetime, timedelta
 
 from sqlmodel import func, select
 
+from . import audit
 from .clock import iso
 from .config import PHASES
-from .models import AuditEntry, CheckRun, DomainHealth, ShadowRun, VerifyRun
+from .models import GENESIS_HASH, AuditEntry, AuditHead, CheckRun, DomainHealth, ShadowRun, VerifyRun
 
 FRESH = timedelta(days=7)
 VERIFY_FRESH = timedelta(hours=24)
+# The audit chain: walked in full at most this often by readiness (checkpointed in check_run, kind audit_chain);
+# in between, only the rows appended after the checkpoint are walked, linked to the checkpoint's hash.
+AUDIT_FULL_FRESH = timedelta(hours=24)
+AUDIT_KIND = "audit_chain"
+CHECKPOINT_EVERY = 2000  # move the checkpoint forward once this many new rows were walked past it
+CLOCK_SKEW = timedelta(minutes=5)  # a checkpoint from further in the future than this is not trusted
 
 
 @dataclass
@@ -30,6 +37,92 @@ def _latest(s, kind: str):
                   ).first()
 
 
+def _walk_tail(s, seq: int, row_hash: str) -> tuple[bool, int, int, str]:
+    """Walk the rows after row ``seq`` (whose hash must still be ``row_hash``) up to the head, with audit.verify's
+    checks: (ok, rows walked, last seq, last hash). Not ok when anything does not link up (audit.verify then says
+    what). The head is read first, so rows appended meanwhile are left for the next call."""
+    head = s.get(AuditHead, 1)
+    if head is None or head.last_seq < seq:
+        return False, 0, seq, row_hash
+    if seq:
+        anchor = s.exec(select(AuditEntry).where(AuditEntry.seq == seq)).first()
+        if anchor is None or anchor.row_hash != row_hash or audit.row_digest(anchor) != row_hash:
+            return False, 0, seq, row_hash
+    elif row_hash != GENESIS_HASH:
+        return False, 0, seq, row_hash
+    walked, prev, last = 0, row_hash, seq
+    while last < head.last_seq:
+        rows = s.exec(select(AuditEntry).where(AuditEntry.seq > last, AuditEntry.seq <= head.last_seq)
+                      .order_by(AuditEntry.seq).limit(5000)).all()
+        if not rows:
+            break
+        for e in rows:
+            if e.seq != last + 1 or e.prev_hash != prev or audit.row_digest(e) != e.row_hash:
+                return False, walked, last, prev
+            walked, prev, last = walked + 1, e.row_hash, e.seq
+    return last == head.last_seq and prev == head.last_hash, walked, last, prev
+
+
+def audit_chain_evidence(app, s, now: datetime, full: bool = False) -> tuple[bool, str, str | None]:
+    """(passed, evidence, when) for "audit chain verifies" without walking the whole chain on every call.
+
+    The whole chain is walked (audit.verify) when no passing full walk younger than AUDIT_FULL_FRESH is
+    recorded, when ``full`` is asked for, or when the rows after the checkpoint do not link up; the result is
+    recorded as a check_run (kind audit_chain) with the last row's seq and hash. Otherwise only the rows after
+    that checkpoint are walked, starting from its hash, so appended rows are verified now and a change to the
+    checkpoint row itself is caught; an edit further back is caught by the next full walk (within
+    AUDIT_FULL_FRESH, by ``alpha audit verify`` at any time, and by every phase change, which walks in full).
+    ``when`` is the time of the last full walk: the evidence is as old as that."""
+    from .clock import parse_iso
+
+    cp = None if full else _latest(s, AUDIT_KIND)
+    d = (cp.results or [{}])[0] if cp is not None and cp.ok else {}
+    full_at = parse_iso(d["full_at"]) if d.get("full_at") else None
+    if full_at is not None and -CLOCK_SKEW <= now - full_at <= AUDIT_FULL_FRESH and "head_seq" in d:
+        ok, walked, last, last_hash = _walk_tail(s, d["head_seq"], d["head_hash"])
+        if ok:
+            rows = d["rows"] + walked
+            if walked >= CHECKPOINT_EVERY:
+                _record_chain(app, now, True, {"rows": rows, "head_seq": last, "head_hash": last_hash,
+                                               "full_at": d["full_at"]})
+            since = ("none added since" if not walked else
+                     f"the {walked} row{'' if walked == 1 else 's'} added since verified now")
+            return True, f"{rows} rows, walked in full {_ago(now - full_at)} ago; {since}", d["full_at"]
+    r = audit.verify(s)
+    _record_chain(app, now, r.ok, {**r.to_dict(), "full_at": iso(now)})
+    return r.ok, (f"{r.rows} rows, walked in full now" if r.ok else r.problem), iso(now)
+
+
+def _record_chain(app, now: datetime, ok: bool, result: dict) -> None:
+    try:
+        with app.store.write_plain() as w:
+            w.add(CheckRun(kind=AUDIT_KIND, at=now, ok=ok, results=[result]))
+    except Exception:  # noqa: BLE001 - a checkpoint that cannot be saved only costs a full walk next time
+        pass
+
+
+def verify_audit_chain(app) -> tuple[bool, str, str | None]:
+    """Walk the whole audit chain now and record the result as readiness evidence."""
+    with app.store.read() as s:
+        return audit_chain_evidence(app, s, app.clock(), full=True)
+
+
+def _ago(d: timedelta) -> str:
+    m = int(d.total_seconds() // 60)
+    return "under a minute" if m < 1 else f"{m} min" if m < 120 else f"{m // 60} h"
+
+
+def _latest_verify(s):
+    return s.exec(select(VerifyRun).order_by(VerifyRun.at.desc(), VerifyRun.id.desc())).first()
+
+
+def last_verify_run(app) -> dict | None:
+    """The newest stored `alpha verify` result as run_verify returns it ({ok, at, checks}), or None."""
+    with app.store.read() as s:
+        v = _latest_verify(s)
+    return None if v is None else {"ok": v.ok, "at": iso(v.at), "checks": list(v.results or [])}
+
+
 def _recent_pass(s, kind: str, now: datetime, label: str) -> tuple[bool, str, str | None]:
     run = _latest(s, kind)
     if run is None:
@@ -44,7 +137,6 @@ def _recent_pass(s, kind: str, now: datetime, label: str) -> tuple[bool, str, st
 
 def evidence(app) -> dict[str, tuple[bool, str, str | None]]:
     """Every live check: name -> (passed, evidence, when)."""
-    from . import audit
     from .approvals import load_roster
     from .control import gate_agreement, GateContext
     from .messaging import load_pack
@@ -54,8 +146,7 @@ def evidence(app) -> dict[str, tuple[bool, str, str | None]]:
     out: dict[str, tuple[bool, str, str | None]] = {}
     with app.store.read() as s:
         ctl = app.control.state(s)
-        r = audit.verify(s)
-        out["audit chain verifies"] = (r.ok, f"{r.rows} rows" if r.ok else r.problem, iso(now))
+        out["audit chain verifies"] = audit_chain_evidence(app, s, now)
         cfg_phase = app.settings.production.rollout_phase.current
         eb = app.settings.production.email_behavior
         live = ctl.phase in ("assisted", "autonomous")
@@ -64,7 +155,7 @@ def evidence(app) -> dict[str, tuple[bool, str, str | None]]:
             cfg_phase == ctl.phase and flags_ok,
             f"control plane {ctl.phase}, production.json {cfg_phase}, actually_send={eb.actually_send}, "
             f"shadow_mode={eb.shadow_mode}", iso(ctl.phase_changed_at))
-        v = s.exec(select(VerifyRun).order_by(VerifyRun.at.desc(), VerifyRun.id.desc())).first()
+        v = _latest_verify(s)
         if v is None:
             out["integrations verified"] = (False, "alpha verify has never run", None)
         else:
@@ -165,11 +256,31 @@ def readiness(app) -> dict:
         ok, why, at = ev[crit]
         table.append({"criterion": crit, "required": bool(nxt) and crit in GO_NO_GO.get(nxt, []),
                       "status": "pass" if ok else "fail", "evidence": why, "at": at})
-    gate = app.control.gate_for(nxt) if nxt else []
+    gate = _gate_for(app, nxt, ev) if nxt else []
     allowed = bool(nxt) and all(c.passed for c in gate)
     return {"score": min(100, total), "phase": phase, "categories": cats, "go_no_go": table, "next_phase": nxt,
             "next_phase_allowed": allowed,
             "blocking": [f"{c.name}: {c.detail}" for c in gate if not c.passed]}
+
+
+def _gate_for(app, phase: str, ev: dict) -> list:
+    """What app.control.gate_for(phase) answers, reusing the evidence just gathered: the readiness gates read it
+    instead of gathering it again, and the audit chain gate takes its (checkpointed) verdict instead of walking
+    the whole chain once more. Phase changes still run app.control.gate_for, which walks it in full."""
+    from . import control
+
+    ctx = control.GateContext(app.settings, app.store, app.clock(), app.control.kill(), app=app, _evidence=ev)
+    out = []
+    for gate in control.PHASE_GATES.get(phase, []):
+        if gate is control.gate_audit_chain:
+            ok, why, _ = ev["audit chain verifies"]
+            out.append(control.GateCheck("audit chain verifies", ok, why))
+            continue
+        try:
+            out.append(gate(ctx))
+        except Exception as e:  # noqa: BLE001 - as control.evaluate_gate: a gate that cannot decide has not passed
+            out.append(control.GateCheck(getattr(gate, "__name__", "gate"), False, f"check failed to run: {e}"))
+    return out
 
 
 # Criteria that already have a dedicated gate in engine/control.py (their checks differ in detail).
