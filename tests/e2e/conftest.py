@@ -39,11 +39,6 @@ BOOT_TIMEOUT = 60.0
 TIMEOUT_MS = 20_000
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "browser: drives Debian's chromium against a real `streamlit run` "
-                                       "(tests/e2e; skipped without /usr/bin/chromium, failed under CI=true)")
-
-
 def _bin(name: str) -> str:
     venv = ROOT / ".venv" / "bin" / name
     return str(venv if venv.exists() else Path(sys.executable).parent / name)
