@@ -69,3 +69,22 @@ def test_cli_readiness_json(db_url, config_factory, tmp_path):
     assert 0 <= r["score"] <= 100 and sum(c["max"] for c in r["categories"]) == 100
     assert all({"criterion", "required", "status", "evidence"} <= set(g) for g in r["go_no_go"])
     assert all(c["evidence"] for cat in r["categories"] for c in cat["checks"])
+
+
+def test_showing_the_gate_uses_the_checkpoint_but_a_phase_change_walks_the_whole_chain(app_factory, monkeypatch):
+    """The Kill switch page and `alpha phase show` preview the gate on every render: cheap. Moving up decides:
+    it walks the whole audit chain, so an edit anywhere in the history blocks it."""
+    from engine import audit
+
+    app = app_factory()
+    walks = []
+    real = audit.verify
+    monkeypatch.setattr(audit, "verify", lambda s, *a, **k: walks.append(1) or real(s, *a, **k))
+    app.control.gate_for("parallel")  # first preview: no checkpoint yet, one full walk recorded
+    n = len(walks)
+    for _ in range(3):
+        app.control.gate_for("parallel")
+    assert len(walks) == n  # previews after that walk only the rows added since
+    with pytest.raises(PhaseChangeRefused):
+        app.control.set_phase("parallel", "try", "ops")
+    assert len(walks) > n  # the decision walked in full
