@@ -143,14 +143,36 @@ def codes():
 
 @cli.command("config-check")
 def config_check():
-    """Validate every configuration file and print a summary."""
-    from .config import load_settings
+    """Validate every configuration file (settings, ICP, approver roster, messaging pack) and print a summary;
+    every problem in every file is listed, each naming the file and the key."""
+    from .approvals import load_roster
+    from .config import default_config_dir, load_settings
+    from .errors import ConfigError
+    from .icp import load_icp
+    from .messaging import load_pack
 
-    s = load_settings()
+    problems: list[str] = []
+    loaded: dict = {}
+    try:
+        loaded["settings"] = load_settings()
+        cfg_dir = loaded["settings"].config_dir
+    except ConfigError as e:
+        problems += e.problems
+        cfg_dir = default_config_dir()
+    for name, load in (("icp", load_icp), ("roster", load_roster), ("pack", load_pack)):
+        try:
+            loaded[name] = load(cfg_dir)
+        except ConfigError as e:
+            problems += e.problems
+    if problems:
+        raise ConfigError(problems)
+    s = loaded["settings"]
     p = s.production
     print(f"config OK: {s.config_dir}")
     print(f"  phase {p.rollout_phase.current}, {len(s.spam_terms)} spam terms, {len(s.forbidden_claims)} forbidden "
           f"claims, {len(s.permissions.agents)} agents, warm-up {'on' if s.warmup.enabled else 'off'}")
+    print(f"  roster: {len(loaded['roster'].action_types)} action types; messaging pack: "
+          f"{len(loaded['pack'].templates)} templates; ICP tiers at {loaded['icp'].tiers.tier_1_min}/{loaded['icp'].tiers.tier_2_min}")
 
 
 # ---------------------------------------------------------------------------------------------- control

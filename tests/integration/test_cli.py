@@ -83,6 +83,23 @@ def test_bad_config_gives_one_clear_message_and_refuses_to_run(db_url, config_fa
     assert "rollout_phase.current' = \"live\"" in p.stderr and "shadow" in p.stderr
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_config_check_lists_every_problem_in_every_file(db_url, config_factory, tmp_path):
+    from pathlib import Path
+
+    cfg = Path(config_factory(production={"email_limits": {"daily_limit": -5}}))
+    roster = json.loads((cfg / "approvers.json").read_text())
+    roster["action_types"]["hot_lead"]["sla_minutes"] = "soon"
+    (cfg / "approvers.json").write_text(json.dumps(roster))
+    e = alpha_env(db_url, cfg, tmp_path)
+    p = alpha(e, "config-check")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "production.json: key 'email_limits.daily_limit' = -5" in p.stderr
+    assert "approvers.json: key 'action_types.hot_lead.sla_minutes' = \"soon\"" in p.stderr
+    ok = alpha(alpha_env(db_url, config_factory(), tmp_path), "config-check", check=True).stdout
+    assert "roster: 6 action types" in ok and "templates" in ok
+
+
 def test_uninitialised_database_is_refused(db_url, config_factory, tmp_path):
     e = alpha_env(db_url, config_factory(), tmp_path)
     p = alpha(e, "submit", "-", input=json.dumps(email("a")) + "\n")
