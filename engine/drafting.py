@@ -17,17 +17,21 @@ finding is a flag too. Flags never raise: drafting records, the gateway decides.
 
 ``save_draft`` upserts the ``draft`` row for (lead, sequence, step): inserted when new, left alone when the
 content is the same (re-running changes nothing, ``created_at`` included), updated while it is still a ``draft``,
-and never rewritten once approved, queued, sent or rejected.
+and never rewritten once approved, queued, sent or rejected. ``save_drafts`` does the same for many drafts in one
+transaction, and ``draft_many`` drafts many leads with the LLM calls in flight together (bounded concurrency,
+within the provider's rate limit).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -291,6 +295,32 @@ def draft_for(lead: Any, step: Any, pack: Pack, settings: Settings, secret: byte
                        template_version=template.version, provider=provider, provenance=provenance, flags=flags)
 
 
+def draft_many(jobs: Sequence[tuple[Any, Any]], pack: Pack, settings: Settings, secret: bytes, llm: Any = None,
+               now: datetime | None = None, *, approved_only: bool = True,
+               concurrency: int | None = None) -> list[DraftResult | Exception]:
+    """``draft_for`` over ``(lead, step)`` jobs, results in input order.
+
+    With an LLM chain, up to ``concurrency`` drafts (default: the chain's ``concurrency``, else 8) wait on the
+    provider at once; the chain's own rate limiter (``requests_per_minute``) keeps every request within the
+    provider's limit, whatever the concurrency. Without one, drafting is pure CPU work and runs in this thread.
+    A job that cannot be drafted (``NoTemplate``, ``ValueError``) gets its exception in its place; any other
+    error is raised.
+    """
+    def one(job: tuple[Any, Any]) -> DraftResult | Exception:
+        lead, step = job
+        try:
+            return draft_for(lead, step, pack, settings, secret, llm, now, approved_only=approved_only)
+        except (NoTemplate, ValueError) as e:
+            return e
+
+    jobs = list(jobs)
+    workers = 1 if llm is None else max(1, int(concurrency or getattr(llm, "concurrency", None) or 8))
+    if workers == 1 or len(jobs) < 2:
+        return [one(j) for j in jobs]
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="draft") as pool:
+        return list(pool.map(one, jobs))
+
+
 # --------------------------------------------------------------------------------------------- storing
 
 def _canon(name: str, value: Any) -> str:
@@ -299,18 +329,30 @@ def _canon(name: str, value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
-def save_draft(store, lead_id: int, sequence: str, step: int, result: DraftResult, now: datetime) -> SavedDraft:
-    """Insert or update the draft row of (lead, sequence, step); see the module docstring."""
+_VALUE_KEYS = ("template_id", "template_version", "subject", "html", "text", "provider", "provenance", "flags")
+
+
+def _draft_values(sequence: str, step: int, result: DraftResult) -> dict:
+    """The draft row's content columns for ``result``; refuses a result made for another step."""
     tpl = (result.provenance or {}).get("template") or {}
     if tpl and (tpl.get("sequence"), tpl.get("step")) != (sequence, step):
         raise ValueError(f"the draft was made for sequence '{tpl.get('sequence')}' step {tpl.get('step')}, "
                          f"not '{sequence}' step {step}")
-    values = {
+    return {
         "template_id": result.template_id, "template_version": result.template_version, "subject": result.subject,
         "html": result.html, "text": result.text, "provider": result.provider[:32],
         "provenance": json.loads(json.dumps(result.provenance, default=str)),
         "flags": json.loads(json.dumps(result.flags, default=str)),
     }
+
+
+def _unchanged(current: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    return all(_canon(k, current[k]) == _canon(k, v) for k, v in values.items())
+
+
+def save_draft(store, lead_id: int, sequence: str, step: int, result: DraftResult, now: datetime) -> SavedDraft:
+    """Insert or update the draft row of (lead, sequence, step); see the module docstring."""
+    values = _draft_values(sequence, step, result)
     for attempt in (1, 2):
         try:
             with store.write_plain() as s:
@@ -322,7 +364,7 @@ def save_draft(store, lead_id: int, sequence: str, step: int, result: DraftResul
                     s.add(row)
                     s.flush()
                     return SavedDraft(row, "inserted")
-                if all(_canon(k, getattr(row, k)) == _canon(k, v) for k, v in values.items()):
+                if _unchanged({k: getattr(row, k) for k in values}, values):
                     return SavedDraft(row, "unchanged")
                 if row.status != "draft":
                     return SavedDraft(row, "kept")
@@ -331,6 +373,59 @@ def save_draft(store, lead_id: int, sequence: str, step: int, result: DraftResul
                 s.add(row)
                 s.flush()
                 return SavedDraft(row, "updated")
+        except IntegrityError:
+            if attempt == 2:
+                raise  # a concurrent writer inserted the same key: the second pass finds its row
+    raise AssertionError("unreachable")
+
+
+def save_drafts(store, items: Sequence[tuple[int, str, int, DraftResult]], now: datetime,
+                chunk: int = 500) -> list[str]:
+    """``save_draft`` for many ``(lead_id, sequence, step, result)`` in ONE transaction, with the same outcome
+    for each (inserted | updated | unchanged | kept, in input order): one SELECT of the existing rows per
+    ``chunk`` leads, one multi-row INSERT, one executemany UPDATE. A later item for the same (lead, sequence,
+    step) sees the earlier one, as it would one call after the other."""
+    prepared = [(lead_id, seq, step, _draft_values(seq, step, r)) for lead_id, seq, step, r in items]
+    if not prepared:
+        return []
+    t = Draft.__table__
+    cols = [t.c.id, t.c.lead_id, t.c.sequence, t.c.step, t.c.status, *(t.c[k] for k in _VALUE_KEYS)]
+    update = (sa.update(t).where(t.c.id == sa.bindparam("row_id"))
+              .values({k: sa.bindparam(f"new_{k}") for k in _VALUE_KEYS}))
+    lead_ids = sorted({p[0] for p in prepared})
+    for attempt in (1, 2):
+        try:
+            with store.write_plain() as s:
+                conn = s.connection()
+                rows: dict[tuple[int, str, int], dict] = {}
+                for i in range(0, len(lead_ids), chunk):
+                    for r in conn.execute(sa.select(*cols).where(t.c.lead_id.in_(lead_ids[i:i + chunk]))).mappings():
+                        rows[(r["lead_id"], r["sequence"], r["step"])] = dict(r)
+                outcomes: list[str] = []
+                inserts: list[dict] = []
+                for lead_id, seq, step, values in prepared:
+                    cur = rows.get((lead_id, seq, step))
+                    if cur is None:
+                        new = {"lead_id": lead_id, "sequence": seq, "step": step, "status": "draft",
+                               "created_at": now, **values}
+                        inserts.append(new)
+                        rows[(lead_id, seq, step)] = new  # no "id": still to be inserted
+                        outcomes.append("inserted")
+                    elif _unchanged(cur, values):
+                        outcomes.append("unchanged")
+                    elif cur["status"] != "draft":
+                        outcomes.append("kept")
+                    else:
+                        cur.update(values)  # a pending insert takes the new content with it
+                        outcomes.append("updated")
+                if inserts:
+                    conn.execute(sa.insert(t), inserts)
+                updated = {(lid, sq, st) for (lid, sq, st, _), o in zip(prepared, outcomes) if o == "updated"}
+                changed = [{"row_id": rows[k]["id"], **{f"new_{c}": rows[k][c] for c in _VALUE_KEYS}}
+                           for k in sorted(updated) if "id" in rows[k]]
+                if changed:
+                    conn.execute(update, changed)
+            return outcomes
         except IntegrityError:
             if attempt == 2:
                 raise  # a concurrent writer inserted the same key: the second pass finds its row

@@ -8,7 +8,8 @@ budget, they are kept anyway and the envelope says it is over budget.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from copy import deepcopy
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from .clock import iso
@@ -50,7 +51,17 @@ class Envelope:
         return None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The same as ``dataclasses.asdict(self)``, several times faster (it runs for every stored envelope)."""
+        return {"lead_id": self.lead_id, "stage": self.stage,
+                "facts": tuple({"name": f.name, "value": _plain(f.value), "source": f.source, "critical": f.critical}
+                               for f in self.facts),
+                "decisions": tuple({"stage": d.stage, "decision": d.decision, "why": d.why, "at": d.at}
+                                   for d in self.decisions),
+                "summary": self.summary, "over_budget": self.over_budget, "token_budget": self.token_budget}
+
+
+def _plain(value: object) -> object:
+    return value if value is None or isinstance(value, (str, int, float, bool)) else deepcopy(value)
 
 
 def estimate_tokens(text: str) -> int:

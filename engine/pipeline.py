@@ -10,8 +10,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from types import SimpleNamespace
+from typing import Any, Callable
 
+import sqlalchemy as sa
 from sqlmodel import select
 
 from . import handoff
@@ -62,6 +64,21 @@ def lead_action(app, lead: Lead, fit, draft, now, **extra) -> dict:
     return action
 
 
+@dataclass
+class _Plan:
+    """One lead on its way through the stages."""
+
+    lead: Lead
+    trail: list[handoff.Envelope]
+    fit: Any = None
+    sequence: str | None = None
+    step: int | None = None
+    route_reason: str = ""
+    outcome: LeadOutcome | None = None   # set where it stops
+    draft: Any = None                    # the DraftResult
+    action: dict | None = None
+
+
 class Pipeline:
     def __init__(self, app, use_llm: bool = False, shadow: bool = True):
         from .messaging import load_pack
@@ -71,68 +88,135 @@ class Pipeline:
         self.use_llm = use_llm
         self.shadow = shadow
 
-    def prepare(self, lead: Lead, now) -> tuple[LeadOutcome | None, dict | None, list[handoff.Envelope]]:
-        """Score, exclude, route and draft one lead. Returns (final outcome if it stops here, the action to submit,
-        the envelopes)."""
-        from .drafting import NoTemplate, draft_for, save_draft
+    # the stages, split where the slow parts (the LLM, the database) can be done for many leads at once
+
+    def _route(self, lead: Lead, now) -> _Plan:
+        """Score, exclude and route one lead (pure; no I/O)."""
         from .router import route
 
         app = self.app
-        trail = []
         env = handoff.start(lead.id, _facts(lead))
-        trail.append(env)
-        fit = app.rescore(lead)
+        plan = _Plan(lead, [env])
+        fit = plan.fit = app.rescore(lead)
         env = handoff.hand_off(env, "ENRICHER", "found", "lead in the territory", now)
         env = handoff.hand_off(env, "SEGMENTOR", "enriched", "facts from the lead record", now)
         env = handoff.hand_off(
             env, "CRAFTER", "disqualified" if fit.disqualified else f"tier {fit.tier}", fit.explain(), now,
             {"tier": (fit.tier, "icp"), "exclusions": (fit.reason if fit.disqualified else "none", "icp + exclusions"),
              "suppression": ("checked by the gateway", "gateway")})
-        trail.append(env)
+        plan.trail.append(env)
         if fit.disqualified:
-            return LeadOutcome(lead.id, lead.email, None, "disqualified", "disqualified", [fit.disqualifier or ""]), \
-                None, trail
+            plan.outcome = LeadOutcome(lead.id, lead.email, None, "disqualified", "disqualified",
+                                       [fit.disqualifier or ""])
+            return plan
         r = route(lead, now, self.pack.routing)
-        lead.route = r.sequence
+        lead.route = plan.sequence = r.sequence
         if r.stopped:
-            return LeadOutcome(lead.id, lead.email, fit.tier, "stopped", "stopped", [r.reason]), None, trail
-        step = self.pack.sequence(r.sequence).steps[0].step  # the first touch
-        llm = app.llm if self.use_llm else None
-        try:
-            # only approved templates are used outside shadow
-            d = draft_for(lead, (r.sequence, step), self.pack, app.settings, app.secret, llm=llm, now=now,
-                          approved_only=not self.shadow)
-        except NoTemplate as e:
-            return LeadOutcome(lead.id, lead.email, fit.tier, "draft", "no_template", [str(e)[:120]],
-                               r.sequence, step), None, trail
-        save_draft(app.store, lead.id, r.sequence, step, d, now)
-        env = handoff.hand_off(env, "GATEKEEPER", f"drafted {d.template_id} v{d.template_version}",
-                               f"{r.sequence} sequence ({r.reason})", now)
-        trail.append(env)
-        action = lead_action(app, lead, fit, d, now)
-        return None, {"action": action, "sequence": r.sequence, "step": step, "tier": fit.tier}, trail
+            plan.outcome = LeadOutcome(lead.id, lead.email, fit.tier, "stopped", "stopped", [r.reason])
+            return plan
+        plan.step = self.pack.sequence(r.sequence).steps[0].step  # the first touch
+        plan.route_reason = r.reason
+        return plan
 
-    def _store(self, lead: Lead, trail: list[handoff.Envelope], now) -> None:
+    def _drafted(self, plan: _Plan, d: Any, now) -> None:
+        """Record the draft (or why there is none) on the plan and build the gateway action."""
+        from .drafting import NoTemplate
+
+        lead = plan.lead
+        if isinstance(d, NoTemplate):
+            plan.outcome = LeadOutcome(lead.id, lead.email, plan.fit.tier, "draft", "no_template", [str(d)[:120]],
+                                       plan.sequence, plan.step)
+            return
+        if isinstance(d, Exception):
+            raise d
+        plan.draft = d
+        plan.trail.append(handoff.hand_off(plan.trail[-1], "GATEKEEPER", f"drafted {d.template_id} v{d.template_version}",
+                                           f"{plan.sequence} sequence ({plan.route_reason})", now))
+        plan.action = lead_action(self.app, lead, plan.fit, d, now)
+
+    def _decided(self, plan: _Plan, res, now) -> None:
+        lead = plan.lead
+        plan.outcome = LeadOutcome(lead.id, lead.email, plan.fit.tier, "gateway", res.status, res.codes,
+                                   plan.sequence, plan.step, res.outbox_id)
+        plan.trail.append(handoff.hand_off(plan.trail[-1], "GHL_MASTER", res.status, ", ".join(res.codes) or "allowed",
+                                           now))
+
+    @property
+    def _llm(self):
+        return self.app.llm if self.use_llm else None
+
+    def prepare(self, lead: Lead, now) -> tuple[LeadOutcome | None, dict | None, list[handoff.Envelope]]:
+        """Score, exclude, route and draft one lead. Returns (final outcome if it stops here, the action to submit,
+        the envelopes)."""
+        from .drafting import NoTemplate, draft_for, save_draft
+
+        plan = self._route(lead, now)
+        if plan.outcome is None:
+            try:
+                # only approved templates are used outside shadow
+                d = draft_for(lead, (plan.sequence, plan.step), self.pack, self.app.settings, self.app.secret,
+                              llm=self._llm, now=now, approved_only=not self.shadow)
+            except NoTemplate as e:
+                d = e
+            self._drafted(plan, d, now)
+            if plan.draft is not None:
+                save_draft(self.app.store, lead.id, plan.sequence, plan.step, plan.draft, now)
+        if plan.outcome is not None:
+            return plan.outcome, None, plan.trail
+        return None, {"action": plan.action, "sequence": plan.sequence, "step": plan.step,
+                      "tier": plan.fit.tier}, plan.trail
+
+    def _store(self, plans: list[_Plan], now) -> None:
+        """The leads' new score, tier and route, and every envelope: one transaction, two bulk statements."""
+        lead_t, env_t = Lead.__table__, Envelope.__table__
+        cols = ("score", "tier", "icp", "disqualified_reason", "route")
+        update = (sa.update(lead_t).where(lead_t.c.id == sa.bindparam("lead_pk"))
+                  .values({c: sa.bindparam(f"new_{c}") for c in cols}))
+        leads = [{"lead_pk": p.lead.id, **{f"new_{c}": getattr(p.lead, c) for c in cols}} for p in plans]
+        envelopes = [{"lead_id": p.lead.id, "stage": env.stage, "envelope": env.to_dict(), "created_at": now}
+                     for p in plans for env in p.trail]
         with self.app.store.write_plain() as s:
-            s.add(lead)
-            for env in trail:
-                s.add(Envelope(lead_id=lead.id, stage=env.stage, envelope=env.to_dict(), created_at=now))
+            conn = s.connection()
+            if leads:
+                conn.execute(update, leads)
+            if envelopes:
+                conn.execute(sa.insert(env_t), envelopes)
 
     def run_one(self, lead: Lead, key: str) -> LeadOutcome:
-        now = self.app.clock()
-        outcome, plan, trail = self.prepare(lead, now)
-        if outcome is None:
-            action = {**plan["action"], "idempotency_key": key}
-            res = self.app.gateway.submit(action, shadow=self.shadow)
-            outcome = LeadOutcome(lead.id, lead.email, plan["tier"], "gateway", res.status, res.codes,
-                                  plan["sequence"], plan["step"], res.outbox_id)
-            trail.append(handoff.hand_off(trail[-1], "GHL_MASTER", res.status, ", ".join(res.codes) or "allowed", now))
-        self._store(lead, trail, now)
-        return outcome
+        return self.run_many([lead], [key])[0]
+
+    def run_many(self, leads: list[Lead], keys: list[str]) -> list[LeadOutcome]:
+        """Take ``leads`` through every stage, ``keys[i]`` being the idempotency key of lead i's send.
+
+        Per lead, exactly what ``prepare`` + ``gateway.submit`` do, with the bulk work done once for all of them:
+        the drafts (LLM calls in flight together when an LLM is used), one transaction for the drafts, one for
+        the leads and envelopes. Every gateway decision is still its own ``submit``: the gateway's order,
+        idempotency, audit chain and limits are untouched."""
+        from .drafting import draft_many, save_drafts
+
+        app = self.app
+        now = app.clock()
+        plans = [self._route(lead, now) for lead in leads]
+        todo = [p for p in plans if p.outcome is None]
+        drafts = draft_many([(p.lead, (p.sequence, p.step)) for p in todo], self.pack, app.settings, app.secret,
+                            llm=self._llm, now=now, approved_only=not self.shadow)  # approved only outside shadow
+        for p, d in zip(todo, drafts):
+            self._drafted(p, d, now)
+        ready = [p for p in todo if p.draft is not None]
+        save_drafts(app.store, [(p.lead.id, p.sequence, p.step, p.draft) for p in ready], now)
+        key_of = {id(lead): key for lead, key in zip(leads, keys)}
+        for p in ready:
+            res = app.gateway.submit({**p.action, "idempotency_key": key_of[id(p.lead)]}, shadow=self.shadow)
+            self._decided(p, res, now)
+        self._store(plans, now)
+        return [p.outcome for p in plans]
+
+
+SHADOW_BATCH = 200  # leads per batch: the drafts and envelopes of a batch are written in one transaction
 
 
 def shadow_run(app, contacts: int, progress: Callable[[int, int], None] | None = None,
-               use_llm: bool = False) -> dict:
+               use_llm: bool = False, batch: int = SHADOW_BATCH) -> dict:
     """Take the first ``contacts`` leads through every stage; nothing leaves. Returns the stored summary."""
     pipe = Pipeline(app, use_llm=use_llm, shadow=True)
     started = app.clock()
@@ -142,19 +226,69 @@ def shadow_run(app, contacts: int, progress: Callable[[int, int], None] | None =
         s.flush()
         run_id = run.id
     with app.store.read() as s:
-        leads = list(s.exec(select(Lead).order_by(Lead.id).limit(max(0, contacts))).all())
+        total = min(max(0, contacts), s.exec(select(sa.func.count()).select_from(Lead)).one())
     outcomes: list[LeadOutcome] = []
-    for i, lead in enumerate(leads, 1):
-        outcomes.append(pipe.run_one(lead, key=f"shadow-{run_id}-{lead.id}"))
+    last_id = None
+    while len(outcomes) < total:
+        q = select(Lead).order_by(Lead.id).limit(min(batch, total - len(outcomes)))
+        if last_id is not None:
+            q = q.where(Lead.id > last_id)
+        with app.store.read() as s:
+            leads = list(s.exec(q).all())
+        if not leads:
+            break  # leads were deleted meanwhile
+        last_id = leads[-1].id
+        outcomes += pipe.run_many(leads, [f"shadow-{run_id}-{lead.id}" for lead in leads])
         if progress:
-            progress(i, len(leads))
+            progress(len(outcomes), total)
     summary = summarise(outcomes)
     summary.update({"run_id": run_id, "started_at": iso(started), "finished_at": iso(app.clock())})
     with app.store.write_plain() as s:
         run = s.get(ShadowRun, run_id)
-        run.finished_at, run.contacts, run.summary = app.clock(), len(leads), summary
+        run.finished_at, run.contacts, run.summary = app.clock(), len(outcomes), summary
         s.add(run)
     return summary
+
+
+def score_leads(app, batch: int = 2000, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Score every lead against the ICP and store score, tier, explanation and disqualification (``rescore``),
+    reading only the columns scoring needs and writing only the leads whose result changed, ``batch`` leads per
+    transaction. Returns {"leads", "changed", "disqualified", "by_tier"}."""
+    t = Lead.__table__
+    inputs = ("id", "email", "title", "company", "company_domain", "employee_count", "industry", "country")
+    outputs = ("score", "tier", "icp", "disqualified_reason")
+    update = (sa.update(t).where(t.c.id == sa.bindparam("lead_pk"))
+              .values({c: sa.bindparam(f"new_{c}") for c in outputs}))
+    with app.store.read() as s:
+        total = s.exec(select(sa.func.count()).select_from(Lead)).one()
+    done = changed = disqualified = 0
+    tiers: Counter = Counter()
+    last_id = 0
+    if progress:
+        progress(0, total)
+    while True:
+        with app.store.write_plain() as s:
+            conn = s.connection()
+            rows = conn.execute(sa.select(*(t.c[c] for c in inputs + outputs)).where(t.c.id > last_id)
+                                .order_by(t.c.id).limit(batch)).mappings().all()
+            if not rows:
+                break
+            new = []
+            for row in rows:
+                lead = SimpleNamespace(**row)
+                fit = app.rescore(lead)
+                disqualified += fit.disqualified
+                tiers["disqualified" if fit.disqualified else f"tier {fit.tier}"] += 1
+                if any(getattr(lead, c) != row[c] for c in outputs):
+                    new.append({"lead_pk": row["id"], **{f"new_{c}": getattr(lead, c) for c in outputs}})
+            if new:
+                conn.execute(update, new)
+        changed += len(new)
+        done += len(rows)
+        last_id = rows[-1]["id"]
+        if progress:
+            progress(done, max(total, done))
+    return {"leads": done, "changed": changed, "disqualified": disqualified, "by_tier": dict(tiers)}
 
 
 def summarise(outcomes: list[LeadOutcome]) -> dict:

@@ -117,7 +117,7 @@ class HTTPProvider(ABC):
     DEFAULT_MODEL = ""
     DEFAULT_BASE_URL = ""
     PATH = ""
-    KEY_ENV = MODEL_ENV = BASE_ENV = ""
+    KEY_ENV = MODEL_ENV = BASE_ENV = RPM_ENV = ""
 
     def __init__(self, api_key: str | None, model: str | None = None, base_url: str | None = None,
                  timeout: float = 30.0, transport: httpx.BaseTransport | None = None):
@@ -151,8 +151,10 @@ class HTTPProvider(ABC):
     def client(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
+                # every connection kept alive: bulk drafting keeps up to LLMChain.concurrency calls in flight, and a
+                # new connection costs a TLS handshake each time
                 self._client = httpx.Client(timeout=self.timeout, transport=self.transport, follow_redirects=False,
-                                            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+                                            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
             return self._client
 
     def close(self) -> None:
@@ -227,6 +229,7 @@ class AnthropicProvider(HTTPProvider):
     DEFAULT_BASE_URL = "https://api.anthropic.com"
     PATH = "/v1/messages"
     KEY_ENV, MODEL_ENV, BASE_ENV = "ANTHROPIC_API_KEY", "ANTHROPIC_MODEL", "ANTHROPIC_BASE_URL"
+    RPM_ENV = "ANTHROPIC_RPM"
 
     def headers(self) -> dict[str, str]:
         return {"x-api-key": self._key or "", "anthropic-version": ANTHROPIC_VERSION,
@@ -262,6 +265,7 @@ class OpenAIProvider(HTTPProvider):
     DEFAULT_BASE_URL = "https://api.openai.com"
     PATH = "/v1/chat/completions"
     KEY_ENV, MODEL_ENV, BASE_ENV = "OPENAI_API_KEY", "OPENAI_MODEL", "OPENAI_BASE_URL"
+    RPM_ENV = "OPENAI_RPM"
 
     def headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self._key or ''}", "content-type": "application/json"}
@@ -344,8 +348,11 @@ class LLMChain:
     def __init__(self, providers: Sequence[Provider], store, clock: Clock, breakers=None,
                  sleep: Callable[[float], Any] = time.sleep, max_retry_wait: float = 20.0,
                  default_retry_wait: float = 1.0,
-                 requests_per_minute: int | Mapping[str, int] | None = None):
+                 requests_per_minute: int | Mapping[str, int] | None = None, concurrency: int = 8):
         self.providers = list(providers)
+        # how many calls callers that draft in bulk (drafting.draft_many) keep in flight; the limiters below
+        # keep them within each provider's requests-per-minute limit whatever this is
+        self.concurrency = max(1, int(concurrency))
         self.store, self.clock, self.breakers = store, clock, breakers
         self.sleep = sleep
         self.max_retry_wait, self.default_retry_wait = max_retry_wait, default_retry_wait
@@ -359,9 +366,17 @@ class LLMChain:
     @classmethod
     def from_env(cls, store, clock: Clock, breakers=None, *, template: str | None = None, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, **kw) -> "LLMChain":
+        """Keys, models and base URLs from the environment, and the account's limits: ``ANTHROPIC_RPM`` /
+        ``OPENAI_RPM`` (requests per minute, every request counted, retries included) and
+        ``ALPHA_LLM_CONCURRENCY`` (calls in flight when drafting in bulk, default 8)."""
         providers = [AnthropicProvider.from_env(timeout=timeout, transport=transport),
                      OpenAIProvider.from_env(timeout=timeout, transport=transport),
                      TemplateProvider(template)]
+        if "requests_per_minute" not in kw:
+            rpm = {p.name: n for p in providers if p.network and (n := _env_int(p.RPM_ENV)) is not None}
+            kw["requests_per_minute"] = rpm or None
+        if "concurrency" not in kw and (n := _env_int("ALPHA_LLM_CONCURRENCY")) is not None:
+            kw["concurrency"] = n
         return cls(providers, store, clock, breakers, **kw)
 
     def close(self) -> None:
@@ -524,6 +539,7 @@ class LLMChain:
         return None
 
     def _store_result(self, key: str, p: HTTPProvider, reply: ProviderReply, latency_ms: int) -> None:
+        """Cache the answer and record its usage in one transaction (one write per call, not two)."""
         now = self.clock()
         try:
             with self.store.write_plain() as s:
@@ -531,20 +547,41 @@ class LLMChain:
                     s.add(LLMCache(key=key, provider=p.name, model=p.model[:100], response=reply.text,
                                    input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
                                    created_at=now))
+                s.add(self._usage_row(p.name, p.model, reply.input_tokens, reply.output_tokens, False, latency_ms))
+            return
         except IntegrityError:
-            pass  # a concurrent identical call cached it first
+            pass  # a concurrent identical call cached it first: record the usage alone
         except Exception as e:  # noqa: BLE001 - never lose a paid answer over its cache row
             log.error("llm: could not cache a %s response: %s", p.name, p.scrub(f"{type(e).__name__}: {e}"))
         self._record_usage(p.name, p.model, reply.input_tokens, reply.output_tokens, False, latency_ms)
+
+    def _usage_row(self, provider: str, model: str, input_tokens: int, output_tokens: int, cached: bool,
+                   latency_ms: int) -> LLMUsage:
+        return LLMUsage(provider=provider, model=model[:100], input_tokens=input_tokens, output_tokens=output_tokens,
+                        cached=cached, latency_ms=latency_ms, at=self.clock())
 
     def _record_usage(self, provider: str, model: str, input_tokens: int, output_tokens: int, cached: bool,
                       latency_ms: int) -> None:
         try:
             with self.store.write_plain() as s:
-                s.add(LLMUsage(provider=provider, model=model[:100], input_tokens=input_tokens,
-                               output_tokens=output_tokens, cached=cached, latency_ms=latency_ms, at=self.clock()))
+                s.add(self._usage_row(provider, model, input_tokens, output_tokens, cached, latency_ms))
         except Exception as e:  # noqa: BLE001
             log.error("llm: could not record usage for %s: %s", provider, redact(f"{type(e).__name__}: {e}"))
+
+
+def _env_int(name: str) -> int | None:
+    """A positive whole number from the environment; unset or empty is None; anything else is ignored loudly."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        log.warning("llm: %s=%r is not a positive whole number; ignored", name, raw[:40])
+        return None
+    return n
 
 
 def from_env(store, clock: Clock, breakers=None, **kw) -> LLMChain:
