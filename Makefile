@@ -24,5 +24,10 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# Benchmarks against the bare cost of the same work: benchmarks/results.json and benchmarks/RESULTS.md.
+# Several minutes; `make bench BENCH_ARGS=--quick` for a smoke run, BENCH_ARGS="--only gateway" for one.
+bench: setup
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .data .pytest_cache .hypothesis
