@@ -8,6 +8,7 @@ longer safe is deferred or denied, not forced through.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import select
 
 from . import audit
@@ -24,6 +26,8 @@ from .config import WorkingHours, _check_tz, _Strict, _validate
 from .errors import AlphaError, ConfigError, InvalidRequest
 from .models import Approval, Lead, OutboxItem
 from .reasons import Code, Reason
+
+log = logging.getLogger("alpha.worker")
 
 ACTION_TYPES = ("tier1_email", "tier2_email", "tier3_email", "bulk_campaign", "hot_lead", "crm_write")
 
@@ -330,9 +334,24 @@ class ApprovalService:
         results = self.app.gateway.process_due(limit)
         return {**swept, "results": [r.to_dict() for r in results]}
 
-    def run_forever(self, interval: float = 5.0, stop=lambda: False) -> None:
+    def run_forever(self, interval: float = 5.0, stop=lambda: False, max_backoff: float = 30.0) -> None:
+        """Process the queue until ``stop()``. A database that goes away (a restart, a failover, a cut
+        connection) does not end the worker: the pass is abandoned and tried again after a backoff (0.5 s,
+        doubling up to ``max_backoff``). Nothing in flight is lost or repeated: a claim runs out with its
+        lease, and a send whose outcome could not be written stays ``sending`` for reconciliation."""
+        backoff = 0.0
         while not stop():
-            out = self.process()
+            try:
+                out = self.process()
+            except (OperationalError, InterfaceError) as e:
+                backoff = min(max_backoff, backoff * 2 if backoff else 0.5)
+                first = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
+                log.warning("database unavailable (%s); retrying in %.1f s", first, backoff)
+                deadline = time.monotonic() + backoff
+                while not stop() and (left := deadline - time.monotonic()) > 0:
+                    time.sleep(min(0.2, left))  # a SIGTERM is obeyed within 0.2 s
+                continue
+            backoff = 0.0
             if not out["results"]:
                 time.sleep(interval)
 
