@@ -85,7 +85,7 @@ def test_four_workers_drain_through_ghl_faults(db_url, app_factory, config_facto
 
         # the faults stop; time passes (backoffs, breaker recovery); a fresh worker finishes the drain
         rig.clear_faults()
-        for _ in range(4):
+        for _ in range(6):
             rig.expire_leases(keys)
             rig.fast_forward_deferred(keys)
             rig.app.gateway.process_due(100000)
@@ -93,6 +93,7 @@ def test_four_workers_drain_through_ghl_faults(db_url, app_factory, config_facto
                        if r.status == "deferred" and not {x["code"] for x in r.reasons} <= LIMIT_CODES]
             if not waiting:
                 break
+            time.sleep(1.1)  # an open breaker lets a trial through after 1 s
         after = rig.counts(keys)
         assert not waiting, [(r.idempotency_key, r.reasons) for r in waiting][:5]
         assert after["pending_approval"] == 0 and after["sending"] == 0, after
