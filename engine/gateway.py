@@ -129,7 +129,9 @@ class Gateway:
         """
         now = self.clock()
         worker = worker or f"pid-{os.getpid()}"
-        free = or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now)
+        # a worker may re-take its own claims: after a database outage it could not release them, and they must
+        # not wait out the lease (``exclude`` keeps a pass from taking a row twice)
+        free = or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now, OutboxItem.claimed_by == worker)
         if exclude:
             free = free & OutboxItem.id.not_in(sorted(exclude))
         with self.store.write_plain() as s:

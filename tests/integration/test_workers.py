@@ -97,3 +97,14 @@ def test_kill_switch_mid_drain_stops_execution_and_leaves_the_rest_queued(app_fa
     alpha(env, "approvals", "process", "--limit", "100000", check=True)
     msgs = _rows(db_url, SandboxMessage)
     assert len(msgs) == n and len({m.outbox_id for m in msgs}) == n
+
+
+def test_a_worker_retakes_its_own_claims_but_not_anothers_live_lease(app_factory):
+    """After a database outage a worker cannot release what it claimed; it must not wait out its own lease,
+    and another worker must still respect that lease."""
+    app = _queue(app_factory, 3)
+    first = app.gateway.due(10, worker="w1")
+    assert len(first) == 3
+    assert app.gateway.due(10, worker="w2") == []  # w1's lease holds against others
+    assert sorted(app.gateway.due(10, worker="w1")) == sorted(first)  # w1 takes its own back at once
+    assert app.gateway.due(10, worker="w1", exclude=set(first)) == []  # but never twice in one pass
