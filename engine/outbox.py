@@ -31,11 +31,16 @@ def load_usage(s: Session, action: Action, settings: Settings, now: datetime, wa
         .where(counted, OutboxItem.reserved_at >= win["month_start"], OutboxItem.channel == "email")
     ).one()
     since = now - HOUR
+    # the sliding-window rule needs only the newest `limit` times (when the limit-th newest leaves the window, one
+    # more fits): fetch those, not the whole hour
+    lim = settings.limits
     hour_times = s.exec(select(OutboxItem.reserved_at).where(
-        counted, OutboxItem.reserved_at > since, OutboxItem.channel == "email")).all()
+        counted, OutboxItem.reserved_at > since, OutboxItem.channel == "email")
+        .order_by(OutboxItem.reserved_at.desc()).limit(max(1, lim.hourly_limit))).all()
     dom_times = s.exec(select(OutboxItem.reserved_at).where(
         counted, OutboxItem.to_domain == action.recipient_domain, OutboxItem.reserved_at > since,
-        OutboxItem.channel == "email")).all() if action.recipient_domain else []
+        OutboxItem.channel == "email").order_by(OutboxItem.reserved_at.desc())
+        .limit(max(1, lim.per_domain_hourly_limit))).all() if action.recipient_domain else []
     last = s.exec(select(func.max(OutboxItem.reserved_at)).where(
         counted, OutboxItem.from_email == action.from_, OutboxItem.channel == "email")).one() if action.from_ else None
     return Usage(
