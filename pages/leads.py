@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from console.runtime import get_app, require_role, run_action
+from engine.errors import AlphaError
 from engine.leads import TIER_FILTERS, errors_csv, get_lead, search_leads
 from engine.leads_io import import_leads
 
@@ -18,6 +19,8 @@ app = get_app()
 
 PER_PAGE = 50
 RESULT = "leads_import_result"
+# The markdown specials st.error would act on (links, emphasis, code, math, :color[] and :emoji:, HTML, autolinks).
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~$:&@^])")
 
 st.title("Leads")
 
@@ -48,9 +51,13 @@ def _import(upload) -> None:
     with tempfile.TemporaryDirectory(prefix="alpha-import-") as d:
         path = Path(d) / _safe_name(upload.name)
         path.write_bytes(upload.getvalue())
-        ok, res = run_action(import_leads, app.store, path, app.clock, progress=saving, parse_progress=reading)
+        try:
+            res = import_leads(app.store, path, app.clock, progress=saving, parse_progress=reading)
+        except AlphaError as e:  # it quotes the file's name and cells: shown as written, never as markdown
+            st.error(_MD_SPECIAL.sub(r"\\\1", str(e).replace(str(path), repr(upload.name))))
+            res = None
     bar.empty()
-    if ok:
+    if res is not None:
         st.session_state[RESULT] = {**res, "file": upload.name}
         st.session_state["leads_page"] = 1  # show the newest leads
     else:
