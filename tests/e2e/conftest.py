@@ -5,6 +5,10 @@ file and cookie key), one browser for the session, a new browser context (fresh 
 never downloads a browser: chromium comes from the system (``apt-get install -y chromium``); without it the
 tests skip with that message, except under CI=true, where they fail.
 
+The database holds ten ordinary leads and four XSS leads (every text field a payload naming the field: three from
+a CSV import, one from an RB2B visit with javascript: URLs), one shadow run over all of them, a pending send of
+each XSS lead's draft and a hot-lead escalation for each, and a blind review set of every lead, the XSS leads last.
+
 Full-page screenshots of every page a test visits go to ``test-output/screenshots/`` (git-ignored).
 """
 from __future__ import annotations
@@ -87,6 +91,125 @@ LEADS = [  # title, company, employees, industry, country
 ]
 
 
+# Untrusted lead data: every text field of these leads holds a payload naming the field, one kind per lead, so a
+# leak says which field and which kind. Injected HTML would fire alert(); markdown would turn md_/red_/math_/bold_
+# markers into a link, coloured text, KaTeX or bold. The pages must show all of it as the literal text.
+XSS_KINDS = {
+    "img": "<img src=x onerror=alert('{f}')>",
+    "md": "[md_{f}](javascript:alert('{f}')) :red[red_{f}] $math_{f}$ **bold_{f}**",
+    "svg": "<script>alert('{f}')</script></textarea><svg onload=alert('{f}')>",
+}
+# The CSV import takes any text in these; title, industry and country keep a word the ICP reads, so the leads are
+# scored tier 1 and drafted (the templates insert first_name, title, company, industry: the emails hold payloads).
+XSS_TEXT_FIELDS = ("first_name", "last_name", "title", "company", "industry", "country", "region", "source", "notes")
+XSS_PREFIX = {"title": "VP Sales ", "industry": "Software ", "country": "US "}
+# Email addresses accept markdown specials, quotes and backticks in the local part (not <, >, parentheses, spaces).
+XSS_EMAILS = {"img": "xss1'onmouseover=alert`email`'@xss1.example",
+              "md": "xss2.$math_email$*em_email*~~del_email~~@xss2.example",
+              "svg": "xss3.{svg}|'`code_email`@xss3.example"}
+# An RB2B visitor: the webhook stores its URL fields as sent (the import would refuse these), javascript: included.
+XSS_RB2B = {
+    "business email": "xss4.visitor@xss4.example",
+    "first name": "<img src=x onerror=alert('rb2b_first_name')>",
+    "last name": "[md_rb2b_last_name](javascript:alert('rb2b_last_name')) :red[red_rb2b_last_name]",
+    "title": "VP Sales <svg onload=alert('rb2b_title')>",
+    "company name": "<script>alert('rb2b_company')</script>",
+    "website": "javascript:alert(document.domain)",
+    "industry": "Software $math_rb2b_industry$ **bold_rb2b_industry**",
+    "employee count": "120",
+    "linkedin url": "javascript:alert('rb2b_linkedin_url')",
+    "country": "US </textarea><svg onload=alert('rb2b_country')>",
+    "captured url": "javascript:alert('rb2b_page')",
+    "referrer": "[md_rb2b_referrer](javascript:alert('rb2b_referrer'))",
+}
+XSS_HOT = {  # a hot-lead escalation's title and why (a reply's text, say)
+    "title": "Reply from {email}: <img src=x onerror=alert('hot_title')>",
+    "why": "[md_hot_why](javascript:alert('hot_why')) </textarea><svg onload=alert('hot_why')> :red[red_hot_why]",
+}
+
+
+def xss_value(kind: str, field: str) -> str:
+    return XSS_PREFIX.get(field, "") + XSS_KINDS[kind].format(f=field)
+
+
+def xss_lead(kind: str) -> dict:
+    """The CSV row of the XSS lead of one kind."""
+    n = list(XSS_KINDS).index(kind) + 1
+    return {"email": XSS_EMAILS[kind], **{f: xss_value(kind, f) for f in XSS_TEXT_FIELDS},
+            "company_domain": f"xss{n}.example", "employee_count": "120", "timezone": "America/New_York",
+            "linkedin_url": "https://www.linkedin.com/in/" + XSS_KINDS[kind].format(f="linkedin_url")}
+
+
+def _seed_xss(app, d: Path) -> dict:
+    """The XSS leads (three imported from a CSV, one from an RB2B visit), before the shadow run drafts them."""
+    from engine.events import EventService
+    from engine.leads_io import import_leads
+
+    path = d / "xss-leads.csv"
+    rows = [xss_lead(kind) for kind in XSS_KINDS]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    imported = import_leads(app.store, path, app.clock)
+    assert imported["imported"] == len(rows) and not imported["errors"], imported
+    visit = EventService(app, alert=lambda alert: None).rb2b(XSS_RB2B, json.dumps(XSS_RB2B).encode())
+    assert "queued as approval" in visit.detail, visit  # an ICP-fit visitor: a hot lead, raised by the engine
+    return {kind: row["email"] for kind, row in zip(XSS_KINDS, rows)} | {"rb2b": XSS_RB2B["business email"]}
+
+
+def _xss_queue(app, d: Path, env: dict, emails: dict) -> None:
+    """A pending send of each XSS lead's shadow draft (the gateway in the assisted phase, through a second engine
+    with assisted settings; the phase goes back to shadow after) and a hot-lead escalation for each CSV lead."""
+    from sqlmodel import select
+
+    from engine.app import App
+    from engine.config import load_settings
+    from engine.models import Draft, Lead
+    from engine.pipeline import lead_action
+    from tests.conftest import LIVE, deep_merge
+
+    assisted = App(settings=load_settings(write_config(
+        d / "config-assisted", production=deep_merge(LIVE, {"rollout_phase": {"current": "assisted"}}),
+        warmup={"enabled": False})), store=app.store, env_file=env["ALPHA_ENV_FILE"])
+    with app.store.read() as s:
+        pairs = s.exec(select(Draft, Lead).join(Lead, Lead.id == Draft.lead_id)
+                       .where(Lead.email.in_(list(emails.values()))).order_by(Lead.id)).all()
+    assert len(pairs) == len(emails), "the shadow run drafted every XSS lead"
+    for phase in ("parallel", "assisted"):
+        app.control.set_phase(phase, "e2e: pending sends to the XSS leads", "e2e", force=True)
+    try:
+        for draft, lead in pairs:
+            r = assisted.gateway.submit(lead_action(assisted, lead, assisted.score(lead), draft, assisted.clock(),
+                                                    idempotency_key=f"e2e-xss-{draft.id}"))
+            assert r.status == "pending_approval", r
+    finally:
+        app.control.set_phase("shadow", "e2e: back to shadow after queueing the XSS sends", "e2e", force=True)
+    now = app.clock()
+    with app.store.write() as s:
+        for kind in XSS_KINDS:
+            lead = s.exec(select(Lead).where(Lead.email == emails[kind])).one()
+            assert app.approvals.raise_hot_lead(s, lead, XSS_HOT["title"].format(email=lead.email), XSS_HOT["why"],
+                                                "webhook:ghl", now)
+
+
+def _xss_last_in_review(app, set_id: int, emails: dict) -> None:
+    """The XSS leads go last in the blind review set, in XSS_KINDS order then the RB2B visitor (the AE test labels
+    the first items)."""
+    from sqlmodel import select
+
+    from engine.models import Lead, ReviewItem
+
+    order = list(emails.values())
+    with app.store.write() as s:
+        items = s.exec(select(ReviewItem, Lead).join(Lead, Lead.id == ReviewItem.lead_id)
+                       .where(ReviewItem.set_id == set_id, Lead.email.in_(order))).all()
+        assert len(items) == len(order), "every XSS lead is in the blind review set"
+        for item, lead in items:
+            item.position = 1000 + order.index(lead.email)
+            s.add(item)
+
+
 def _seed(d: Path, env: dict) -> dict:
     """The database, users and data the browser tests need; returns what the tests check against."""
     import engine.users as users
@@ -118,11 +241,15 @@ def _seed(d: Path, env: dict) -> dict:
                                 f"company{i}.example", n, industry, country, "America/New_York"])
             imported = import_leads(app.store, path, app.clock)
             assert imported["imported"] == len(LEADS), imported
-            shadow = shadow_run(app, len(LEADS))
-            review_set = review.generate(app, 6, seed=7, actor="e2e")
+            xss = _seed_xss(app, d)
+            total = len(LEADS) + len(xss)
+            shadow = shadow_run(app, total)
+            _xss_queue(app, d, env, xss)
+            review_set = review.generate(app, total, seed=7, actor="e2e")
+            _xss_last_in_review(app, review_set["set_id"], xss)
         finally:
             app.store.dispose()
-    return {"shadow": shadow, "review_set": review_set}
+    return {"shadow": shadow, "review_set": review_set, "xss": xss}
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -243,9 +370,9 @@ def drawn(page, timeout: int = TIMEOUT_MS) -> None:
         }""", timeout=timeout)
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, prefix: bool = True) -> Path:
     """A full-page screenshot: Streamlit scrolls inside its main container, so the viewport is stretched to the
-    content's height for the shot."""
+    content's height for the shot. Named ``<test>--<name>.png``, or ``<name>.png`` without the prefix."""
     settle(page)
     drawn(page)
     size = page.viewport_size
@@ -253,7 +380,7 @@ def screenshot(page, name: str) -> Path:
         const m = document.querySelector('[data-testid="stMain"]') || document.body;
         return Math.max(m.scrollHeight, document.body.scrollHeight);
     }""")
-    path = SCREENSHOTS / f"{page.test_name}--{_slug(name)}.png"
+    path = SCREENSHOTS / (f"{page.test_name}--{_slug(name)}.png" if prefix else f"{_slug(name)}.png")
     try:
         page.set_viewport_size({"width": size["width"], "height": min(max(height + 40, size["height"]), 8000)})
         drawn(page)
