@@ -274,9 +274,12 @@ def draft_for(lead: Any, step: Any, pack: Pack, settings: Settings, secret: byte
         llm_part = _ask_llm(llm, template, pack, lead, sender)
 
     rendered = render(template, lead, sender, unsub, opening=llm_part["opening"])
+    # the email exactly as the gateway will receive it (actions strip surrounding white space), so the draft row,
+    # its content check and the outbox row all hold the same text
+    subject, html, text = (v.strip() if isinstance(v, str) else v for v in (rendered.subject, rendered.html,
+                                                                            rendered.text))
     rules = ContentRules.from_settings(settings)
-    findings = check_content(rendered.subject, rendered.html, rendered.text, rules,
-                             first_touch=template.kind == "first_touch")
+    findings = check_content(subject, html, text, rules, first_touch=template.kind == "first_touch")
     flags = list(llm_part["flags"]) + [r.to_dict() for r in findings]
     from_llm = llm_part["opening"] is not None
     provider = llm_part["provenance"]["provider"] if from_llm else "template"
@@ -291,7 +294,7 @@ def draft_for(lead: Any, step: Any, pack: Pack, settings: Settings, secret: byte
         "opening": {"source": "llm" if from_llm else "template", "text": rendered.opening},
         "drafted_at": iso(as_utc(now)) if now is not None else None,
     }
-    return DraftResult(subject=rendered.subject, html=rendered.html, text=rendered.text, template_id=template.id,
+    return DraftResult(subject=subject, html=html, text=text, template_id=template.id,
                        template_version=template.version, provider=provider, provenance=provenance, flags=flags)
 
 
