@@ -6,6 +6,7 @@ run, so removing a user or changing a role takes effect at the next click, whate
 from __future__ import annotations
 
 import os
+import re
 from typing import Callable
 
 import streamlit as st
@@ -78,12 +79,24 @@ def require_role(*allowed: str) -> dict:
     return user
 
 
+# Every ASCII punctuation character may be backslash-escaped in CommonMark: escaping them all leaves no
+# emphasis, link, image, heading, list, table, HTML, entity, directive (:red[...]), emoji (:x:) or math ($).
+_MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def md_escape(text: object) -> str:
+    """Text that Streamlit's markdown (st.markdown, st.error, captions...) shows exactly as written: for reasons,
+    error messages and anything else a person or a lead typed."""
+    return _MD_SPECIAL.sub(r"\\\1", "" if text is None else str(text))
+
+
 def run_action(fn: Callable, *args, **kwargs):
-    """Run an engine change; show an AlphaError as a message a person can act on. Returns (ok, result)."""
+    """Run an engine change; show an AlphaError as a message a person can act on (as written: it may quote
+    user input). Returns (ok, result)."""
     try:
         return True, fn(*args, **kwargs)
     except AlphaError as e:
-        st.error(str(e))
+        st.error(md_escape(e))
         return False, None
 
 
@@ -98,7 +111,7 @@ def _header_body() -> None:
     c1, c2, c3, c4 = st.columns([1.2, 1.6, 1, 1.2])
     c1.markdown(f"**Phase:** `{s['phase']}`")
     if kill["on"]:
-        why = "EMERGENCY_STOP" if kill["source"] == "env" else (kill["reason"] or "no reason")
+        why = "EMERGENCY_STOP" if kill["source"] == "env" else md_escape(kill["reason"] or "no reason")
         c2.markdown(f":red-background[**KILL SWITCH ON**] ({why})")
     else:
         c2.markdown(":green-background[kill switch off]")

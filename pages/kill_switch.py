@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from console.runtime import actor, get_app, require_role, run_action
+from console.runtime import actor, get_app, md_escape, require_role, run_action
 from engine.config import PHASES
 from engine.history import recent_changes
 
@@ -18,12 +18,12 @@ st.title("Kill switch & rollout")
 # ------------------------------------------------------------------------------------------ kill switch
 
 if kill.on:
-    st.error(f"## :material/block: KILL SWITCH ON: nothing is sent\n\n{kill.reason or ''}")
+    st.error(f"## :material/block: KILL SWITCH ON: nothing is sent\n\n{md_escape(kill.reason or '')}")
 else:
     st.success("## Kill switch off\n\nSending is governed by the rollout phase and the guardrails.")
 
 if locked:
-    st.warning(f"**Forced on by EMERGENCY_STOP** ({kill.reason}). It cannot be turned off from the console or "
+    st.warning(f"**Forced on by EMERGENCY_STOP** ({md_escape(kill.reason)}). It cannot be turned off from the console or "
                "the CLI while that is set: remove `EMERGENCY_STOP=true` from the environment of the running "
                "processes and from `.env`, then turn the kill switch off here with a reason.")
 

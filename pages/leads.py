@@ -9,7 +9,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from console.runtime import get_app, require_role, run_action
+from console.runtime import get_app, md_escape, require_role, run_action
 from engine.errors import AlphaError
 from engine.leads import TIER_FILTERS, errors_csv, get_lead, search_leads
 from engine.leads_io import import_leads
@@ -19,8 +19,6 @@ app = get_app()
 
 PER_PAGE = 50
 RESULT = "leads_import_result"
-# The markdown specials st.error would act on (links, emphasis, code, math, :color[] and :emoji:, HTML, autolinks).
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~$:&@^])")
 
 st.title("Leads")
 
@@ -54,7 +52,7 @@ def _import(upload) -> None:
         try:
             res = import_leads(app.store, path, app.clock, progress=saving, parse_progress=reading)
         except AlphaError as e:  # it quotes the file's name and cells: shown as written, never as markdown
-            st.error(_MD_SPECIAL.sub(r"\\\1", str(e).replace(str(path), repr(upload.name))))
+            st.error(md_escape(str(e).replace(str(path), repr(upload.name))))
             res = None
     bar.empty()
     if res is not None:

@@ -7,11 +7,10 @@ markdown with every markdown character escaped (never as HTML).
 """
 from __future__ import annotations
 
-import re
 
 import streamlit as st
 
-from console.runtime import actor, get_app, require_role, run_action
+from console.runtime import actor, get_app, md_escape, require_role, run_action
 from engine.drafts import (DRAFT_STATUSES, EDITABLE, batch_progress, draft_detail, edit_draft, list_shadow_drafts,
                            reason_codes, shadow_runs)
 from engine.pipeline import set_draft_status
@@ -21,15 +20,6 @@ app = get_app()
 
 ANY = "(any)"
 MARK = {"SPAM_CONTENT": "red", "FORBIDDEN_CLAIM": "red", "unsupported_claim": "orange"}
-# Every ASCII punctuation character may be backslash-escaped in CommonMark: escaping them all leaves no
-# emphasis, link, image, heading, list, table, HTML, entity, directive (:red[...]), emoji (:x:) or math ($).
-_MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
-
-
-def md_escape(text: str) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", text)
-
-
 def marked_markdown(segments) -> str:
     """Escaped markdown of a text cut into (piece, finding code) segments; findings get a coloured background.
     Line breaks are kept (hard breaks), blank lines separate paragraphs."""

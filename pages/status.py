@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from console.runtime import get_app, require_role
+from console.runtime import get_app, md_escape, require_role
 from engine.users import ROLES
 
 require_role(*ROLES)
@@ -19,7 +19,7 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Rollout phase", s["phase"], help=f"changed {s['phase_changed_at']} by {s['phase_changed_by']}",
           border=True)
 c2.metric("Kill switch", "ON" if kill["on"] else "off", border=True,
-          help=(kill["reason"] or "") + (" (forced by EMERGENCY_STOP)" if kill["source"] == "env" else ""))
+          help=md_escape(kill["reason"] or "") + (" (forced by EMERGENCY_STOP)" if kill["source"] == "env" else ""))
 c3.metric("Mode", s["mode"], help=f"executor: {s['executor']}", border=True)
 c4.metric("Live sending", "yes" if s["live_sending"] else "no", border=True,
           help="assisted/autonomous phase, email flags allow sending, LIVE executor and kill switch off")
@@ -28,7 +28,7 @@ if not s["config_phase_matches"]:
     st.warning(f"config/production.json says rollout_phase.current = {s['config_phase']!r} but the control plane "
                f"is at {s['phase']!r} (the control plane wins; update the file to match).")
 if s["maintenance"]["on"]:
-    st.warning(f"Maintenance mode is on: {s['maintenance']['reason']}")
+    st.warning(f"Maintenance mode is on: {md_escape(s['maintenance']['reason'])}")
 if s["awaiting_reconciliation"]:
     st.error(f"{s['awaiting_reconciliation']} send(s) await reconciliation: check the provider, then "
              "`alpha outbox resolve ID sent|failed --reason ...`.")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import re
+
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +26,23 @@ def kill_gate_only(monkeypatch):
     from engine import control
 
     monkeypatch.setitem(control.PHASE_GATES, "parallel", [control.gate_kill_switch_off])
+
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def text(elements) -> str:
+    """What a person reads in these elements: their values joined, with markdown backslash escapes removed (the
+    console escapes reasons and errors so they render as written)."""
+    return "\n".join(_ESCAPED.sub(r"\1", str(e.value)) for e in elements)
+
+
+def no_exception(at):
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+ok = no_exception
 
 
 def _new(path: str):

@@ -8,19 +8,11 @@ import pytest
 from engine.models import Approval, Lead, OutboxItem
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import email
+from tests.console.conftest import ok, text
 
 PAGE = "pages/approvals.py"
 ASSISTED = deep_merge(LIVE, {"rollout_phase": {"current": "assisted"}})
 XSS = "<img src=x onerror=alert(1)>"
-
-
-def text(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def ok(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 @pytest.fixture

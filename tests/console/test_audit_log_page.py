@@ -9,17 +9,9 @@ import sqlalchemy as sa
 from engine import audit_log
 from tests.conftest import WORK_TIME
 from tests.unit.test_audit_log import arrange, sample_rows
+from tests.console.conftest import ok, text
 
 PAGE = "pages/audit_log.py"
-
-
-def text(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def ok(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def table(at):

@@ -10,20 +10,12 @@ from sqlmodel import select
 
 from engine.models import Lead, ReviewItem
 from engine.review import generate
+from tests.console.conftest import no_exception, text
 
 PAGE = "pages/blind_review.py"
 XSS = "<img src=x onerror=alert(1)>"
 # AI-only values, each distinctive enough that finding it anywhere means it leaked.
 SECRETS = {"score": (9731, 8642, 7553, 6464), "explain": "AI-EXPLAIN-7f3c", "dq": "AI-DQ-REASON-91b2"}
-
-
-def no_exception(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def text(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def leads(app) -> list[int]:

@@ -8,18 +8,10 @@ import pytest
 
 from engine import audit_log
 from engine.audit_log import AuditFilter
+from tests.console.conftest import ok, text
 
 PAGE = "pages/breakers.py"
 APIS = ["ghl", "linkedin", "clay", "supabase", "llm", "slack"]
-
-
-def text(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def ok(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def breaker(ctx, name: str):

@@ -14,7 +14,7 @@ from engine import compare
 from engine.leads_io import import_leads
 from engine.models import ReviewItem
 from engine.review import generate, label
-from tests.console.test_console import no_exception, text
+from tests.console.conftest import no_exception, text
 
 PAGE = "pages/comparison.py"
 XSS = "<img src=x onerror=alert(1)>"

@@ -4,20 +4,11 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1.errors import AppTestError
 
-from tests.console.conftest import PASSWORD
+from tests.console.conftest import PASSWORD, no_exception, text
 
 KILL_PAGE = "pages/kill_switch.py"
 STATUS_PAGE = "pages/status.py"
 KILL_PAGE_FROM_APP = "../pages/kill_switch.py"  # AppTest.switch_page is relative to console/app.py
-
-
-def text(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def no_exception(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 # ------------------------------------------------------------------------------------------ login and roles
@@ -244,3 +235,16 @@ def test_phase_up_only_when_the_gate_passes(ctx, kill_gate_only):
     at = no_exception(at.run())
     ctl = ctx.app.control.state()
     assert ctl.phase == "parallel" and ctl.phase_actor == "console:admin"
+
+
+def test_reasons_and_errors_show_as_written_never_as_markdown(ctx):
+    """A reason is typed by a person: `**`, links, `:red[]`, `$math$` and HTML stay literal on every page that shows it."""
+    from console.runtime import md_escape
+
+    payload = "**bold** [x](javascript:alert(1)) :red[x] $m$ <img src=x onerror=alert(1)>"
+    ctx.app.control.set_kill(True, payload, "ops")
+    at = no_exception(ctx.page(KILL_PAGE, "ops"))
+    shown = [e.value for e in at.error] + [m.value for m in at.markdown]
+    assert any(md_escape(payload) in v for v in shown)
+    assert not any(payload in v for v in shown)  # never the raw, renderable form
+    assert md_escape("a_b") == "a\\_b" and md_escape(None) == ""

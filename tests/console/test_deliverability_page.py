@@ -9,17 +9,9 @@ from datetime import datetime, time, timedelta, timezone
 import pytest
 
 from tests.unit.test_deliverability import add_sends, add_suppressions
+from tests.console.conftest import ok, text
 
 PAGE = "pages/deliverability.py"
-
-
-def text(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def ok(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def chart(at, key: str) -> dict:

@@ -12,7 +12,7 @@ from engine.approvals import load_roster
 from engine.messaging import load_pack
 from engine.models import VerifyRun
 from engine.verify import run_verify
-from tests.console.test_console import no_exception, text
+from tests.console.conftest import no_exception, text
 
 PAGE = "pages/integrations.py"
 

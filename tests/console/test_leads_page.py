@@ -16,13 +16,10 @@ from engine.leads import errors_csv, get_lead, search_leads
 from engine.leads_io import PROGRESS_EVERY, import_leads, parse_leads_csv
 from engine.models import Lead
 from tests.conftest import WORK_TIME
+from tests.console.conftest import ok, text
 
 PAGE = "pages/leads.py"
 XSS = "<img src=x onerror=alert(1)>"
-
-
-def text(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 TABLES = {"leads_table": "email", "leads_errors": "problem", "leads_icp_table": "criterion"}
@@ -31,11 +28,6 @@ TABLES = {"leads_table": "email", "leads_errors": "problem", "leads_icp_table": 
 def table(at, key: str):
     """A display dataframe by what it holds (AppTest keeps no user key for display dataframes)."""
     return next(d.value for d in at.dataframe if TABLES[key] in d.value.columns)
-
-
-def ok(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def add_leads(app, rows: list[dict]) -> None:

@@ -14,7 +14,7 @@ from engine import audit
 from engine.clock import system_clock
 from engine.models import AuditEntry, AuditHead, CheckRun
 from engine.readiness import AUDIT_KIND, readiness, verify_audit_chain
-from tests.console.test_console import no_exception, text
+from tests.console.conftest import no_exception, text
 
 PAGE = "pages/readiness.py"
 

@@ -11,6 +11,7 @@ from sqlmodel import select
 from engine.leads_io import import_leads
 from engine.models import AuditEntry, Draft, Lead, OutboxItem, ShadowRun
 from engine.pipeline import shadow_run
+from tests.console.conftest import no_exception, text
 
 PAGE = "pages/shadow_review.py"
 XSS = "<img src=x onerror=alert(1)>"
@@ -21,15 +22,6 @@ cy@cedarpipe.example,Cy,Ode,Sales Manager,Cedar Pipe,cedarpipe.example,51-200,Fi
 di@bluelabs.example,Di,Quinn,Marketing Manager,Blue Labs,bluelabs.example,11-50,Retail,United Kingdom,,Europe/London
 ed@oakstack.example,Ed,Nash,CRO,Oak Stack,oakstack.example,501-1000,B2B SaaS,United States,TX,America/Chicago
 """
-
-
-def no_exception(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def text(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 @pytest.fixture
@@ -235,7 +227,7 @@ def test_edit_then_approve_records_the_editor_and_marks_findings(ctx, run):
     # the findings are marked in the text when the approver opens it again
     at.selectbox(key="sr_pick").set_value(target)
     at = no_exception(at.run())
-    md = text(at.markdown)
+    md = "\n".join(str(m.value) for m in at.markdown)  # the markdown source: escapes matter here
     assert ":red-background[**Act now**]" in md and ":red-background[**100% free**]" not in md
     assert r":red-background[**100\% free**]" in md and ":red-background[**guaranteed results**]" in md
     assert {"SPAM_CONTENT", "FORBIDDEN_CLAIM"} <= set(at.dataframe[1].value["code"])
