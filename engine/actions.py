@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -72,7 +74,7 @@ class _ActionModel(BaseModel):
     timezone: str | None = None
     company: str | None = Field(default=None, max_length=300)
     first_touch: bool | None = None
-    approval_id: int | None = None
+    approval_id: int | None = Field(default=None, ge=1, le=2_147_483_647)  # a database id
     tags: list[str] | None = None
     fields: dict[str, Any] | None = None
 
@@ -80,6 +82,13 @@ class _ActionModel(BaseModel):
     @classmethod
     def _lower(cls, v):
         return v.lower() if isinstance(v, str) else v
+
+    @field_validator("lead_id")
+    @classmethod
+    def _lead_id(cls, v):
+        if v is not None and len(str(v)) > 64:
+            raise ValueError("at most 64 characters")
+        return v
 
 
 @dataclass(frozen=True)
@@ -143,10 +152,77 @@ class Action:
 
 
 class InvalidAction(ValueError):
-    def __init__(self, problems: list[str], idempotency_key: str | None = None):
-        self.problems = problems
-        self.idempotency_key = idempotency_key
-        super().__init__("; ".join(problems))
+    """Why an action was refused. ``problems`` name each bad field; they, ``idempotency_key``, ``agent`` and
+    ``action`` are safe to store and print (a NUL character or a lone surrogate in the submitted text is shown
+    escaped, never passed on: PostgreSQL cannot store the first, no UTF-8 encoder the second)."""
+
+    def __init__(self, problems: list[str], idempotency_key: str | None = None, raw: Any = None):
+        self.problems = [safe_text(p) for p in problems]
+        self.idempotency_key = safe_text(idempotency_key) if isinstance(idempotency_key, str) else None
+        field = (lambda k: safe_text(raw[k])[:64] if isinstance(raw, dict) and isinstance(raw.get(k), str) else None)
+        self.agent = field("agent")
+        self.action = field("action")
+        super().__init__("; ".join(self.problems))
+
+
+def _unstorable_char(text: str) -> str | None:
+    """What in ``text`` no database can hold: a NUL character or a lone UTF-16 surrogate."""
+    if "\x00" in text:
+        return "a NUL character (U+0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"a lone surrogate (U+{ord(text[e.start]):04X}), which is not valid Unicode text"
+    return None
+
+
+def safe_text(text: str) -> str:
+    """``text`` with NUL characters and lone surrogates written as escapes (\\x00, \\ud800): storable, printable."""
+    if _unstorable_char(text) is None:
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# pydantic names the member of a union it tried ("evidence.list[Evidence].0.source", "lead_id.constrained-str"):
+# the path shown to a person leaves those out ("evidence.0.source", "lead_id").
+_UNION_MEMBER = re.compile(r"^(constrained-)?(str|int|bool|float|dict|list)$|^(list|dict)\[|^Evidence$|^function-")
+
+
+def _path(parts, union_tags: bool = False) -> str:
+    if union_tags:
+        parts = [p for p in parts if not (isinstance(p, str) and _UNION_MEMBER.match(p))]
+    return ".".join(safe_text(str(p)) for p in parts) or "(action)"
+
+
+MAX_DEPTH = 20  # nesting of the free-form parts (fields, evidence): deeper is a mistake, and deep JSON is a hazard
+
+
+def _storage_problems(raw: dict) -> list[str]:
+    """Values no database or JSON column can hold, anywhere in the action (keys included), naming each one's
+    path: NUL characters and lone surrogates in text, NaN and infinite numbers, nesting deeper than MAX_DEPTH."""
+    problems: list[str] = []
+    stack: list[tuple[tuple, Any]] = [((k,), v) for k, v in raw.items()]
+    for k in raw:
+        if isinstance(k, str) and _unstorable_char(k):
+            problems.append(f"field '{_path((k,))}': the name contains {_unstorable_char(k)}")
+    while stack and len(problems) < 20:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            why = _unstorable_char(v)
+            if why:
+                problems.append(f"field '{_path(path)}' contains {why}")
+        elif isinstance(v, float) and not math.isfinite(v):
+            problems.append(f"field '{_path(path)}' = {v}: not a finite number (JSON has no NaN or Infinity)")
+        elif isinstance(v, (dict, list)):
+            if len(path) > MAX_DEPTH:
+                problems.append(f"field '{_path(path[:MAX_DEPTH])}' is nested more than {MAX_DEPTH} levels deep")
+                continue
+            items = v.items() if isinstance(v, dict) else enumerate(v)
+            for k, item in items:
+                if isinstance(k, str) and _unstorable_char(k):
+                    problems.append(f"field '{_path(path + (k,))}': the name contains {_unstorable_char(k)}")
+                stack.append((path + (k,), item))
+    return sorted(set(problems))
 
 
 def canonical_json(obj: Any) -> str:
@@ -162,19 +238,22 @@ def parse_action(raw: Any) -> Action:
     if not isinstance(raw, dict):
         raise InvalidAction([f"an action must be a JSON object, found {type(raw).__name__}"])
     key = raw.get("idempotency_key") if isinstance(raw.get("idempotency_key"), str) else None
+    stored = _storage_problems(raw)
+    if stored:
+        raise InvalidAction(stored, key, raw)
     try:
         m = _ActionModel.model_validate(raw)
     except ValidationError as e:
         problems = []
         for err in e.errors(include_url=False):
-            field = ".".join(str(p) for p in err["loc"]) or "(action)"
+            field = _path(err["loc"], union_tags=True)
             if err["type"] == "missing":
                 problems.append(f"field '{field}' is required")
             elif err["type"] == "extra_forbidden":
                 problems.append(f"field '{field}' is not a known action field")
             else:
                 problems.append(f"field '{field}': {err['msg'].removeprefix('Value error, ')}")
-        raise InvalidAction(problems, key) from None
+        raise InvalidAction(problems, key, raw) from None
     problems = []
     spec = ACTIONS.get(m.action)
     if spec is not None and spec.kind == "email":
@@ -192,10 +271,10 @@ def parse_action(raw: Any) -> Action:
 
         try:
             ZoneInfo(m.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            problems.append(f"field 'timezone': '{m.timezone}' is not an IANA time zone name")
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
+            problems.append(f"field 'timezone': {m.timezone[:60]!r} is not an IANA time zone name")
     if problems:
-        raise InvalidAction(problems, m.idempotency_key)
+        raise InvalidAction(problems, m.idempotency_key, raw)
     ev = m.evidence
     evidence = tuple(e.model_dump(exclude_none=True) for e in (ev if isinstance(ev, list) else [ev] if ev else []))
     record_fields = dict(
