@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -128,49 +129,51 @@ class EventService:
         return out
 
     def _inbound(self, s: Session, p: dict, now: datetime) -> Outcome:
-        if str(p.get("direction", "inbound")).lower() != "inbound":
+        if str(_str(p.get("direction")) or "inbound").lower() != "inbound":
             return Outcome("ignored", "not an inbound message")
-        lead = _lead_by(s, email=p.get("email"), contact_id=p.get("contactId"))
+        lead = _lead_by(s, email=_str(p.get("email")), contact_id=_str(p.get("contactId")))
         if lead is None:
-            return Outcome("processed", f"reply from unknown contact {p.get('contactId')!r} recorded")
+            return Outcome("processed", f"reply from unknown contact {_str(p.get('contactId'), 100)!r} recorded")
         _stop_lead(lead, "hot", "replied", now)
         lead.last_engaged_at = now
         s.add(lead)
-        body = str(p.get("body") or "")[:300]
+        body = _str(p.get("body"), 300) or ""
         queued = self._hot_lead(s, lead, f"Reply from {lead.email}", body or "(no body)", "webhook:ghl", now)
         return Outcome("processed", f"lead {lead.id} replied: sequence stopped, marked hot; {queued}",
                        alert={"kind": "hot_lead", "title": f"Reply from {lead.email}",
                               "text": body or "(no body)", "fields": {"lead": lead.email, "company": lead.company,
-                                                                      "channel": p.get("messageType")}})
+                                                                      "channel": _str(p.get("messageType"), 50)}})
 
     def _dnd(self, s: Session, p: dict, now: datetime) -> Outcome:
-        email = str(p.get("email") or "").strip().lower()
-        settings = p.get("dndSettings") if isinstance(p.get("dndSettings"), dict) else {}
-        email_dnd = (settings.get("Email") or {}).get("status") == "active" if isinstance(
-            settings.get("Email"), dict) else False
+        email = (_str(p.get("email")) or "").strip().lower()
+        email_dnd = _dict(_dict(p.get("dndSettings")).get("Email")).get("status") == "active"
         if not (p.get("dnd") is True or email_dnd):
             return Outcome("processed", f"DND lifted or not for email on {email or 'unknown'}: suppression kept")
         if not email:
             return Outcome("ignored", "DND update without an email address")
         added = _suppress(s, email, "dnd", "ghl:ContactDndUpdate", "contact set email DND in GHL", now, "ghl")
-        lead = _lead_by(s, email=email, contact_id=p.get("id"))
+        lead = _lead_by(s, email=email, contact_id=_str(p.get("id")))
         _stop_lead(lead, "unsubscribed", "dnd", now)
         if lead:
             s.add(lead)
-        return Outcome("processed", f"{email} suppressed (dnd)" if added else f"{email} already suppressed")
+        if added:
+            return Outcome("processed", f"{email} suppressed (dnd)")
+        if syntax_problem(email):  # nothing to suppress; the contact's sequence (found by its id) still stops
+            return Outcome("processed", f"DND for {email[:100]!r}, which is not an email address: nothing suppressed")
+        return Outcome("processed", f"{email} already suppressed")
 
     def _email_stats(self, s: Session, p: dict, now: datetime) -> Outcome:
-        wp = p.get("webhookPayload") if isinstance(p.get("webhookPayload"), dict) else {}
-        event = str(wp.get("event") or "").lower()
-        recipient = str(wp.get("recipient") or "").strip().lower()
-        headers = (wp.get("message") or {}).get("headers") if isinstance(wp.get("message"), dict) else {}
-        sender = parseaddr(str((headers or {}).get("from") or ""))[1].lower()
-        status = wp.get("delivery-status") if isinstance(wp.get("delivery-status"), dict) else {}
-        code = status.get("code") if isinstance(status.get("code"), int) else None
-        severity = str(wp.get("severity") or "").lower()
+        wp = _dict(p.get("webhookPayload"))
+        event = (_str(wp.get("event")) or "").lower()
+        recipient = (_str(wp.get("recipient")) or "").strip().lower()
+        headers = _dict(_dict(wp.get("message")).get("headers"))
+        sender = parseaddr(_str(headers.get("from")) or "")[1].lower()
+        code = _dict(wp.get("delivery-status")).get("code")
+        code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        severity = (_str(wp.get("severity")) or "").lower()
         if event in BOUNCE_EVENTS:
             if severity == "temporary" or (code is not None and code < 500 and severity != "permanent"):
-                return Outcome("processed", f"temporary failure for {recipient}: no suppression")
+                return Outcome("processed", f"temporary failure for {recipient[:320]}: no suppression")
             kind = "bounced"
         elif event in COMPLAINT_EVENTS:
             kind = "complained"
@@ -183,19 +186,28 @@ class EventService:
                 if lead.status in ("new", "cold"):
                     lead.status = "warm"
                 s.add(lead)
-            return Outcome("processed", f"{event} by {recipient or 'unknown'}")
+            return Outcome("processed", f"{event} by {recipient[:320] or 'unknown'}")
         elif event in NEUTRAL_EVENTS:
-            return Outcome("processed", f"{event} for {recipient or 'unknown'}")
+            return Outcome("processed", f"{event} for {recipient[:320] or 'unknown'}")
         else:
-            return Outcome("ignored", f"unknown email event {event!r}: recorded, nothing changed")
-        sending_domain = sender.rsplit("@", 1)[1] if "@" in sender else ""
+            return Outcome("ignored", f"unknown email event {event[:100]!r}: recorded, nothing changed")
+        # a sending domain names our own health record: only a real address's domain, short enough for the
+        # suppression's source column ("ghl:LCEmailStats:<domain>", 200 characters)
+        sending_domain = sender.rsplit("@", 1)[1] if "@" in sender and not syntax_problem(sender) else ""
+        if len(sending_domain) > 180:
+            sending_domain = ""
         added = _suppress(s, recipient, kind, f"ghl:LCEmailStats:{sending_domain}", f"{event} {code or ''}".strip(),
                           now, "ghl")
         lead = _lead_by(s, email=recipient)
         _stop_lead(lead, "bounced" if kind == "bounced" else "unsubscribed", kind, now)
         if lead:
             s.add(lead)
-        detail = f"{recipient} suppressed ({kind})" if added else f"{recipient} already suppressed ({kind})"
+        if added:
+            detail = f"{recipient} suppressed ({kind})"
+        elif syntax_problem(recipient):
+            detail = f"{kind} for {recipient[:100]!r}, which is not an email address: nothing suppressed"
+        else:
+            detail = f"{recipient} already suppressed ({kind})"
         if kind in ("bounced", "complained") and sending_domain:
             s.flush()
             detail += "; " + self._update_domain_health(s, sending_domain, now)
@@ -226,7 +238,7 @@ class EventService:
         return f"{domain} health {score:g}{' (COOLING)' if row.cooling else ''}"
 
     def _outbound(self, s: Session, p: dict, now: datetime) -> Outcome:
-        mid = p.get("messageId")
+        mid = _str(p.get("messageId"), 200)
         if not mid:
             return Outcome("ignored", "outbound message without messageId")
         row = s.exec(select(OutboxItem).where(OutboxItem.provider_message_id == str(mid))).first()
@@ -339,30 +351,102 @@ def _employees(v: Any) -> int | None:
         return None
 
 
+# The lead columns an RB2B visitor fills, with their sizes (engine/models.py Lead): longer text is cut to fit.
+RB2B_TEXT = {"first_name": 200, "last_name": 200, "title": 300, "company": 300, "industry": 200, "country": 100,
+             "linkedin_url": 500}
+
+
 def normalise_rb2b(payload: dict) -> dict:
+    """The visitor's fields from an RB2B payload. Text fields take strings (and numbers); a value of another type
+    (an object, a list) is left out, not stringified; text is cut to its column's size."""
     out: dict[str, Any] = {}
     for k, v in payload.items():
         key = RB2B_FIELDS.get(str(k).strip().lower())
         if key and v not in (None, ""):
             out[key] = v
     if "email" in out:
-        out["email"] = str(out["email"]).strip().lower()
-    out["employee_count"] = _employees(payload.get("Employee Count", payload.get("employee count")))
-    site = str(out.get("website") or "")
+        email = _str(out["email"])
+        out["email"] = email.strip().lower() if email else None
+    out["employee_count"] = _employees(out.get("employee_count"))
+    site = _str(out.get("website")) or ""
     if site:
         host = site.split("//")[-1].split("/")[0].lower().removeprefix("www.")
-        out["company_domain"] = host or None
-    for k in ("first_name", "last_name", "title", "company", "industry", "linkedin_url", "country"):
+        if host and len(host) <= 253 and "." in host:
+            out["company_domain"] = host
+    for k, limit in RB2B_TEXT.items():
         if k in out:
-            out[k] = str(out[k])[:300]
+            out[k] = (_str(out[k]) or "").strip()[:limit] or None
     return out
 
 
+MAX_DEPTH = 32  # nesting of a webhook body; real events use a handful of levels
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return v
+
+
+def _clean_json(data: Any) -> Any:
+    """The body as storable values: a NUL character or a lone surrogate (from a \\u escape) in any key or string
+    becomes U+FFFD, so PostgreSQL and the UTF-8 encoder accept it. Raises ValueError past MAX_DEPTH."""
+
+    def text(t: str) -> str:
+        if "\x00" in t:
+            t = t.replace("\x00", "\ufffd")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:
+            t = t.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return t
+
+    def walk(v: Any, depth: int) -> Any:
+        if isinstance(v, str):
+            return text(v)
+        if isinstance(v, (dict, list)) and depth >= MAX_DEPTH:
+            raise ValueError(f"body is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(v, dict):
+            return {text(k): walk(x, depth + 1) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x, depth + 1) for x in v]
+        return v
+
+    return walk(data, 0)
+
+
 def parse_json_body(raw: bytes) -> dict:
+    """A webhook body as a JSON object of storable values. Raises ValueError saying what is wrong: not UTF-8 JSON,
+    NaN/Infinity or out-of-range numbers (not JSON), nested deeper than MAX_DEPTH, not an object."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ValueError(f"body is not valid JSON: nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as e:  # NaN, Infinity, 1e400, an integer of more than 4300 digits
+        raise ValueError(f"body is not valid JSON: {str(e).split(';')[0]}") from None
     if not isinstance(data, dict):
         raise ValueError(f"body must be a JSON object, found {type(data).__name__}")
-    return data
+    return _clean_json(data)
+
+
+def _str(value: Any, limit: int | None = None) -> str | None:
+    """A payload value used as text: strings and numbers as given (cut at ``limit``), anything else (objects,
+    lists, booleans, null) as absent."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    return value[:limit] if limit else value
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
