@@ -35,7 +35,7 @@ class _Strict(BaseModel):
 def _check_tz(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long to be a file name
         raise ValueError("must be an IANA time zone name such as 'America/New_York' or 'UTC'") from None
     return value
 
@@ -272,13 +272,18 @@ def default_config_dir() -> Path:
     return PROJECT_ROOT / "config"
 
 
+def _printable(text: str) -> str:
+    """``text`` as shown in a message: control characters and lone surrogates escaped (\\x00, \\ud800)."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def _fmt_loc(loc: tuple) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + _printable(str(part))
     return out or "(top level)"
 
 
@@ -327,39 +332,89 @@ def _pydantic_problems(path: Path, data: Any, err: ValidationError, model: type[
             allowed = _allowed_keys(model, loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
-            problems.append(f"{path}: key '{key}' = {json.dumps(e.get('input'))} is not a known setting; {hint}"
+            problems.append(f"{path}: key '{key}' = {_shown(e.get('input'))} is not a known setting; {hint}"
                             f"allowed here: {', '.join(allowed)}")
             continue
-        found, value = _dig(data, loc)
-        shown = json.dumps(value) if found else "(absent)"
         if e["type"] == "literal_error" and "expected" in e.get("ctx", {}):
             msg = f"must be one of {e['ctx']['expected']}"
-        problems.append(f"{path}: key '{key}' = {shown}: {msg}")
+        if not loc:  # a rule about the whole file (it names the keys it is about)
+            problems.append(f"{path}: {msg}")
+            continue
+        found, value = _dig(data, loc)
+        problems.append(f"{path}: key '{key}' = {_shown(value) if found else '(absent)'}: {msg}")
     return problems
 
 
-def _load_json(path: Path, problems: list[str]) -> Any:
+def _shown(value: Any, limit: int = 120) -> str:
+    """A value as JSON for a message, cut to ``limit`` characters."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = json.dumps(value)
+    except (ValueError, TypeError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def read_text(path: Path, problems: list[str], *, required: bool = True) -> str | None:
+    """A configuration file's UTF-8 text (a byte-order mark is dropped), or None with the reason appended to
+    ``problems`` (nothing appended for a missing file that is not ``required``)."""
+    try:
+        raw = path.read_bytes()
     except FileNotFoundError:
-        problems.append(f"{path}: file is missing")
+        if required:
+            problems.append(f"{path}: file is missing")
         return None
-    except (OSError, UnicodeDecodeError) as e:
-        problems.append(f"{path}: cannot be read ({e})")
+    except IsADirectoryError:
+        problems.append(f"{path}: is a directory, not a file")
+        return None
+    except OSError as e:
+        problems.append(f"{path}: cannot be read ({e.strerror or e})")
         return None
     try:
-        return json.loads(text)
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        problems.append(f"{path}: cannot be read: line {line} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                        "save the file as UTF-8")
+        return None
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not a JSON value (write a number or null)")
+
+
+def _load_json(path: Path, problems: list[str]) -> Any:
+    """The file's JSON (strict: no NaN or Infinity), or None with the reason appended to ``problems``. A UTF-8
+    byte-order mark, as some editors write, is accepted."""
+    text = read_text(path, problems)
+    if text is None:
+        return None
+    try:
+        return json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as e:
         problems.append(f"{path}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}")
+    except RecursionError:
+        problems.append(f"{path}: not valid JSON: nested too deeply")
+    except ValueError as e:  # NaN / Infinity, an integer of more than 4300 digits
+        problems.append(f"{path}: not valid JSON: {str(e).split(';')[0]}")
+    return None
+
+
+def json_object(path: Path, problems: list[str]) -> dict | None:
+    """The file's top-level JSON object, or None with the reason appended to ``problems``."""
+    n = len(problems)
+    data = _load_json(path, problems)
+    if len(problems) > n:
         return None
+    if not isinstance(data, dict):
+        found = "null" if data is None else type(data).__name__
+        problems.append(f"{path}: must hold a JSON object at the top level, found {found}")
+        return None
+    return data
 
 
 def _validate(model: type[BaseModel], path: Path, problems: list[str]):
-    data = _load_json(path, problems)
+    data = json_object(path, problems)
     if data is None:
-        return None
-    if not isinstance(data, dict):
-        problems.append(f"{path}: must hold a JSON object at the top level, found {type(data).__name__}")
         return None
     try:
         return model.model_validate(data)
@@ -369,14 +424,8 @@ def _validate(model: type[BaseModel], path: Path, problems: list[str]):
 
 
 def load_word_list(path: Path, problems: list[str], *, required: bool = True) -> tuple[str, ...]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        if required:
-            problems.append(f"{path}: file is missing")
-        return ()
-    except (OSError, UnicodeDecodeError) as e:
-        problems.append(f"{path}: cannot be read ({e})")
+    text = read_text(path, problems, required=required)
+    if text is None:
         return ()
     terms = []
     seen = set()

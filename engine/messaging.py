@@ -11,10 +11,14 @@ then parses every template and refuses, naming the template, its file and the fi
   of ``lead`` (``lead[x]``, ``{% for k in lead %}``, ``lead|attr(...)``), an unknown ``sender`` field;
 * any variable other than ``lead``, ``sender``, ``unsubscribe_url`` and ``opening``;
 * attribute names starting with ``_`` (``''.__class__``), function or method calls, ``include``/``import``/
-  ``extends``/macros;
+  ``extends``/macros, ``for`` loops, ``autoescape`` blocks, arithmetic and ``%`` formatting (``{{ 9 ** 999999999 }}``
+  would hang the process), any filter outside ``SAFE_FILTERS`` (``safe`` would turn escaping off, ``center(10**9)``
+  would exhaust memory);
 * a body without the visible unsubscribe link (``href="{{ unsubscribe_url }}"``) or the postal address
-  (``{{ sender.postal_address }}``);
-* a template that cannot render for a lead with no optional field (each ``lead.<field>`` needs a default).
+  (``{{ sender.postal_address }}``): in the source, and in what a reader sees of the rendering (not in a comment,
+  a script or a branch that never runs);
+* a template that cannot render for a lead with no optional field (each ``lead.<field>`` needs a default) or for a
+  lead with every field.
 
 Every step of every sequence needs a template for each tier (one for that tier or one with ``"tier": null``);
 a (sequence, tier, step) slot holds at most one approved and one draft template (a new version in review).
@@ -42,7 +46,7 @@ from jinja2.meta import find_undeclared_variables
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, ValidationError, model_validator
 
-from .config import _load_json, _pydantic_problems, _Strict, default_config_dir
+from .config import _pydantic_problems, _Strict, default_config_dir, json_object
 from .errors import AlphaError, ConfigError
 
 PACK_DIR = "templates"
@@ -259,12 +263,35 @@ class Pack:
 
 # --------------------------------------------------------------------------------------------- environments
 
+# The filters a template may use: none of them calls out, turns escaping off (``safe``) or makes output larger
+# than its input times a constant (``center(10**9)``, ``indent``, ``wordwrap``, ``format`` and ``replace`` can).
+SAFE_FILTERS = ("default", "d", "e", "escape", "upper", "lower", "title", "capitalize", "trim", "striptags",
+                "truncate", "length", "count", "string", "first", "last", "wordcount")
+# Arithmetic (and % formatting) is refused at load; the environments also refuse it at render time and never fold
+# it at compile time, so "{{ 9 ** 999999999 }}" or "{{ 'a' * 10 ** 10 }}" cannot hang or exhaust a process.
+ARITHMETIC = frozenset({"+", "-", "*", "/", "//", "%", "**"})
+
+
+class _MailSandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = ARITHMETIC
+
+    def call_binop(self, context, operator, left, right):
+        raise SecurityError(f"the operator {operator!r} is not allowed in a template")
+
+
 def _env(autoescape: bool) -> ImmutableSandboxedEnvironment:
     # No loader: include/import/extends cannot reach any file. Immutable: a template cannot change a value.
-    return ImmutableSandboxedEnvironment(autoescape=autoescape, undefined=StrictUndefined, trim_blocks=True,
-                                         lstrip_blocks=True, keep_trailing_newline=False)
+    # No globals (range, lipsum, cycler, ...) and only SAFE_FILTERS.
+    env = _MailSandbox(autoescape=autoescape, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                       keep_trailing_newline=False)
+    env.globals.clear()
+    env.filters = {name: env.filters[name] for name in SAFE_FILTERS}
+    return env
 
 
+# Parses sources for the static checks: it knows every built-in filter, so a disallowed one is reported by name
+# (the environments below do not know it at all) rather than as a syntax error. It never renders.
+_PARSE_ENV = _MailSandbox(trim_blocks=True, lstrip_blocks=True)
 HTML_ENV = _env(True)   # bodies: every value is HTML-escaped
 TEXT_ENV = _env(False)  # subjects and openings: plain text (the body escapes the opening when it shows it)
 
@@ -280,15 +307,24 @@ _FORBIDDEN_NODES = {
     nodes.Extends: "'extends'", nodes.Include: "'include'", nodes.Import: "'import'",
     nodes.FromImport: "'from ... import'", nodes.Macro: "macros", nodes.CallBlock: "'call' blocks",
     nodes.Call: "function and method calls (use filters instead)",
+    nodes.For: "'for' loops (a template shows single facts: there is nothing to loop over)",
+    nodes.EvalContextModifier: "'autoescape' blocks (every value is escaped)",
 }
 
 
 def _analyse(source: str, env, allowed: tuple[str, ...]) -> tuple[set[str], set[str], list[str]]:
     """(lead fields used, context names used, problems) of one template source."""
-    ast = env.parse(source)
+    ast = _PARSE_ENV.parse(source)
     problems: list[str] = []
     fields: set[str] = set()
-    names = set(find_undeclared_variables(ast))
+    # Jinja's variable tracking runs its code generator, which evaluates constant expressions: only once no
+    # arithmetic and no filter outside SAFE_FILTERS is left ("{{ 'a' | center(10**9) }}" would be built here).
+    risky = any(n.operator in ARITHMETIC for n in ast.find_all(nodes.BinExpr)) or \
+        any(n.name not in SAFE_FILTERS for n in ast.find_all(nodes.Filter))
+    if risky:
+        names = {n.name for n in ast.find_all(nodes.Name) if n.ctx == "load"}
+    else:
+        names = set(find_undeclared_variables(ast))
     for n in sorted(names - set(CONTEXT_NAMES)):
         problems.append(f"uses the variable '{n}'; a template may only use {', '.join(CONTEXT_NAMES)}")
 
@@ -300,6 +336,11 @@ def _analyse(source: str, env, allowed: tuple[str, ...]) -> tuple[set[str], set[
         for cls, what in _FORBIDDEN_NODES.items():
             if isinstance(node, cls):
                 note(f"uses {what}, which the pack does not allow")
+        if isinstance(node, nodes.BinExpr) and node.operator in ARITHMETIC:
+            note(f"uses the operator '{node.operator}' (line {node.lineno}): a template shows facts, it does not "
+                 "compute")
+        if isinstance(node, nodes.Filter) and node.name not in SAFE_FILTERS:
+            note(f"uses the filter '{node.name}' (line {node.lineno}); allowed: {', '.join(SAFE_FILTERS)}")
         if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
             note(f"reads the attribute '{node.attr}': names starting with '_' are not allowed")
         if isinstance(node, nodes.Name) and node.ctx == "load" and node.name in ("lead", "sender"):
@@ -327,7 +368,7 @@ def _analyse(source: str, env, allowed: tuple[str, ...]) -> tuple[set[str], set[
 
 
 def _body_compliance(ast_source: str) -> list[str]:
-    ast = HTML_ENV.parse(ast_source)
+    ast = _PARSE_ENV.parse(ast_source)
     problems = []
     unsub_in_href = re.search(r"""href\s*=\s*["']\s*\{\{-?\s*unsubscribe_url\s*-?\}\}\s*["']""", ast_source)
     if not unsub_in_href:
@@ -342,6 +383,51 @@ def _body_compliance(ast_source: str) -> list[str]:
 # --------------------------------------------------------------------------------------------- loading
 
 _PROBE_SENDER = {"company_name": "Sender Inc.", "postal_address": "1 Main Street, Springfield"}
+_PROBE_UNSUB = "https://unsubscribe.invalid/probe"
+_PROBE_LEAD = {f: 250 if f == "employee_count" else f"Probe {f}" for f in PERSONALIZABLE}
+
+
+class _Visible(HTMLParser):
+    """What a reader sees: text outside comments, scripts and styles, and the links with visible text."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.text: list[str] = []
+        self.links: list[tuple[str, str]] = []
+        self.hidden = 0
+        self.link: tuple[str, list[str]] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style", "head", "title", "template"):
+            self.hidden += 1
+        elif tag == "a":
+            self.link = (dict(attrs).get("href") or "", [])
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style", "head", "title", "template"):
+            self.hidden = max(0, self.hidden - 1)
+        elif tag == "a" and self.link is not None:
+            self.links.append((self.link[0].strip(), " ".join("".join(self.link[1]).split())))
+            self.link = None
+
+    def handle_data(self, data):
+        if self.hidden:
+            return
+        self.text.append(data)
+        if self.link is not None:
+            self.link[1].append(data)
+
+
+def _visible_compliance(html: str) -> list[str]:
+    v = _Visible()
+    v.feed(html)
+    v.close()
+    problems = []
+    if not any(href == _PROBE_UNSUB and text for href, text in v.links):
+        problems.append("does not visibly show the unsubscribe link (<a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>)")
+    if _PROBE_SENDER["postal_address"] not in " ".join(" ".join(v.text).split()):
+        problems.append("does not visibly show the sender's postal address ({{ sender.postal_address }})")
+    return problems
 
 
 def _read_template_file(tdir: Path, pack_path: Path, key: str, name: str, problems: list[str]) -> str | None:
@@ -366,10 +452,7 @@ def load_pack(config_dir: str | Path | None = None) -> Pack:
     tdir = cdir / PACK_DIR
     path = tdir / PACK_FILE
     problems: list[str] = []
-    data = _load_json(path, problems)
-    if data is not None and not isinstance(data, dict):
-        problems.append(f"{path}: must hold a JSON object at the top level, found {type(data).__name__}")
-        data = None
+    data = json_object(path, problems)
     if data is None:
         raise ConfigError(problems)
     try:
@@ -446,7 +529,14 @@ def load_pack(config_dir: str | Path | None = None) -> Pack:
                 problems.append(f"{label} ({label_file}), key '{key}': {p}")
             ok = ok and not probs
             used_fields |= f
-            compiled[key.rsplit(".", 1)[1]] = env.from_string(src)
+            if probs:
+                continue
+            try:
+                compiled[key.rsplit(".", 1)[1]] = env.from_string(src)
+            except TemplateSyntaxError as e:  # e.g. an unknown test; TemplateAssertionError is one
+                problems.append(f"{label} ({label_file}), key '{key}': template syntax error at line {e.lineno}: "
+                                f"{e.message}")
+                ok = False
         uses_opening = "opening" in body_names
         if uses_opening and t.opening is None:
             problems.append(f"{label} ({t.body}), key '{where}.opening': the body shows {{{{ opening }}}}, so the "
@@ -461,12 +551,20 @@ def load_pack(config_dir: str | Path | None = None) -> Pack:
             _subject=compiled.get("subject") or compiled.get("subject_file"), _html=compiled["body"],
             _opening=compiled.get("opening"),
         )
-        # it must render for a lead with nothing but an email address: every field needs a default
-        try:
-            render(tpl, {}, _PROBE_SENDER, "https://unsubscribe.invalid/probe")
-        except RenderError as e:
-            problems.append(f"{label} ({t.body}), key '{where}': cannot render for a lead without optional "
-                            f"fields: {str(e).split(': ', 1)[-1]}")
+        # it must render for a lead with nothing but an email address (every field needs a default) and for one
+        # with every field, and each rendering must visibly show the unsubscribe link and the postal address
+        # (not only in a comment, or a branch that never runs)
+        probe_problems = []
+        for who, lead in (("a lead without optional fields", {}), ("a lead with every field", _PROBE_LEAD)):
+            try:
+                out = render(tpl, lead, _PROBE_SENDER, _PROBE_UNSUB)
+            except RenderError as e:
+                probe_problems.append(f"cannot render for {who}: {str(e).split(': ', 1)[-1]}")
+                break
+            probe_problems += [f"{p} when rendered for {who}" for p in _visible_compliance(out.html)]
+        for p in dict.fromkeys(probe_problems):
+            problems.append(f"{label} ({t.body}), key '{where}': {p}")
+        if probe_problems:
             continue
         templates.append(tpl)
 
@@ -584,6 +682,8 @@ def _run(template: Template, compiled, ctx: dict, part: str) -> str:
         what = f"the lead has no '{m.group(1)}'" if m else str(e)
         raise RenderError(f"template '{template.id}' ({part}): {what}, which the template shows without a default "
                           f"(write {{{{ lead.<field> | default(\"...\") }}}})") from None
+    except (TypeError, ValueError, LookupError, ArithmeticError, RecursionError, MemoryError) as e:
+        raise RenderError(f"template '{template.id}' ({part}): {type(e).__name__}: {str(e)[:200]}") from None
 
 
 def render(template: Template, lead: Any, sender: Any, unsubscribe_url: str, *, opening: str | None = None) -> Rendered:
