@@ -15,6 +15,9 @@ Rows
     file, is rejected with an error naming the row. Any other bad value (employee count, date, time zone, domain,
     LinkedIn URL, visits, a too-long text) is dropped with an error naming row and field; the row is kept.
     Columns matching no alias are kept in ``data`` under their header, so nothing in the file is lost.
+    Text that is not UTF-8 as a whole is read line by line (UTF-8, else Windows-1252, else Latin-1), so a file
+    glued together from exports in different encodings keeps every line's characters. A stray NUL byte is removed
+    from its cell and reported (row and field); the row is kept.
 Files that cannot be read
     (missing, a directory, binary, empty, no header row) raise ``LeadFileError``. A file without an email column is
     readable: it yields one file-level error (row 1, the header) naming the columns found and the aliases accepted.
@@ -197,7 +200,10 @@ def _decode(raw: bytes, path: Path) -> tuple[str, str]:
             return raw.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
             raise LeadFileError(f"{path} starts like UTF-16 text but is not valid UTF-16: {_SAVE_AS}") from None
-    if b"\x00" in raw[:8192]:
+    # Binary data (or UTF-16 without a byte-order mark) is full of NUL bytes; a few stray ones in a broken export
+    # are kept, and reported on their rows (parse_leads_csv), rather than refusing every good row of the file.
+    head = raw[:65536]
+    if head.count(b"\x00") > max(8, len(head) // 100):
         raise LeadFileError(f"{path} is not a text CSV file (it contains binary data): {_SAVE_AS}")
     bom = raw.startswith(b"\xef\xbb\xbf")
     if bom:
@@ -206,16 +212,33 @@ def _decode(raw: bytes, path: Path) -> tuple[str, str]:
         return raw.decode("utf-8"), "utf-8-sig" if bom else "utf-8"
     except UnicodeDecodeError:
         pass  # (a BOM on text that is not UTF-8 after all is dropped too)
-    try:
-        text, enc = raw.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError:
-        text, enc = raw.decode("latin-1"), "latin-1"
+    text, enc = _decode_lines(raw)
     # Legacy 8-bit text never has many C0 control characters; binary data does.
     sample = text[:65536]
-    controls = sum(1 for c in sample if c < " " and c not in "\t\r\n")
+    controls = sum(1 for c in sample if c < " " and c not in "\t\r\n\x00")
     if controls > max(2, len(sample) // 100):
         raise LeadFileError(f"{path} is not a text CSV file (it contains binary data): {_SAVE_AS}")
     return text, enc
+
+
+def _decode_lines(raw: bytes) -> tuple[str, str]:
+    """Text that is not UTF-8 as a whole, line by line: UTF-8 where a line is UTF-8 (files glued together from
+    several exports mix encodings), else Windows-1252, else Latin-1 (which reads any byte)."""
+    parts: list[str] = []
+    used: set[str] = set()
+    for line in raw.splitlines(keepends=True):
+        if line.isascii():
+            parts.append(line.decode("ascii"))
+            continue
+        for enc in ("utf-8", "cp1252", "latin-1"):
+            try:
+                parts.append(line.decode(enc))
+            except UnicodeDecodeError:
+                continue
+            used.add(enc)
+            break
+    legacy = "latin-1" if "latin-1" in used else "cp1252"
+    return "".join(parts), f"{legacy} and utf-8 (mixed)" if "utf-8" in used else legacy
 
 
 _DELIMITERS = (",", ";", "\t")
@@ -254,13 +277,18 @@ def _detect_delimiter(text: str) -> str:
     return sniffed if sniffed in tied else tied[0]
 
 
+# A NUL character stands in for this one while the file is split into cells (pandas and the csv module treat NUL
+# specially); parse_leads_csv removes it and reports the cell. U+FDD0 is a Unicode noncharacter: never in text.
+_NUL = "\ufdd0"
+
+
 def _records(text: str, delimiter: str) -> tuple[list[list[str]], bool]:
     """Every record of the file, blank lines included (as empty lists or lists of ""), so that record i is what a
     spreadsheet shows as row i + 1. Returns (records, unterminated): whether the last record runs to the end of the
     file inside an unclosed quote."""
     import pandas as pd
 
-    text = text.replace("\x00", "")
+    text = text.replace("\x00", _NUL)
     try:
         width = max(len(next(csv.reader([_first_line(text)], delimiter=delimiter), [])), 1)
     except csv.Error:
@@ -385,6 +413,8 @@ def parse_employee_count(value: str) -> int | None:
         hi = _count_number(m.group(2)) if m.group(2) else None
     except ValueError:
         raise bad from None
+    if not math.isfinite(lo) or (hi is not None and not math.isfinite(hi)):  # 400 nines: a float overflow
+        raise ValueError(f"{_show(value)} is not a plausible employee count")
     if hi is not None:
         if hi < lo:
             raise bad
@@ -606,7 +636,7 @@ def parse_leads_csv(path: str | Path, *, now: datetime | None = None,
     h = next((i for i, r in enumerate(records) if any(c.strip() for c in r)), None)
     if h is None:
         raise LeadFileError(f"{path} is empty: a lead CSV needs a header row (e.g. email,first_name,last_name,company)")
-    header = [unneutralise(c.strip().lstrip("\ufeff").strip()) for c in records[h]]
+    header = [unneutralise(c.replace(_NUL, "").strip().lstrip("\ufeff").strip()) for c in records[h]]
     for c in header:
         if "@" in c and not email_problem(normalise_email(c)):
             raise LeadFileError(f"{path} has no header row: row {h + 1} holds an email address ({_show(c)}); "
@@ -638,6 +668,7 @@ def parse_leads_csv(path: str | Path, *, now: datetime | None = None,
         return result
 
     date_cols = [i for f in DATE_FIELDS for i in fields.get(f, [])]
+    column_of = {**data_keys, **{i: f.lstrip("_") for f, cols in fields.items() for i in cols}}
     day_first = day_first_evidence(r[i] for _, r in body for i in date_cols if i < len(r))
     width = len(header)
     seen: dict[str, int] = {}
@@ -658,6 +689,9 @@ def parse_leads_csv(path: str | Path, *, now: datetime | None = None,
                                             f"(check the delimiter {delimiter!r} and the quoting); row not imported"))
                 continue
             r = r[:width]
+        nul_cols = [i for i, c in enumerate(r) if _NUL in c]
+        if nul_cols:
+            r = [c.replace(_NUL, "") for c in r]
 
         def cell(i: int) -> str:
             return _clean(r[i]) if i < len(r) else ""
@@ -745,6 +779,9 @@ def parse_leads_csv(path: str | Path, *, now: datetime | None = None,
                 data[key] = v
         row["data"] = data
         result.rows.append(row)
+        for i in nul_cols:
+            errors.append(_err(n, column_of.get(i, f"column {i + 1}"), "held a NUL character (a broken export?); "
+                                                                       "it was removed and the rest of the value kept"))
     errors.sort(key=lambda e: e["row"])
     if progress:
         progress(total, total)
