@@ -83,12 +83,34 @@ def _out(obj) -> None:
 
 
 def _open_input(path: str) -> IO[str]:
+    """A text stream; bytes that are not UTF-8 are kept as surrogate escapes, so one bad line is refused on its
+    own (it names the line) instead of ending the batch."""
     if path == "-":
+        try:
+            sys.stdin.reconfigure(errors="surrogateescape")
+        except (AttributeError, ValueError):  # not a real text stream (tests, embedding)
+            pass
         return sys.stdin
     try:
-        return open(path, encoding="utf-8")
+        return open(path, encoding="utf-8", errors="surrogateescape")
     except OSError as e:
         raise AlphaError(f"cannot read {path}: {e.strerror}") from None
+
+
+def _json_problem(text: str) -> str | None:
+    """Why ``text`` cannot be read as JSON (None when it can): not UTF-8, not JSON, nested too deep, a number too
+    long. Never raises."""
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        return "not UTF-8 text"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as e:
+        return f"not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+    except RecursionError:
+        return "not valid JSON: nested too deeply"
+    except ValueError as e:
+        return f"not valid JSON: {e}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- init/status
@@ -318,11 +340,11 @@ def submit(file: str = typer.Argument("-", help="JSON Lines file, or - for stand
     stream = _open_input(file)
     failed = 0
     for n, line in _lines(stream):
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as e:
-            res = Result(None, "denied", [Reason(Code.INVALID_ACTION, f"line {n}: not valid JSON: {e.msg}")])
+        problem = _json_problem(line)
+        if problem is not None:
+            res = Result(None, "denied", [Reason(Code.INVALID_ACTION, f"line {n}: {problem}")])
         else:
+            raw = json.loads(line)
             res = _submit_with_retry(app, raw, n)
             if res is None:
                 failed += 1
@@ -362,10 +384,10 @@ def check_email(file: str = typer.Argument("-", help="One JSON email, or - for s
 
     app = _app()
     text = _open_input(file).read()
-    try:
-        email = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise AlphaError(f"{file}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    problem = _json_problem(text)
+    if problem is not None:
+        raise AlphaError(f"{file}: {problem}")
+    email = json.loads(text)
     if not isinstance(email, dict):
         raise AlphaError(f"{file}: must hold one JSON object (an email)")
     raw = {"agent": "GHL_MASTER", "action": "send_email", "idempotency_key": "check-email", **email}

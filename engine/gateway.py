@@ -184,8 +184,7 @@ class Gateway:
 
     def _invalid(self, e: InvalidAction, raw: Any, now: datetime) -> Result:
         reason = Reason(Code.INVALID_ACTION, "; ".join(e.problems))
-        agent = raw.get("agent") if isinstance(raw, dict) and isinstance(raw.get("agent"), str) else None
-        action = raw.get("action") if isinstance(raw, dict) and isinstance(raw.get("action"), str) else None
+        agent, action = e.agent, e.action  # escaped: a NUL or a lone surrogate as submitted cannot be stored
         with self.store.write() as s:
             audit.append(s, event="gateway.decision", actor=agent or "unknown", agent=agent, action=action,
                          status="denied", ref=e.idempotency_key, reasons=[reason.code.value], now=now,
