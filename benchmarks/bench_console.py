@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-from .common import CONFIG, ROOT, Figure, Progress, insert_rows, make_app, timed, write_leads_csv
+from .common import CONFIG, ROOT, Figure, Progress, insert_rows, make_app, timed, timed_cpu, write_leads_csv
 
 NAME = "console"
 TITLE = "Console page render time"
@@ -186,14 +186,16 @@ def run(ctx) -> list[Figure]:
                 return at.run()
 
             render()  # warm-up: imports and the cached engine
-            samples, problems = [], set()
+            samples, cpu, problems = [], [], set()
             for i in range(1, runs + 1):
-                t, at = timed(render)
+                t, c, at = timed_cpu(render)
                 samples.append(t)
+                cpu.append(c)
                 problems.update(f"exception: {str(e.value)[:150]}" for e in at.exception)
                 problems.update(f"error shown: {str(e.value)[:150]}" for e in at.error)
                 p.run(f"pages/{spec.module}.py", i, runs, t)
-            fig = Figure(f"Page {spec.title} (pages/{spec.module}.py)", "s", samples, goal=f"< {GOAL_SECONDS:g} s")
+            fig = Figure(f"Page {spec.title} (pages/{spec.module}.py)", "s", samples, goal=f"< {GOAL_SECONDS:g} s",
+                         cpu=cpu)
             fig.passed = fig.median < GOAL_SECONDS and not any(x.startswith("exception") for x in problems)
             fig.note = "; ".join(sorted(problems))[:400]
             figs.append(fig)

@@ -133,7 +133,7 @@ def _templates(url: str) -> tuple[dict, dict]:
 def _worker(url: str, mode: str, tag: str, start: int, n: int, ready, go, out, templates) -> None:
     """Submit ``n`` decisions (or bare writes) once ``go`` is set; report (t0, t1, seconds inside the lock)."""
     try:
-        if mode == "engine":
+        if mode in ("engine", "batch"):
             app = make_app(url, init=False)
             inside = [0.0]
             write = app.store.write
@@ -153,14 +153,16 @@ def _worker(url: str, mode: str, tag: str, start: int, n: int, ready, go, out, t
             ready.put(os.getpid())
             go.wait()
             inside[0] = 0.0
+            c0 = time.process_time()
             t0 = time.monotonic()
-            for a in acts:
-                r = app.gateway.submit(a)
+            results = app.gateway.submit_many(acts) if mode == "batch" else (app.gateway.submit(a) for a in acts)
+            for r in results:
                 if r.status not in ("shadowed", "denied", "deferred"):
                     raise RuntimeError(f"unexpected decision {r.status}")
             t1 = time.monotonic()
+            cpu = time.process_time() - c0
             app.store.dispose()
-            out.put((t0, t1, inside[0]))
+            out.put((t0, t1, inside[0], cpu))
         else:
             bare = Bare(url, *templates)
             bare.write(f"{tag}-warm-{start}", "warm@warm.example")
@@ -171,14 +173,15 @@ def _worker(url: str, mode: str, tag: str, start: int, n: int, ready, go, out, t
                 bare.write(f"{tag}-{start + i}", f"person{start + i}@domain{(start + i) % DOMAINS}.example")
             t1 = time.monotonic()
             bare.close()
-            out.put((t0, t1, None))
+            out.put((t0, t1, None, None))
     except BaseException as e:  # noqa: BLE001 - report it to the parent, which fails the benchmark
-        out.put(("error", f"{type(e).__name__}: {e}", None))
+        out.put(("error", f"{type(e).__name__}: {e}", None, None))
 
 
-def measure(url: str, mode: str, procs: int, total: int, tag: str, templates) -> tuple[float, float | None]:
-    """Decisions per second of ``procs`` processes sharing ``total`` decisions, and the share of the time the
-    lock was held (engine mode)."""
+def measure(url: str, mode: str, procs: int, total: int, tag: str,
+            templates) -> tuple[float, float | None, float | None]:
+    """Decisions per second of ``procs`` processes sharing ``total`` decisions, and (engine mode) the share of the
+    time the lock was held and the CPU milliseconds each decision cost the submitting process."""
     ctx = mp.get_context("spawn")
     ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     per = total // procs
@@ -201,10 +204,37 @@ def measure(url: str, mode: str, procs: int, total: int, tag: str, templates) ->
         raise RuntimeError(f"gateway worker failed: {errors[0]}")
     t0, t1 = min(r[0] for r in results), max(r[1] for r in results)
     rate = per * procs / (t1 - t0)
-    held = None
-    if mode == "engine":
+    held = cpu_ms = None
+    if mode != "bare":
         held = sum(r[2] for r in results) / sum(r[1] - r[0] for r in results)
-    return rate, held
+        cpu_ms = 1000 * sum(r[3] for r in results) / (per * procs)
+    return rate, held, cpu_ms
+
+
+def _batched(ctx, p: Progress, runs: int, total: int, backends: list[str], found: dict) -> list[Figure]:
+    """Gateway.submit_many, where the gateway has it (a proposed batch API: many decisions per locked
+    transaction): the same decisions, measured the same way, for comparison with one submit per decision."""
+    from engine.gateway import Gateway
+
+    if not hasattr(Gateway, "submit_many"):
+        p.note("Gateway.submit_many does not exist in this tree: batched decisions not measured")
+        return []
+    figs = []
+    for backend in backends:
+        rates, held = [], []
+        for i in range(1, runs + 1):
+            with database(backend, ctx.tmp) as url:
+                r, h, _ = measure(url, "batch", 1, total, f"m{i}", _templates(url))
+            rates.append(r)
+            held.append(h)
+            p.run(f"{backend} x1: {total:,} decisions, submit_many", i, runs, r, "decisions/s")
+        fig = Figure(f"Gateway submit_many, {backend}, 1 process", "decisions/s", rates,
+                     baseline=found[(backend, 1)].baseline)
+        fig.ratio = fig.baseline / fig.median
+        fig.note = (f"the same decisions as submit, in transactions of up to 200; bare (one transaction per "
+                    f"decision) {fig.baseline:,.0f}/s")
+        figs.append(fig)
+    return figs
 
 
 def run(ctx) -> list[Figure]:
@@ -219,29 +249,32 @@ def run(ctx) -> list[Figure]:
         p.note(f"PostgreSQL not reachable ({pg_problem()}): its figures are skipped")
     found: dict[tuple[str, int], Figure] = {}
     for backend, procs in setups:
-        eng, bare, held = [], [], []
+        eng, bare, held, cpu = [], [], [], []
         for i in range(1, runs + 1):
             with database(backend, ctx.tmp) as url:
                 templates = _templates(url)
-                r, h = measure(url, "engine", procs, total, f"e{i}", templates)
-                b, _ = measure(url, "bare", procs, total, f"b{i}", templates)
+                r, h, c = measure(url, "engine", procs, total, f"e{i}", templates)
+                b, _, _ = measure(url, "bare", procs, total, f"b{i}", templates)
             eng.append(r)
             bare.append(b)
             held.append(h)
+            cpu.append(c)
             p.run(f"{backend} x{procs}: {total:,} decisions, lock held {100 * h:.0f}% of the time, bare {b:,.0f}/s, "
                   f"submit", i, runs, r, "decisions/s")
         fig = Figure(f"Gateway submit, {backend}, {procs} process{'es' if procs > 1 else ''}", "decisions/s", eng,
                      baseline=median(bare))
         fig.ratio = fig.baseline / fig.median  # how many times slower than the bare writes
         fig.extra = {"decisions": total, "bare_samples": [round(x, 1) for x in bare],
-                     "lock_held_share": round(median(held), 3)}
+                     "lock_held_share": round(median(held), 3), "cpu_ms_per_decision": round(median(cpu), 3)}
         fig.note = (f"bare {fig.baseline:,.0f}/s; {fig.ratio:.1f}x slower than bare; the gate lock is held "
-                    f"{100 * median(held):.0f}% of each worker's time")
+                    f"{100 * median(held):.0f}% of each worker's time; {median(cpu):.2f} ms of CPU per decision in "
+                    f"the submitting process")
         if backend == "sqlite":
             fig.goal = f">= {GOAL_SQLITE:g}/s and within {GOAL_RATIO:g}x of bare"
             fig.passed = fig.median >= GOAL_SQLITE and fig.ratio <= GOAL_RATIO
         found[(backend, procs)] = fig
         figs.append(fig)
+    figs += _batched(ctx, p, runs, total, [b for b, procs in setups if procs == 1], found)
     one, four = found.get(("postgres", 1)), found.get(("postgres", 4))
     if one and four:
         scale = four.median / one.median

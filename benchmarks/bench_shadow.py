@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 
-from .common import Figure, Progress, insert_rows, make_app, median, timed, write_leads_csv
+from .common import Figure, Progress, insert_rows, make_app, median, timed_cpu, write_leads_csv
 
 NAME = "shadow"
 TITLE = "Shadow run"
@@ -70,26 +70,30 @@ def run(ctx) -> list[Figure]:
     runs = ctx.runs(3)
     p = Progress(NAME)
     template = _template_db(ctx, n)
-    times, bares, summary = [], [], None
+    times, bares, cpu, bare_cpu, summary = [], [], [], [], None
     for i in range(1, runs + 1):
         db = ctx.tmp / f"shadow_run_{i}.db"
         shutil.copy(template, db)
         app = make_app(f"sqlite:///{db}")
-        t, summary = timed(lambda: shadow_run(app, n))
+        t, c, summary = timed_cpu(lambda: shadow_run(app, n))
         with app.store.read() as s:
             jobs = [(d.lead_id, d.sequence, d.step) for d in s.exec(select(Draft).order_by(Draft.lead_id)).all()]
-        t_bare, _ = timed(lambda: _bare(app, jobs))
+        t_bare, c_bare, _ = timed_cpu(lambda: _bare(app, jobs))
         app.store.dispose()
         db.unlink()
         times.append(t)
         bares.append(t_bare)
+        cpu.append(c)
+        bare_cpu.append(c_bare)
         p.run(f"{n:,} leads ({len(jobs):,} drafted), bare {t_bare:.2f} s, shadow run", i, runs, t)
     fig = Figure(f"Shadow run of {n:,} leads (SQLite)", "s", times, goal=f"< {GOAL_SECONDS:g} s and <= {GOAL_RATIO:g}x bare",
-                 baseline=median(bares))
+                 baseline=median(bares), cpu=cpu)
     fig.ratio = fig.median / fig.baseline
     fig.passed = fig.median < GOAL_SECONDS and fig.ratio <= GOAL_RATIO
     fig.extra = {"leads": n, "by_status": summary["by_status"], "per_lead_ms": round(1000 * fig.median / n, 2),
-                 "bare_samples": [round(x, 3) for x in bares]}
+                 "bare_samples": [round(x, 3) for x in bares], "bare_cpu_median": round(median(bare_cpu), 3),
+                 "cpu_ratio": round(median(cpu) / median(bare_cpu), 3)}
     fig.note = (f"{1000 * fig.median / n:.2f} ms per lead; bare (render the drafts + one bulk insert) "
-                f"{fig.baseline:.2f} s")
+                f"{fig.baseline:.2f} s; CPU {median(cpu):.2f} s vs bare {median(bare_cpu):.2f} s "
+                f"({median(cpu) / median(bare_cpu):.2f}x)")
     return [fig]

@@ -47,6 +47,7 @@ class Figure:
     ratio: float | None = None        # median / baseline (or a ratio that is the figure's own goal)
     note: str = ""
     extra: dict = field(default_factory=dict)
+    cpu: list[float] | None = None    # this process's CPU seconds per run, where the work runs in this process
 
     @property
     def median(self) -> float:
@@ -57,7 +58,8 @@ class Figure:
                 "min": round(min(self.samples), 4), "max": round(max(self.samples), 4), "unit": self.unit,
                 "samples": [round(x, 4) for x in self.samples], "goal": self.goal, "passed": self.passed,
                 "baseline": None if self.baseline is None else round(self.baseline, 4),
-                "ratio": None if self.ratio is None else round(self.ratio, 3), "note": self.note, **self.extra}
+                "ratio": None if self.ratio is None else round(self.ratio, 3), "note": self.note,
+                "cpu_median": None if not self.cpu else round(median(self.cpu), 4), **self.extra}
 
 
 def median(xs: list[float]) -> float:
@@ -68,6 +70,14 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
+
+
+def timed_cpu(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall seconds, this process's CPU seconds, result). On a busy machine the CPU time is the steadier
+    figure: the wall time also counts the time other processes held the cores."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, out
 
 
 class Progress:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -65,22 +66,27 @@ def markdown(results: dict) -> str:
         f"{m['python']}, SQLite {m['sqlite']}, PostgreSQL {m['postgresql'] or 'not available'}"
         + (f"; load average {m['load_before']} when the run started" if m.get("load_before") else "") + ".",
         "Each figure is the median of its runs; the bare baseline is the cost of the same work without the "
-        "engine, measured in the same run. Raw samples: `benchmarks/results.json`.",
+        "engine, measured in the same run; CPU is this process's CPU time (the steadier figure when other "
+        "processes share the cores). Raw samples: `benchmarks/results.json`.",
         "",
-        "| benchmark | median | min | max | runs | bare | ratio | goal | met |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| benchmark | median | min | max | runs | CPU | bare | ratio | goal | met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for b in results["benchmarks"]:
         if b.get("error"):
-            lines.append(f"| {b['title']} | error: {b['error'].splitlines()[0][:120]} | | | | | | | no |")
+            lines.append(f"| {b['title']} | error: {b['error'].splitlines()[0][:120]} | | | | | | | | no |")
             continue
         for f in b["figures"]:
             met = {True: "yes", False: "**no**", None: ""}[f["passed"]]
             ratio = "" if f["ratio"] is None else f"{f['ratio']:.2f}x"
             lines.append(f"| {f['name']} | {_fmt(f['median'], f['unit'])} | {_fmt(f['min'], f['unit'])} | "
-                         f"{_fmt(f['max'], f['unit'])} | {f['runs']} | {_fmt(f['baseline'], f['unit'])} | {ratio} | "
+                         f"{_fmt(f['max'], f['unit'])} | {f['runs']} | {_fmt(f.get('cpu_median'), 's')} | "
+                         f"{_fmt(f['baseline'], f['unit'])} | {ratio} | "
                          f"{f['goal']} | {met} |")
-    lines += ["", "## Notes", ""]
+    lines += ["", "## Notes", "",
+              "- Load average (1, 5, 15 min) when each benchmark started: "
+              + "; ".join(f"{b['name']} {b.get('load_before') or '?'}" for b in results["benchmarks"])
+              + f" ({m['cores']} cores: above {m['cores']} other processes were competing for them)."]
     for b in results["benchmarks"]:
         for f in b.get("figures", []):
             if f.get("note"):
@@ -91,6 +97,14 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _load() -> str | None:
+    """The machine's load average (1, 5, 15 minutes): how much else was running."""
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes and one run each (a smoke test)")
@@ -98,25 +112,24 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
     ap.add_argument("--runs", type=int, default=None, help="runs per figure (default 3, or 5 where cheap)")
     ap.add_argument("--out", type=Path, default=HERE, help="where results.json and RESULTS.md go (default benchmarks/)")
+    ap.add_argument("--markdown-only", action="store_true",
+                    help="only rewrite RESULTS.md from the results.json in --out (e.g. after editing ANALYSIS.md)")
     args = ap.parse_args(argv)
+    if args.markdown_only:
+        (args.out / "RESULTS.md").write_text(markdown(json.loads((args.out / "results.json").read_text())))
+        return 0
 
     names = args.only or list(BENCHMARKS)
     tmp = Path(tempfile.mkdtemp(prefix="alpha-bench-"))
     isolate_env(tmp)
-    try:
-        import os
-
-        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        load = None
-    results = {"quick": args.quick, "machine": {**machine(), "load_before": load}, "benchmarks": []}
+    results = {"quick": args.quick, "machine": {**machine(), "load_before": _load()}, "benchmarks": []}
     failed = 0
     try:
         for name in names:
             mod = BENCHMARKS[name]
             log(f"[{name}] {mod.TITLE}")
             started = time.perf_counter()
-            entry = {"name": name, "title": mod.TITLE}
+            entry = {"name": name, "title": mod.TITLE, "load_before": _load()}
             try:
                 figures: list[Figure] = mod.run(Context(args.quick, tmp, args.runs))
                 entry["figures"] = [f.to_dict() for f in figures]
