@@ -41,8 +41,11 @@ def load_usage(s: Session, action: Action, settings: Settings, now: datetime, wa
         counted, OutboxItem.to_domain == action.recipient_domain, OutboxItem.reserved_at > since,
         OutboxItem.channel == "email").order_by(OutboxItem.reserved_at.desc())
         .limit(max(1, lim.per_domain_hourly_limit))).all() if action.recipient_domain else []
-    last = s.exec(select(func.max(OutboxItem.reserved_at)).where(
-        counted, OutboxItem.from_email == action.from_, OutboxItem.channel == "email")).one() if action.from_ else None
+    # newest reservation down ix_outbox_from_reserved: one row, where max() walked every row the mailbox ever had
+    last = s.exec(select(OutboxItem.reserved_at).where(
+        counted, OutboxItem.from_email == action.from_, OutboxItem.channel == "email",
+        OutboxItem.reserved_at.is_not(None)).order_by(OutboxItem.reserved_at.desc()).limit(1)
+    ).first() if action.from_ else None
     return Usage(
         month_count=int(month or 0),
         day_count=int(day or 0),
