@@ -62,7 +62,7 @@ def markdown(results: dict) -> str:
         "# Benchmarks",
         "",
         f"`make bench` ({'quick smoke run, tiny sizes' if results['quick'] else 'full sizes'}), "
-        f"{m['date']}. Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, {m['os']}; Python "
+        f"{_dates(results)}. Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, {m['os']}; Python "
         f"{m['python']}, SQLite {m['sqlite']}, PostgreSQL {m['postgresql'] or 'not available'}"
         + (f"; load average {m['load_before']} when the run started" if m.get("load_before") else "") + ".",
         "Each figure is the median of its runs; the bare baseline is the cost of the same work without the "
@@ -97,6 +97,11 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _dates(results: dict) -> str:
+    dates = sorted({b["date"] for b in results["benchmarks"] if b.get("date")})
+    return dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}" if dates else results["machine"]["date"]
+
+
 def _load() -> str | None:
     """The machine's load average (1, 5, 15 minutes): how much else was running."""
     try:
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
     ap.add_argument("--runs", type=int, default=None, help="runs per figure (default 3, or 5 where cheap)")
     ap.add_argument("--out", type=Path, default=HERE, help="where results.json and RESULTS.md go (default benchmarks/)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other benchmarks' entries of the results.json in --out (with --only)")
     ap.add_argument("--markdown-only", action="store_true",
                     help="only rewrite RESULTS.md from the results.json in --out (e.g. after editing ANALYSIS.md)")
     args = ap.parse_args(argv)
@@ -129,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             mod = BENCHMARKS[name]
             log(f"[{name}] {mod.TITLE}")
             started = time.perf_counter()
-            entry = {"name": name, "title": mod.TITLE, "load_before": _load()}
+            entry = {"name": name, "title": mod.TITLE, "load_before": _load(),
+                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
             try:
                 figures: list[Figure] = mod.run(Context(args.quick, tmp, args.runs))
                 entry["figures"] = [f.to_dict() for f in figures]
@@ -146,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.merge and (args.out / "results.json").exists():
+        old = json.loads((args.out / "results.json").read_text())
+        fresh = {b["name"]: b for b in results["benchmarks"]}
+        results["benchmarks"] = [fresh.pop(b["name"], b) for b in old["benchmarks"]] + list(fresh.values())
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "RESULTS.md").write_text(markdown(results))
     log(f"wrote {args.out / 'results.json'} and {args.out / 'RESULTS.md'}")
