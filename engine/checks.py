@@ -183,7 +183,15 @@ def _one_click(engine_app, path: str):
             return await client.post(path, content="List-Unsubscribe=One-Click",
                                      headers={"content-type": "application/x-www-form-urlencoded"})
 
-    return asyncio.run(go())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no loop in this thread
+        return asyncio.run(go())
+    # a loop is already running in this thread (an async server, a sync Playwright session): use another thread
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 def run_unsubscribe_test(app) -> dict:

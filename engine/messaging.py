@@ -432,7 +432,7 @@ def _visible_compliance(html: str) -> list[str]:
 
 def _read_template_file(tdir: Path, pack_path: Path, key: str, name: str, problems: list[str]) -> str | None:
     rel = Path(name)
-    if rel.is_absolute() or ".." in rel.parts or not name.strip():
+    if rel.is_absolute() or ".." in rel.parts or not name.strip() or "\x00" in name:
         problems.append(f"{pack_path}: key '{key}' = {json.dumps(name)}: must be a file name inside {tdir}")
         return None
     path = tdir / rel
