@@ -24,7 +24,7 @@ def _cached_app(_key: tuple):
     from engine.app import App
 
     app = App()
-    app.store.check_ready()
+    app.check_ready()
     return app
 
 
@@ -98,6 +98,23 @@ def run_action(fn: Callable, *args, **kwargs):
     except AlphaError as e:
         st.error(md_escape(e))
         return False, None
+
+
+def reason_and_confirm(label: str, key: str, fn: Callable, *args) -> str | None:
+    """The body of a confirmation dialog for a change that needs a reason: a required reason, a confirm and a
+    cancel button (keys ``<key>_reason``, ``<key>_confirm``, ``<key>_cancel``). On confirm it runs
+    ``fn(*args, reason, actor())`` through run_action. Returns "done", "cancelled" or None (nothing yet, or refused
+    with the message shown)."""
+    reason = st.text_area("Reason (required, recorded in the audit trail)", key=f"{key}_reason")
+    c1, c2 = st.columns(2)
+    if c1.button(label, type="primary", key=f"{key}_confirm"):
+        if not (reason or "").strip():
+            st.error("A reason is required: say why, so the next person knows.")
+        elif run_action(fn, *args, reason.strip(), actor())[0]:
+            return "done"
+    if c2.button("Cancel", key=f"{key}_cancel"):
+        return "cancelled"
+    return None
 
 
 def _header_body() -> None:

@@ -161,6 +161,16 @@ class App:
 
         return score_lead(lead, self.icp, self.settings.customer_exclusions, self.settings.competitor_exclusions)
 
+    def check_ready(self) -> None:
+        """Refuse (DatabaseNotReady) unless the database is reachable and at the current schema."""
+        self.store.check_ready()
+
+    def import_leads(self, path, progress=None, parse_progress=None) -> dict:
+        """Upsert the leads of a CSV file (engine.leads_io.import_leads on this engine's store and clock)."""
+        from .leads_io import import_leads
+
+        return import_leads(self.store, path, self.clock, progress=progress, parse_progress=parse_progress)
+
     def rescore(self, lead):
         """Score a lead and record the result on it (score, tier, explanation, disqualification); returns it."""
         fit = self.score(lead)

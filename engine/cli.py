@@ -97,20 +97,19 @@ def _open_input(path: str) -> IO[str]:
         raise AlphaError(f"cannot read {path}: {e.strerror}") from None
 
 
-def _json_problem(text: str) -> str | None:
-    """Why ``text`` cannot be read as JSON (None when it can): not UTF-8, not JSON, nested too deep, a number too
-    long. Never raises."""
+def _read_json(text: str) -> tuple[object, str | None]:
+    """(value, None), or (None, why ``text`` cannot be read as JSON: not UTF-8, not JSON, nested too deep, a
+    number too long). Never raises."""
     if any("\udc80" <= ch <= "\udcff" for ch in text):
-        return "not UTF-8 text"
+        return None, "not UTF-8 text"
     try:
-        json.loads(text)
+        return json.loads(text), None
     except json.JSONDecodeError as e:
-        return f"not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        return None, f"not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
     except RecursionError:
-        return "not valid JSON: nested too deeply"
+        return None, "not valid JSON: nested too deeply"
     except ValueError as e:
-        return f"not valid JSON: {e}"
-    return None
+        return None, f"not valid JSON: {e}"
 
 
 # ---------------------------------------------------------------------------------------------- init/status
@@ -340,11 +339,10 @@ def submit(file: str = typer.Argument("-", help="JSON Lines file, or - for stand
     stream = _open_input(file)
     failed = 0
     for n, line in _lines(stream):
-        problem = _json_problem(line)
+        raw, problem = _read_json(line)
         if problem is not None:
             res = Result(None, "denied", [Reason(Code.INVALID_ACTION, f"line {n}: {problem}")])
         else:
-            raw = json.loads(line)
             res = _submit_with_retry(app, raw, n)
             if res is None:
                 failed += 1
@@ -384,10 +382,9 @@ def check_email(file: str = typer.Argument("-", help="One JSON email, or - for s
 
     app = _app()
     text = _open_input(file).read()
-    problem = _json_problem(text)
+    email, problem = _read_json(text)
     if problem is not None:
         raise AlphaError(f"{file}: {problem}")
-    email = json.loads(text)
     if not isinstance(email, dict):
         raise AlphaError(f"{file}: must hold one JSON object (an email)")
     raw = {"agent": "GHL_MASTER", "action": "send_email", "idempotency_key": "check-email", **email}
@@ -646,12 +643,10 @@ def _progress(label: str):
 @leads_cli.command("import")
 def leads_import(file: str, as_json: bool = JsonOpt):
     """Import leads from a CSV (aliases, encodings and delimiters detected); bad rows reported, good rows kept."""
-    from .leads_io import import_leads
-
     app = _app()
     update, bar = _progress("importing")
     with bar:
-        report = import_leads(app.store, file, app.clock, progress=update)
+        report = app.import_leads(file, progress=update)
     if as_json:
         _out(report)
         return
@@ -706,7 +701,6 @@ def demo(file: str = typer.Option("data/demo_leads.csv", "--file", help="The dem
     """Into an EMPTY database only: import the demo leads and run a shadow run over them (nothing is sent)."""
     from sqlmodel import func, select
 
-    from .leads_io import import_leads
     from .models import Lead
     from .pipeline import shadow_run
 
@@ -718,7 +712,7 @@ def demo(file: str = typer.Option("data/demo_leads.csv", "--file", help="The dem
         return
     update, bar = _progress("importing demo leads")
     with bar:
-        report = import_leads(app.store, file, app.clock, progress=update)
+        report = app.import_leads(file, progress=update)
     print(f"demo: imported {report['imported']} leads ({report['rejected']} bad rows reported, as intended)")
     update, bar = _progress("shadow run")
     with bar:

@@ -60,14 +60,14 @@ def _filters(query: str, tier: str) -> list:
     return out
 
 
-def search_leads(store, query: str = "", tier: str = "all", page: int = 1, per_page: int = 50) -> LeadPage:
+def search_leads(app, query: str = "", tier: str = "all", page: int = 1, per_page: int = 50) -> LeadPage:
     """Leads whose email or company contains ``query`` (case-insensitive), optionally of one tier
     (``TIER_FILTERS``: 1, 2, 3, disqualified = scored out, unscored = never scored), newest first, one page."""
     if not 1 <= per_page <= MAX_PER_PAGE:
         raise InvalidRequest(f"per_page must be 1..{MAX_PER_PAGE}, got {per_page}")
     where = _filters(query, str(tier))
     cols = [getattr(Lead, c) for c in LIST_COLUMNS]
-    with store.read() as s:
+    with app.store.read() as s:
         total = s.exec(select(func.count()).select_from(Lead).where(*where)).one()
         pages = max(1, -(-total // per_page))
         page = min(max(1, int(page)), pages)
@@ -77,9 +77,9 @@ def search_leads(store, query: str = "", tier: str = "all", page: int = 1, per_p
     return LeadPage(rows=rows, total=total, page=page, pages=pages, per_page=per_page)
 
 
-def get_lead(store, lead_id: int) -> Lead | None:
+def get_lead(app, lead_id: int) -> Lead | None:
     """One lead (detached from the session), or None when there is no such lead."""
-    with store.read() as s:
+    with app.store.read() as s:
         lead = s.get(Lead, int(lead_id))
         if lead is not None:
             s.expunge(lead)

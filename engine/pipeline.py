@@ -339,11 +339,10 @@ def daily_run(app, import_path: str | Path | None = None, progress: Callable[[in
     through the gateway (the phase decides: shadowed, pending approval, deferred or sent). Safe to run twice
     the same day: each (lead, sequence, step) has one idempotency key, so a second run replays, never resends."""
     from .drafting import NoTemplate, draft_for, save_draft
-    from .leads_io import import_leads
     from .router import next_step, route
 
     started = app.clock()
-    imported = import_leads(app.store, import_path, app.clock) if import_path else None
+    imported = app.import_leads(import_path) if import_path else None
     pipe = Pipeline(app, use_llm=use_llm, shadow=False)
     with app.store.read() as s:
         leads = list(s.exec(select(Lead).order_by(Lead.id)).all())

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import plotly.graph_objects as go
 import streamlit as st
 
-from console.runtime import actor, get_app, require_role, run_action
+from console.runtime import get_app, reason_and_confirm, require_role
 from engine import audit_log
 from engine.clock import as_utc, parse_iso
 
@@ -99,19 +99,11 @@ def _confirm(name: str, target: str) -> None:
     else:
         st.markdown(f"Force **{name}** CLOSED? Calls to {name} go through again; {cfg.failure_threshold} "
                     "failures in a row open it again.")
-    reason = st.text_area("Reason (required, recorded in the audit trail)", key="breaker_reason")
-    c1, c2 = st.columns(2)
-    if c1.button(f"Force {target.lower()}", type="primary", key="breaker_confirm"):
-        if not (reason or "").strip():
-            st.error("A reason is required: say why, so the next person knows.")
-            return
-        ok, _ = run_action(app.breakers.force, name, target, reason.strip(), actor())
-        if ok:
-            _clear()
-            st.session_state["breaker_flash"] = f"{name} forced {target}."
-            st.rerun()
-    if c2.button("Cancel", key="breaker_cancel"):
+    outcome = reason_and_confirm(f"Force {target.lower()}", "breaker", app.breakers.force, name, target)
+    if outcome:
         _clear()
+        if outcome == "done":
+            st.session_state["breaker_flash"] = f"{name} forced {target}."
         st.rerun()
 
 

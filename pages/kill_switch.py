@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from console.runtime import actor, get_app, md_escape, require_role, run_action
+from console.runtime import actor, get_app, md_escape, reason_and_confirm, require_role, run_action
 from engine.config import PHASES
 from engine.history import recent_changes
 
@@ -43,19 +43,12 @@ def _confirm_kill(target: bool) -> None:
         st.markdown("Turn the kill switch **ON**? Every worker stops sending at its next gateway decision.")
     else:
         st.markdown("Turn the kill switch **OFF**? Sending resumes as far as the phase and guardrails allow.")
-    reason = st.text_area("Reason (required, recorded in the audit trail)", key="kill_reason")
-    c1, c2 = st.columns(2)
-    if c1.button("Turn kill switch ON" if target else "Turn kill switch OFF", type="primary", key="kill_confirm"):
-        if not (reason or "").strip():
-            st.error("A reason is required: say why, so the next person knows.")
-            return
-        ok, _ = run_action(app.control.set_kill, target, reason.strip(), actor())
-        if ok:
-            _clear_kill()
-            st.session_state["flash"] = f"Kill switch turned {'ON' if target else 'off'}."
-            st.rerun()
-    if c2.button("Cancel", key="kill_cancel"):
+    outcome = reason_and_confirm("Turn kill switch ON" if target else "Turn kill switch OFF", "kill",
+                                 app.control.set_kill, target)
+    if outcome:
         _clear_kill()
+        if outcome == "done":
+            st.session_state["flash"] = f"Kill switch turned {'ON' if target else 'off'}."
         st.rerun()
 
 
@@ -89,6 +82,22 @@ for col, (n, p) in zip(st.columns(len(PHASES)), enumerate(PHASES)):
 if ctl.phase_reason:
     st.caption(f"Set by {ctl.phase_actor}: {ctl.phase_reason}")
 
+
+
+def phase_change(target: str, way: str, label: str, primary: bool = False, disabled: bool = False) -> None:
+    """A required reason and the button that moves the phase to ``target`` (keys phase_<way>_reason, phase_<way>)."""
+    reason = st.text_input(f"Reason for moving {way} (required)", key=f"phase_{way}_reason", disabled=disabled)
+    if st.button(label, key=f"phase_{way}", type="primary" if primary else "secondary", disabled=disabled):
+        if not reason.strip():
+            st.error("A reason is required to change the phase.")
+            return
+        ok, r = run_action(app.control.set_phase, target, reason.strip(), actor())
+        if ok:
+            st.session_state["flash"] = f"Phase {r['before']} -> {r['after']}."
+            st.session_state.pop(f"phase_{way}_reason", None)
+            st.rerun()
+
+
 up_col, down_col = st.columns(2)
 with up_col:
     st.subheader("Move up")
@@ -104,16 +113,7 @@ with up_col:
         if not passed:
             st.warning(f"The gate for {nxt} fails: fix the failing checks first. A break-glass override is only "
                        f"possible from the CLI: `alpha phase set {nxt} --force --reason ...`.")
-        up_reason = st.text_input("Reason for moving up (required)", key="phase_up_reason", disabled=not passed)
-        if st.button(f"Move up to {nxt}", key="phase_up", type="primary", disabled=not passed):
-            if not up_reason.strip():
-                st.error("A reason is required to change the phase.")
-            else:
-                ok, r = run_action(app.control.set_phase, nxt, up_reason.strip(), actor())
-                if ok:
-                    st.session_state["flash"] = f"Phase {r['before']} -> {r['after']}."
-                    st.session_state.pop("phase_up_reason", None)
-                    st.rerun()
+        phase_change(nxt, "up", f"Move up to {nxt}", primary=True, disabled=not passed)
 with down_col:
     st.subheader("Move down")
     if i == 0:
@@ -121,16 +121,7 @@ with down_col:
     else:
         target = st.selectbox("Down to", list(reversed(PHASES[:i])), key="phase_down_target",
                               help="Down takes effect at once, no gate.")
-        down_reason = st.text_input("Reason for moving down (required)", key="phase_down_reason")
-        if st.button(f"Move down to {target} now", key="phase_down"):
-            if not down_reason.strip():
-                st.error("A reason is required to change the phase.")
-            else:
-                ok, r = run_action(app.control.set_phase, target, down_reason.strip(), actor())
-                if ok:
-                    st.session_state["flash"] = f"Phase {r['before']} -> {r['after']}."
-                    st.session_state.pop("phase_down_reason", None)
-                    st.rerun()
+        phase_change(target, "down", f"Move down to {target} now")
 
 st.divider()
 st.subheader("Last changes")

@@ -12,7 +12,6 @@ import streamlit as st
 from console.runtime import get_app, md_escape, require_role, run_action
 from engine.errors import AlphaError
 from engine.leads import TIER_FILTERS, errors_csv, get_lead, search_leads
-from engine.leads_io import import_leads
 
 require_role("ops", "admin")
 app = get_app()
@@ -50,7 +49,7 @@ def _import(upload) -> None:
         path = Path(d) / _safe_name(upload.name)
         path.write_bytes(upload.getvalue())
         try:
-            res = import_leads(app.store, path, app.clock, progress=saving, parse_progress=reading)
+            res = app.import_leads(path, progress=saving, parse_progress=reading)
         except AlphaError as e:  # it quotes the file's name and cells: shown as written, never as markdown
             st.error(md_escape(str(e).replace(str(path), repr(upload.name))))
             res = None
@@ -118,7 +117,7 @@ query = c1.text_input("Search email or company", key="leads_query", on_change=_r
                       placeholder="e.g. acme or @example.com")
 tier = c2.selectbox("Tier", TIER_FILTERS, format_func=TIER_LABELS.get, key="leads_tier", on_change=_reset_page)
 page_no = int(st.session_state.get("leads_page", 1))
-ok, found = run_action(search_leads, app.store, query, tier, page_no, PER_PAGE)
+ok, found = run_action(search_leads, app, query, tier, page_no, PER_PAGE)
 if not ok:
     st.stop()
 st.session_state["leads_page"] = found.page
@@ -148,7 +147,7 @@ rows_by_id = {r["id"]: r for r in found.rows}
 lead_id = st.selectbox("Lead", list(rows_by_id), key="leads_selected",
                        format_func=lambda i: f"#{i} {rows_by_id[i]['email']} · {rows_by_id[i]['company'] or '-'}",
                        help="The leads on this page of the list.")
-lead = get_lead(app.store, lead_id) if lead_id is not None else None
+lead = get_lead(app, lead_id) if lead_id is not None else None
 if lead is None:
     st.info("That lead no longer exists; pick another.")
     st.stop()

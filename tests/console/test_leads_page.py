@@ -213,16 +213,16 @@ def test_search_service_filters_in_sql(app_factory):
     add_leads(app, [{"email": "a_b@x.example", "company": "X", "tier": 2, "score": 60},
                     {"email": "axb@x.example", "company": "Y", "score": 0, "disqualified_reason": "disqualified"},
                     {"email": "c@z.example", "company": "Zed"}])
-    assert [r["email"] for r in search_leads(app.store, "a_b").rows] == ["a_b@x.example"]
-    assert [r["email"] for r in search_leads(app.store, "", "disqualified").rows] == ["axb@x.example"]
-    assert [r["email"] for r in search_leads(app.store, "", "unscored").rows] == ["c@z.example"]
-    assert [r["email"] for r in search_leads(app.store, "", "2").rows] == ["a_b@x.example"]
-    last = search_leads(app.store, "", "all", page=99, per_page=2)
+    assert [r["email"] for r in search_leads(app, "a_b").rows] == ["a_b@x.example"]
+    assert [r["email"] for r in search_leads(app, "", "disqualified").rows] == ["axb@x.example"]
+    assert [r["email"] for r in search_leads(app, "", "unscored").rows] == ["c@z.example"]
+    assert [r["email"] for r in search_leads(app, "", "2").rows] == ["a_b@x.example"]
+    last = search_leads(app, "", "all", page=99, per_page=2)
     assert (last.page, last.pages, last.total, [r["email"] for r in last.rows]) == (2, 2, 3, ["a_b@x.example"])
     for bad in ({"tier": "4"}, {"per_page": 0}, {"query": "x" * 201}):
         with pytest.raises(InvalidRequest):
-            search_leads(app.store, **bad)
-    assert get_lead(app.store, 10_000) is None
+            search_leads(app, **bad)
+    assert get_lead(app, 10_000) is None
 
 
 # ------------------------------------------------------------------------------------------ ICP breakdown
@@ -234,7 +234,7 @@ def test_breakdown_of_the_selected_lead_shows_lead_text_as_text(ctx):
     at = ok(ctx.page(PAGE, "admin"))
     sel = at.selectbox(key="leads_selected")
     assert sel.value == 2  # the newest lead on the page
-    lead = get_lead(ctx.app.store, 2)
+    lead = get_lead(ctx.app, 2)
     fit = ctx.app.score(lead)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["ICP score"] == f"{fit.score} / 100" and metrics["Tier"] == str(fit.tier)

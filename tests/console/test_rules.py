@@ -55,3 +55,10 @@ def test_each_page_checks_exactly_the_roles_the_navigation_gives_it():
         assert got == set(spec.roles), f"pages/{spec.module}.py checks {sorted(got)}; console/nav.py gives {sorted(spec.roles)}"
     extra = {p.stem for p in (ROOT / "pages").glob("*.py")} - {s.module for s in NAV}
     assert not extra, f"pages not in console/nav.py: {extra}"
+
+
+def test_pages_never_hand_the_database_to_anything():
+    """Pages call engine services with the App; the store (the database) stays inside the engine."""
+    bad = [f"{p.relative_to(ROOT)}:{i}" for d in ("pages", "console") for p in (ROOT / d).rglob("*.py")
+           for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"\.store\b", line)]
+    assert not bad, f"the console reaches into the database: {bad}"
