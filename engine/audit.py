@@ -12,8 +12,11 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
+
+import sqlalchemy as sa
 
 from sqlmodel import Session, select
 
@@ -58,37 +61,63 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+_HASHED = ("seq", "at", "actor", "agent", "event", "action", "status", "ref", "outbox_id", "reasons", "data",
+           "prev_hash")
+_BUFFER = "alpha.audit_rows"
+
+
 def row_digest(e: AuditEntry) -> str:
-    content = [e.seq, e.at, e.actor, e.agent, e.event, e.action, e.status, e.ref, e.outbox_id, e.reasons, e.data,
-               e.prev_hash]
+    return _digest([getattr(e, k) for k in _HASHED])
+
+
+def _digest(content: list) -> str:
     return hashlib.sha256(_dumps(content).encode()).hexdigest()
+
+
+@contextmanager
+def buffered(s: Session) -> Iterator[None]:
+    """Inside: ``append`` collects its rows, and they are inserted in one statement on the way out (before the
+    transaction commits; nothing on an error). The same rows, hashes and head as row by row, for a batch of
+    decisions in one transaction."""
+    rows: list[dict] = []
+    s.info[_BUFFER] = rows
+    try:
+        yield
+        if rows:
+            s.connection().execute(sa.insert(AuditEntry.__table__), rows)
+    finally:
+        s.info.pop(_BUFFER, None)
 
 
 def append(s: Session, *, event: str, actor: str, now: datetime, agent: str | None = None,
            action: str | None = None, status: str | None = None, ref: str | None = None,
-           outbox_id: int | None = None, reasons: Iterable[str] = (), data: dict | None = None) -> AuditEntry:
+           outbox_id: int | None = None, reasons: Iterable[str] = (), data: dict | None = None) -> AuditEntry | None:
     """Append one row. Must run inside Store.write() (the head row is locked there)."""
     head = s.get(AuditHead, 1)
-    entry = AuditEntry(
-        seq=head.last_seq + 1,
-        at=iso(now),
-        actor=(actor or "unknown")[:200],
-        agent=agent,
-        event=event,
-        action=action,
-        status=status,
-        ref=(ref[:200] if ref else ref),
-        outbox_id=outbox_id,
-        reasons=_dumps(list(reasons)),
-        data=_dumps(redact(data or {})),
-        prev_hash=head.last_hash,
-        row_hash="",
-    )
-    entry.row_hash = row_digest(entry)
-    head.last_seq = entry.seq
-    head.last_hash = entry.row_hash
-    s.add(entry)
+    values = {
+        "seq": head.last_seq + 1,
+        "at": iso(now),
+        "actor": (actor or "unknown")[:200],
+        "agent": agent,
+        "event": event,
+        "action": action,
+        "status": status,
+        "ref": (ref[:200] if ref else ref),
+        "outbox_id": outbox_id,
+        "reasons": _dumps(list(reasons)),
+        "data": _dumps(redact(data or {})),
+        "prev_hash": head.last_hash,
+    }
+    values["row_hash"] = _digest([values[k] for k in _HASHED])
+    head.last_seq = values["seq"]
+    head.last_hash = values["row_hash"]
     s.add(head)
+    buf = s.info.get(_BUFFER)
+    if buf is not None:
+        buf.append(values)
+        return None
+    entry = AuditEntry(**values)
+    s.add(entry)
     return entry
 
 

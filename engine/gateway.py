@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, text, update
 from sqlmodel import Session, select
 
 from . import audit, guardrails
@@ -29,7 +29,7 @@ from .control import EnvKillSwitch, kill_state, live_sending_allowed
 from .db import Store
 from .executors import AmbiguousFailure, DefiniteFailure, Executor, Message
 from .models import Approval, ControlState, DomainHealth, OutboxItem, Suppression
-from .outbox import has_prior_send, load_usage
+from .outbox import domain_hour_times, global_usage, has_prior_send, load_usage, mailbox_last
 from .permissions import Permissions, check_permission
 from .reasons import Code, Kind, Reason
 from .unsubscribe import one_click_headers
@@ -73,6 +73,120 @@ def needs_approval(phase: str, high_risk: bool) -> bool:
     return False
 
 
+BATCH = 200  # decisions per locked transaction in submit_many: bounds how long other processes wait for the lock
+
+
+class _Reads:
+    """What a decision reads inside the gate lock, straight from the session (one ``submit``)."""
+
+    def __init__(self, gw: "Gateway", s: Session, now: datetime):
+        self.gw, self.s, self.now = gw, s, now
+
+    def control(self) -> ControlState:
+        return self.s.get(ControlState, 1)
+
+    def outbox_row(self, key: str) -> OutboxItem | None:
+        return self.s.exec(select(OutboxItem).where(OutboxItem.idempotency_key == key)).first()
+
+    def suppression(self, email: str) -> Suppression | None:
+        return self.s.get(Suppression, email)
+
+    def domain(self, domain: str) -> DomainHealth | None:
+        return self.s.get(DomainHealth, domain)
+
+    def usage(self, action: Action, warmup_phase: int) -> guardrails.Usage:
+        return load_usage(self.s, action, self.gw.settings, self.now, warmup_phase)
+
+    def agent_rate(self, agent: str) -> list[Reason]:
+        return self.gw.permissions.rate_reasons(self.s, agent, self.now)
+
+    def add_row(self, row: OutboxItem) -> None:
+        """Add a new or changed outbox row; it has its id afterwards."""
+        self.s.add(row)
+        self.s.flush()
+
+
+class _BatchReads(_Reads):
+    """The same reads for a batch of decisions in one locked transaction, each done once, in bulk.
+
+    Exact because nothing a decision of the batch writes changes them: a batch ends at the first decision that
+    reserves quota or counts against an agent's rate (it is executed before the next one is decided), shadowed,
+    denied, deferred and pending rows count against no limit, and every other writer waits for the gate lock.
+    Rows created in the batch are seen by the idempotency check of the decisions after them."""
+
+    def __init__(self, gw: "Gateway", s: Session, now: datetime, actions: list[Action]):
+        super().__init__(gw, s, now)
+        keys = sorted({a.idempotency_key for a in actions})
+        emails = sorted({a.to for a in actions if a.to})
+        senders = sorted({a.sender_domain for a in actions if a.sender_domain})
+        self.rows = {r.idempotency_key: r for r in self._in(OutboxItem, OutboxItem.idempotency_key, keys)}
+        self.sups = {r.email: r for r in self._in(Suppression, Suppression.email, emails)}
+        self.domains = {r.domain: r for r in self._in(DomainHealth, DomainHealth.domain, senders)}
+        self._global = None
+        self._dom_times: dict[str, tuple] | None = None
+        self._domains_wanted = sorted({a.recipient_domain for a in actions if a.recipient_domain})
+        self._mailbox: dict[str | None, datetime | None] = {}
+        self._rates: dict[str, list[Reason]] = {}
+        self._top: int | None = None
+        self._control: ControlState | None = None
+
+    def _in(self, model, col, values: list) -> list:
+        out = []
+        for i in range(0, len(values), 500):
+            out += self.s.exec(select(model).where(col.in_(values[i:i + 500]))).all()
+        return out
+
+    def control(self) -> ControlState:
+        if self._control is None:  # held here: the session's identity map keeps only weak references
+            self._control = super().control()
+        return self._control
+
+    def outbox_row(self, key: str) -> OutboxItem | None:
+        return self.rows.get(key)
+
+    def suppression(self, email: str) -> Suppression | None:
+        return self.sups.get(email)
+
+    def domain(self, domain: str) -> DomainHealth | None:
+        return self.domains.get(domain)
+
+    def usage(self, action: Action, warmup_phase: int) -> guardrails.Usage:
+        settings, s = self.gw.settings, self.s
+        if self._global is None:
+            self._global = global_usage(s, settings, self.now)
+            self._dom_times = domain_hour_times(s, self._domains_wanted, settings, self.now)
+        if action.from_ not in self._mailbox:
+            self._mailbox[action.from_] = mailbox_last(s, action.from_)
+        month, day, hour = self._global
+        return guardrails.Usage(month_count=month, day_count=day, hour_times=hour,
+                                domain_hour_times=self._dom_times.get(action.recipient_domain, ()),
+                                mailbox_last=self._mailbox[action.from_], warmup_phase=warmup_phase)
+
+    def agent_rate(self, agent: str) -> list[Reason]:
+        if agent not in self._rates:
+            self._rates[agent] = super().agent_rate(agent)
+        return self._rates[agent]
+
+    def add_row(self, row: OutboxItem) -> None:
+        """No flush per row: a new row takes an id allocated in bulk, and the whole batch is inserted at commit."""
+        if row.id is None:
+            row.id = self._next_id()
+        self.s.add(row)
+        self.rows[row.idempotency_key] = row
+
+    def _next_id(self) -> int:
+        """The id the row would have had from the database: one nextval on PostgreSQL (a block would leave gaps
+        where a decision creates no row), the next rowid on SQLite, where BEGIN IMMEDIATE makes this
+        transaction the only writer."""
+        conn = self.s.connection()
+        if self.gw.store.dialect == "postgresql":
+            return conn.execute(text("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")).scalar()
+        if self._top is None:
+            self._top = conn.execute(text("SELECT coalesce(max(id), 0) FROM outbox")).scalar()
+        self._top += 1
+        return self._top
+
+
 class Gateway:
     def __init__(self, store: Store, settings: Settings, clock: Clock, executors: dict[str, Executor],
                  env_kill: EnvKillSwitch, permissions: Permissions, breakers: Breakers, unsubscribe_secret: bytes):
@@ -98,11 +212,45 @@ class Gateway:
             return self._invalid(e, raw, now)
         static, headers = self._precheck(action)
         with self.store.write() as s:
-            result, execute = self._decide(s, action, static, headers, now, force_shadow=shadow)
+            result, execute = self._decide(_Reads(self, s, now), action, static, headers, force_shadow=shadow)
         self.breakers.flush_transitions()
         if execute:
             return self._execute(result)
         return result
+
+    def submit_many(self, raws: list[Any], *, shadow: bool = False, batch: int = BATCH) -> list[Result]:
+        """Decide on many actions, in order, with exactly the results, outbox rows and audit rows of one ``submit``
+        after the other, but up to ``batch`` decisions per locked transaction with their state read in bulk.
+
+        A decision that lets an action leave ends its transaction: the action is executed before the next one is
+        decided, so limits, breakers and the kill switch see it as they would with ``submit``. A database error
+        rolls back the decisions of the unfinished transaction (none of them took effect) and raises."""
+        items: list[tuple] = []
+        for raw in raws:
+            try:
+                action = parse_action(raw)
+            except InvalidAction as e:
+                items.append((None, e, None, None))
+                continue
+            items.append((action, None, *self._precheck(action)))
+        results: list[Result] = []
+        while len(results) < len(items):
+            chunk = items[len(results):len(results) + max(1, batch)]
+            execute = False
+            with self.store.write() as s, audit.buffered(s):
+                reads = _BatchReads(self, s, self.clock(), [a for a, *_ in chunk if a is not None])
+                for action, invalid, static, headers in chunk:
+                    if action is None:
+                        results.append(self._invalid_in(s, invalid, reads.now))
+                        continue
+                    result, execute = self._decide(reads, action, static, headers, force_shadow=shadow)
+                    results.append(result)
+                    if execute:
+                        break
+            self.breakers.flush_transitions()
+            if execute:
+                results[-1] = self._execute(results[-1])
+        return results
 
     def resume(self, outbox_id: int) -> Result:
         """Re-run every check on a waiting row (deferred and due, or approved) and execute it if allowed."""
@@ -114,7 +262,7 @@ class Gateway:
         static, headers = self._precheck(action)
         now = self.clock()
         with self.store.write() as s:
-            result, execute = self._decide(s, action, static, headers, now, resume_id=outbox_id)
+            result, execute = self._decide(_Reads(self, s, now), action, static, headers, resume_id=outbox_id)
         self.breakers.flush_transitions()
         if execute:
             return self._execute(result)
@@ -183,12 +331,15 @@ class Gateway:
         return static, headers
 
     def _invalid(self, e: InvalidAction, raw: Any, now: datetime) -> Result:
+        with self.store.write() as s:
+            return self._invalid_in(s, e, now)
+
+    def _invalid_in(self, s: Session, e: InvalidAction, now: datetime) -> Result:
         reason = Reason(Code.INVALID_ACTION, "; ".join(e.problems))
         agent, action = e.agent, e.action  # escaped: a NUL or a lone surrogate as submitted cannot be stored
-        with self.store.write() as s:
-            audit.append(s, event="gateway.decision", actor=agent or "unknown", agent=agent, action=action,
-                         status="denied", ref=e.idempotency_key, reasons=[reason.code.value], now=now,
-                         data={"detail": reason.detail})
+        audit.append(s, event="gateway.decision", actor=agent or "unknown", agent=agent, action=action,
+                     status="denied", ref=e.idempotency_key, reasons=[reason.code.value], now=now,
+                     data={"detail": reason.detail})
         return Result(e.idempotency_key, "denied", [reason])
 
     def _audit_decision(self, s: Session, action: Action, status: str, reasons: list[Reason], now: datetime,
@@ -198,11 +349,12 @@ class Gateway:
                      reasons=[r.code.value for r in reasons], now=now,
                      data={"to": action.to, "details": [r.detail for r in reasons if r.detail], **data})
 
-    def _decide(self, s: Session, action: Action, static: list[Reason], headers: dict, now: datetime,
+    def _decide(self, reads: _Reads, action: Action, static: list[Reason], headers: dict,
                 resume_id: int | None = None, force_shadow: bool = False) -> tuple[Result, bool]:
+        s, now = reads.s, reads.now
         key = action.idempotency_key
         spec = action.spec
-        ctl = s.get(ControlState, 1)
+        ctl = reads.control()
 
         def refuse(reason: Reason) -> tuple[Result, bool]:
             self._audit_decision(s, action, "denied", [reason], now, outbox_id=resume_id)
@@ -230,7 +382,7 @@ class Gateway:
         live = live_sending_allowed(ctl.phase, self.settings) and not force_shadow
 
         # 5. idempotency
-        row = s.exec(select(OutboxItem).where(OutboxItem.idempotency_key == key)).first()
+        row = reads.outbox_row(key)
         # on resume the stored row is the source of truth (a human may have edited it before approving)
         if row is not None and resume_id is None and row.payload_hash != action.payload_hash:
             return refuse(Reason(Code.IDEMPOTENCY_CONFLICT,
@@ -252,7 +404,7 @@ class Gateway:
                 return Result(key, row.status, [], row.not_before, row.id, {"skipped": True}), False
 
         # 6. guardrails (state loaded inside the lock, so it is exact)
-        sup = s.get(Suppression, action.to) if action.to else None
+        sup = reads.suppression(action.to) if action.to else None
         suppressed = guardrails.Suppressed(sup.email, sup.reason, sup.source or "") if sup else None
         reasons = guardrails.check_suppression(suppressed) + list(static)
         if action.first_touch is None and any(r.code == Code.DECEPTIVE_SUBJECT for r in reasons):
@@ -260,9 +412,9 @@ class Gateway:
                 reasons = [r for r in reasons if r.code != Code.DECEPTIVE_SUBJECT]
         state = guardrails.SendState()
         if spec.kind == "email":
-            dom = s.get(DomainHealth, action.sender_domain) if action.sender_domain else None
+            dom = reads.domain(action.sender_domain) if action.sender_domain else None
             state = guardrails.SendState(
-                usage=load_usage(s, action, self.settings, now, ctl.warmup_phase),
+                usage=reads.usage(action, ctl.warmup_phase),
                 suppression=suppressed,
                 sender_domain=guardrails.DomainState(dom.domain, dom.score, dom.cooling) if dom else None,
             )
@@ -270,7 +422,7 @@ class Gateway:
                 reasons.append(Reason(Code.INVALID_ACTION, f"from {action.from_!r} is not a configured sending "
                                                            "mailbox (sender.from_addresses)"))
         reasons = guardrails.evaluate(action, state, self.settings, now, message_reasons=reasons)
-        reasons += self.permissions.rate_reasons(s, action.agent, now)
+        reasons += reads.agent_rate(action.agent)
         permanent = [r for r in reasons if r.kind == Kind.PERMANENT]
         temporary = [r for r in reasons if r.kind == Kind.TEMPORARY]
         high_risk = guardrails.is_high_risk(action, self.settings)
@@ -320,9 +472,9 @@ class Gateway:
             row.attempts += 1
             row.provider = self.executors[spec.kind].name
             self.permissions.count(s, action.agent, action.action, now)
-        s.add(row)
-        s.flush()
+        reads.add_row(row)
         if new_approval:
+            s.flush()  # the outbox row first (a batch inserts its rows at commit): the approval refers to it
             appr = Approval(outbox_id=row.id, status="pending", risk="high" if high_risk else "normal",
                             requested_by=action.agent, requested_at=now,
                             **self.approval_fields(action, high_risk, now))

@@ -9,7 +9,7 @@ budget, they are kept anyway and the envelope says it is over budget.
 from __future__ import annotations
 
 from copy import deepcopy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .clock import iso
@@ -84,7 +84,7 @@ def hand_off(env: Envelope, to_stage: str, decision: str, why: str, now: datetim
     for n, (v, src) in (new_facts or {}).items():
         facts[n] = Fact(n, v, src, n in CRITICAL)
     d = Decision(env.stage, decision, why, iso(now))
-    return compact(replace(env, stage=to_stage, facts=tuple(facts.values()), decisions=env.decisions + (d,)))
+    return _compacted(env.lead_id, to_stage, tuple(facts.values()), env.decisions + (d,), env.token_budget)
 
 
 def _line(f: Fact) -> str:
@@ -93,25 +93,29 @@ def _line(f: Fact) -> str:
 
 def compact(env: Envelope) -> Envelope:
     """Build the summary within the token budget, dropping optional content first and never a critical fact."""
-    critical = [f for f in env.facts if f.critical]
-    optional = [f for f in env.facts if not f.critical]
-    parts = [_line(f) for f in critical]
-    base = "; ".join(parts)
-    over = estimate_tokens(base) > env.token_budget
+    return _compacted(env.lead_id, env.stage, env.facts, env.decisions, env.token_budget)
+
+
+def _compacted(lead_id: int | None, stage: str, facts: tuple[Fact, ...], decisions: tuple[Decision, ...],
+               budget: int) -> Envelope:
+    critical = [f for f in facts if f.critical]
+    optional = [f for f in facts if not f.critical]
+    base = "; ".join(_line(f) for f in critical)
+    over = estimate_tokens(base) > budget
     summary = base
     if not over:
         for f in optional:
             cand = summary + "; " + _line(f)
-            if estimate_tokens(cand) <= env.token_budget:
+            if estimate_tokens(cand) <= budget:
                 summary = cand
-        for d in reversed(env.decisions):  # newest decisions first
+        for d in reversed(decisions):  # newest decisions first
             cand = summary + f" | {d.stage}: {d.decision} ({d.why})"
-            if estimate_tokens(cand) > env.token_budget:
+            if estimate_tokens(cand) > budget:
                 cand = summary + f" | {d.stage}: {d.decision}"
-                if estimate_tokens(cand) > env.token_budget:
+                if estimate_tokens(cand) > budget:
                     break
             summary = cand
-    return replace(env, summary=summary, over_budget=over)
+    return Envelope(lead_id, stage, facts, decisions, summary, over, budget)
 
 
 def missing_critical(env: Envelope) -> list[str]:

@@ -24,36 +24,59 @@ STATUSES = ("deferred", "pending_approval", "sending", "sent", "failed", "reconc
 
 
 def load_usage(s: Session, action: Action, settings: Settings, now: datetime, warmup_phase: int) -> Usage:
+    """What the limits need to know for one action, read in the decision's transaction."""
+    month, day, hour = global_usage(s, settings, now)
+    dom = domain_hour_times(s, [action.recipient_domain], settings, now) if action.recipient_domain else {}
+    return Usage(month_count=month, day_count=day, hour_times=hour,
+                 domain_hour_times=dom.get(action.recipient_domain, ()),
+                 mailbox_last=mailbox_last(s, action.from_), warmup_phase=warmup_phase)
+
+
+def global_usage(s: Session, settings: Settings, now: datetime) -> tuple[int, int, tuple[datetime, ...]]:
+    """(sends reserved this month, today, the newest reservation times of the last 60 minutes ascending), over
+    every mailbox. The sliding-window rule needs only the newest `limit` times (when the limit-th newest leaves
+    the window, one more fits): those are fetched, not the whole hour."""
     win = calendar_windows(now, settings.limits.limits_timezone)
     counted = OutboxItem.status.in_(COUNTED)
     month, day = s.exec(
         select(func.count(), func.coalesce(func.sum(case((OutboxItem.reserved_at >= win["day_start"], 1), else_=0)), 0))
         .where(counted, OutboxItem.reserved_at >= win["month_start"], OutboxItem.channel == "email")
     ).one()
-    since = now - HOUR
-    # the sliding-window rule needs only the newest `limit` times (when the limit-th newest leaves the window, one
-    # more fits): fetch those, not the whole hour
-    lim = settings.limits
     hour_times = s.exec(select(OutboxItem.reserved_at).where(
-        counted, OutboxItem.reserved_at > since, OutboxItem.channel == "email")
-        .order_by(OutboxItem.reserved_at.desc()).limit(max(1, lim.hourly_limit))).all()
-    dom_times = s.exec(select(OutboxItem.reserved_at).where(
-        counted, OutboxItem.to_domain == action.recipient_domain, OutboxItem.reserved_at > since,
-        OutboxItem.channel == "email").order_by(OutboxItem.reserved_at.desc())
-        .limit(max(1, lim.per_domain_hourly_limit))).all() if action.recipient_domain else []
-    # newest reservation down ix_outbox_from_reserved: one row, where max() walked every row the mailbox ever had
-    last = s.exec(select(OutboxItem.reserved_at).where(
-        counted, OutboxItem.from_email == action.from_, OutboxItem.channel == "email",
-        OutboxItem.reserved_at.is_not(None)).order_by(OutboxItem.reserved_at.desc()).limit(1)
-    ).first() if action.from_ else None
-    return Usage(
-        month_count=int(month or 0),
-        day_count=int(day or 0),
-        hour_times=tuple(sorted(hour_times)),
-        domain_hour_times=tuple(sorted(dom_times)),
-        mailbox_last=_aware(last),
-        warmup_phase=warmup_phase,
-    )
+        counted, OutboxItem.reserved_at > now - HOUR, OutboxItem.channel == "email")
+        .order_by(OutboxItem.reserved_at.desc()).limit(max(1, settings.limits.hourly_limit))).all()
+    return int(month or 0), int(day or 0), tuple(sorted(_aware(t) for t in hour_times))
+
+
+def domain_hour_times(s: Session, domains: list[str], settings: Settings,
+                      now: datetime) -> dict[str, tuple[datetime, ...]]:
+    """For each recipient domain, the newest `per_domain_hourly_limit` reservation times of the last 60 minutes,
+    ascending (domains without any are absent). Several domains are read in one query per 500."""
+    limit = max(1, settings.limits.per_domain_hourly_limit)
+    found: dict[str, list] = {}
+    for i in range(0, len(domains), 500):
+        part = domains[i:i + 500]
+        if len(part) == 1:  # one domain: newest `limit` rows down its index
+            rows = [(part[0], t) for t in s.exec(select(OutboxItem.reserved_at).where(
+                OutboxItem.status.in_(COUNTED), OutboxItem.to_domain == part[0], OutboxItem.reserved_at > now - HOUR,
+                OutboxItem.channel == "email").order_by(OutboxItem.reserved_at.desc()).limit(limit)).all()]
+        else:  # bounded by what the hourly limit let through in the last hour
+            rows = s.exec(select(OutboxItem.to_domain, OutboxItem.reserved_at).where(
+                OutboxItem.status.in_(COUNTED), OutboxItem.to_domain.in_(part), OutboxItem.reserved_at > now - HOUR,
+                OutboxItem.channel == "email")).all()
+        for dom, t in rows:
+            found.setdefault(dom, []).append(_aware(t))
+    return {d: tuple(sorted(ts)[-limit:]) for d, ts in found.items()}
+
+
+def mailbox_last(s: Session, from_email: str | None) -> datetime | None:
+    """The sending mailbox's newest reservation, read down ix_outbox_from_reserved (one row; max() walked every
+    row the mailbox ever had)."""
+    if not from_email:
+        return None
+    return _aware(s.exec(select(OutboxItem.reserved_at).where(
+        OutboxItem.status.in_(COUNTED), OutboxItem.from_email == from_email, OutboxItem.channel == "email",
+        OutboxItem.reserved_at.is_not(None)).order_by(OutboxItem.reserved_at.desc()).limit(1)).first())
 
 
 def _aware(v):

@@ -190,8 +190,8 @@ class Pipeline:
 
         Per lead, exactly what ``prepare`` + ``gateway.submit`` do, with the bulk work done once for all of them:
         the drafts (LLM calls in flight together when an LLM is used), one transaction for the drafts, one for
-        the leads and envelopes. Every gateway decision is still its own ``submit``: the gateway's order,
-        idempotency, audit chain and limits are untouched."""
+        the leads and envelopes, and the decisions through ``gateway.submit_many`` (the results of one submit
+        after the other: order, idempotency, audit chain and limits are the same)."""
         from .drafting import draft_many, save_drafts
 
         app = self.app
@@ -205,8 +205,9 @@ class Pipeline:
         ready = [p for p in todo if p.draft is not None]
         save_drafts(app.store, [(p.lead.id, p.sequence, p.step, p.draft) for p in ready], now)
         key_of = {id(lead): key for lead, key in zip(leads, keys)}
-        for p in ready:
-            res = app.gateway.submit({**p.action, "idempotency_key": key_of[id(p.lead)]}, shadow=self.shadow)
+        results = app.gateway.submit_many([{**p.action, "idempotency_key": key_of[id(p.lead)]} for p in ready],
+                                          shadow=self.shadow)
+        for p, res in zip(ready, results):
             self._decided(p, res, now)
         self._store(plans, now)
         return [p.outcome for p in plans]
