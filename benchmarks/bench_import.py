@@ -1,5 +1,9 @@
-"""(a) Import and score: a generated CSV of 100,000 leads imported (leads_io.import_leads) and scored
-(pipeline.score_leads) into a fresh SQLite database. Goal: under 10 s.
+"""(a) Import and score: a generated CSV of 100,000 leads imported into a fresh SQLite database and scored against
+the ICP (``App.import_leads``: every new or changed lead is stored scored, the rows parsed and scored by one worker
+process per core and saved while the next ones are read). Goal: under 10 s on 2 cores.
+
+Also measured, not part of the goal: a rescore of the whole table afterwards (``pipeline.score_leads``, what an ICP
+change needs), which must find nothing to change.
 
 Bare baseline, measured in the same run: reading the same file with csv.DictReader and inserting every row in
 one bulk INSERT (no validation, no aliases, no scoring): the floor for getting these bytes into the table.
@@ -28,38 +32,49 @@ def _bare(app, path) -> int:
 
 
 def run(ctx) -> list[Figure]:
-    from engine.leads_io import import_leads
+    from sqlmodel import func, select
+
+    from engine.leads_io import _workers
+    from engine.models import Lead
     from engine.pipeline import score_leads
 
     p = Progress(NAME)
     n, runs = ctx.size(300, 100_000), ctx.runs(3)
     path = write_leads_csv(ctx.tmp / f"leads_{n}.csv", n)
-    total, imp, score, bare, cpu = [], [], [], [], []
+    total, rescore, bare, cpu = [], [], [], []
     report = scored = None
     for i in range(1, runs + 1):
         with database("sqlite", ctx.tmp) as url:
             app = make_app(url)
-            t_imp, c_imp, report = timed_cpu(lambda: import_leads(app.store, path, app.clock))
-            t_score, c_score, scored = timed_cpu(lambda: score_leads(app))
+            t_imp, c_imp, report = timed_cpu(lambda: app.import_leads(path))
+            with app.store.read() as s:
+                unscored = s.exec(select(func.count()).select_from(Lead).where(Lead.score.is_(None))).one()
+            if unscored:
+                raise RuntimeError(f"{unscored} imported leads were stored without a score")
+            t_score, scored = timed(lambda: score_leads(app))
+            if scored["changed"]:
+                raise RuntimeError(f"a rescore after the import changed {scored['changed']} leads")
             app.store.dispose()
         with database("sqlite", ctx.tmp) as url:
             app = make_app(url)
             t_bare, _ = timed(lambda: _bare(app, path))
             app.store.dispose()
-        imp.append(t_imp)
-        score.append(t_score)
-        total.append(t_imp + t_score)
-        cpu.append(c_imp + c_score)
+        total.append(t_imp)
+        rescore.append(t_score)
+        cpu.append(c_imp)
         bare.append(t_bare)
-        p.run(f"{n:,} rows: import {t_imp:.2f} s + score {t_score:.2f} s, bare", i, runs, t_bare)
+        p.run(f"{n:,} rows: import and score {t_imp:.2f} s (rescore of the table afterwards {t_score:.2f} s, "
+              f"0 changed), bare", i, runs, t_bare)
     fig = Figure(f"Import and score {n:,} CSV rows (SQLite)", "s", total, goal=f"< {GOAL_SECONDS:g} s",
                  baseline=median(bare), cpu=cpu)
     fig.passed = fig.median < GOAL_SECONDS
     fig.ratio = fig.median / fig.baseline
-    fig.extra = {"import_s": {"median": round(median(imp), 3), "samples": [round(x, 3) for x in imp]},
-                 "score_s": {"median": round(median(score), 3), "samples": [round(x, 3) for x in score]},
+    workers = _workers(None, report["rows"])
+    fig.extra = {"rescore_s": {"median": round(median(rescore), 3), "samples": [round(x, 3) for x in rescore]},
                  "rows": n, "imported": report["imported"], "rejected": report["rejected"],
-                 "by_tier": scored["by_tier"], "rows_per_s": round(n / fig.median)}
-    fig.note = (f"import {median(imp):.2f} s + score {median(score):.2f} s; "
-                f"{report['rejected']:,} rows rejected by validation (the demo data's bad values)")
+                 "by_tier": scored["by_tier"], "rows_per_s": round(n / fig.median), "worker_processes": workers}
+    fig.note = (f"imported and scored in one pass, {workers} worker process{'es' if workers > 1 else ''} parsing "
+                f"and scoring (CPU = the importing process only); {report['rejected']:,} rows rejected by validation "
+                f"(the demo data's bad values); a rescore of the whole table afterwards took {median(rescore):.2f} s "
+                f"and changed nothing")
     return [fig]

@@ -165,18 +165,31 @@ class App:
         """Refuse (DatabaseNotReady) unless the database is reachable and at the current schema."""
         self.store.check_ready()
 
-    def import_leads(self, path, progress=None, parse_progress=None) -> dict:
-        """Upsert the leads of a CSV file (engine.leads_io.import_leads on this engine's store and clock)."""
+    def import_leads(self, path, progress=None, parse_progress=None, workers=None) -> dict:
+        """Upsert the leads of a CSV file (engine.leads_io.import_leads on this engine's store and clock), storing
+        the new and changed leads scored against the ICP."""
         from .leads_io import import_leads
 
-        return import_leads(self.store, path, self.clock, progress=progress, parse_progress=parse_progress)
+        return import_leads(self.store, path, self.clock, progress=progress, parse_progress=parse_progress,
+                            scorer=self.scorer(), workers=workers)
+
+    def scorer(self):
+        """A picklable function of a lead (or a row) to its stored ICP fields (score, tier, icp,
+        disqualified_reason), for work shared with other processes."""
+        from functools import partial
+
+        from .icp import scored_fields
+
+        return partial(scored_fields, icp=self.icp, customers=self.settings.customer_exclusions,
+                       competitors=self.settings.competitor_exclusions)
 
     def rescore(self, lead):
         """Score a lead and record the result on it (score, tier, explanation, disqualification); returns it."""
+        from .icp import fit_fields
+
         fit = self.score(lead)
-        lead.score, lead.tier = fit.score, fit.tier
-        lead.icp = {"explain": fit.explain(), "reason": fit.reason}
-        lead.disqualified_reason = fit.reason if fit.disqualified else None
+        for k, v in fit_fields(fit).items():
+            setattr(lead, k, v)
         return fit
 
     def alert_dict(self, alert: dict) -> None:

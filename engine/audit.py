@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Iterable, Iterator
 
-import sqlalchemy as sa
 
 from sqlmodel import Session, select
 
 from .clock import iso
+from .db import insert_many
 from .models import GENESIS_HASH, AuditEntry, AuditHead
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|cookie|private[_-]?key|signature)",
@@ -84,7 +84,7 @@ def buffered(s: Session) -> Iterator[None]:
     try:
         yield
         if rows:
-            s.connection().execute(sa.insert(AuditEntry.__table__), rows)
+            insert_many(s.connection(), AuditEntry.__table__, rows)
     finally:
         s.info.pop(_BUFFER, None)
 

@@ -109,7 +109,7 @@ class Sender(_Strict):
     def _emails(cls, v: list[str]) -> list[str]:
         for a in v:
             if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", a):
-                raise ValueError(f"'{a}' is not an email address")
+                raise ValueError(f"{a!r} is not an email address")
         return [a.lower() for a in v]
 
 
@@ -128,7 +128,7 @@ class CircuitBreakers(_Strict):
     def _known(cls, v: dict) -> dict:
         for name in v:
             if name not in EXTERNAL_APIS:
-                raise ValueError(f"unknown API '{name}'; allowed: {', '.join(EXTERNAL_APIS)}")
+                raise ValueError(f"unknown API {name!r}; allowed: {', '.join(EXTERNAL_APIS)}")
         return v
 
     def for_api(self, name: str) -> BreakerSettings:
@@ -464,7 +464,7 @@ def load_settings(config_dir: str | Path | None = None) -> Settings:
             for i, act in enumerate(role.actions):
                 if act not in ACTIONS:
                     problems.append(
-                        f"{cdir / 'permissions.json'}: key 'agents.{agent}.actions[{i}]' = \"{act}\": "
+                        f"{cdir / 'permissions.json'}: key 'agents.{_printable(agent)}.actions[{i}]' = {_shown(act)}: "
                         f"unknown action; allowed: {', '.join(sorted(ACTIONS))}"
                     )
     if problems:

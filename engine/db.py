@@ -138,6 +138,34 @@ class Store:
         self.engine.dispose()
 
 
+def insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    """INSERT ``rows`` (dicts with the same keys) in one executemany, converting each value with its column
+    type's own bind processor (as SQLAlchemy would) but without compiling parameters row by row, which costs
+    more than the insert itself on large batches. Scalar column defaults fill the columns the rows lack; a table
+    with other client-side defaults takes SQLAlchemy's path."""
+    if not rows:
+        return
+    keys = list(rows[0])
+    extra = {}
+    for c in table.columns:
+        if c.key not in rows[0] and c.default is not None:
+            if not c.default.is_scalar:
+                conn.execute(sa.insert(table), rows)
+                return
+            extra[c.key] = c.default.arg
+    cols = [table.c[k] for k in keys] + [table.c[k] for k in extra]
+    dialect = conn.dialect
+    procs = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
+    preparer = dialect.identifier_preparer
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.format_column(c) for c in cols)}) "
+           f"VALUES ({', '.join([mark] * len(cols))})")
+    tail = list(extra.values())
+    params = [tuple([p(v) if p is not None else v for p, v in zip(procs, [r[k] for k in keys] + tail)])
+              for r in rows]
+    conn.exec_driver_sql(sql, params)
+
+
 def default_store() -> Store:
     from .config import database_url
 

@@ -40,6 +40,7 @@ from .config import Settings
 from .errors import AlphaError
 from .guardrails.content import ContentRules, check_content
 from .messaging import Pack, Template, clean_text, lead_facts, render, render_opening
+from .db import insert_many
 from .models import Draft
 from .unsubscribe import unsubscribe_url
 
@@ -422,7 +423,7 @@ def save_drafts(store, items: Sequence[tuple[int, str, int, DraftResult]], now: 
                         cur.update(values)  # a pending insert takes the new content with it
                         outcomes.append("updated")
                 if inserts:
-                    conn.execute(sa.insert(t), inserts)
+                    insert_many(conn, t, inserts)
                 updated = {(lid, sq, st) for (lid, sq, st, _), o in zip(prepared, outcomes) if o == "updated"}
                 changed = [{"row_id": rows[k]["id"], **{f"new_{c}": rows[k][c] for c in _VALUE_KEYS}}
                            for k in sorted(updated) if "id" in rows[k]]

@@ -414,6 +414,11 @@ class IcpConfig(_Strict):
     # across leads): scoring 100,000 leads reads most of them from here
     _memo: dict = PrivateAttr(default_factory=dict)
 
+    def __getstate__(self) -> dict:  # a copy sent to a worker process starts with an empty memo
+        state = super().__getstate__()
+        state["__pydantic_private__"] = {**(state.get("__pydantic_private__") or {}), "_memo": {}}
+        return state
+
     def memo(self, kind: str, value: Any, compute: Callable[[], Any]) -> Any:
         key = (kind, value)
         hit = self._memo.get(key)
@@ -731,3 +736,16 @@ def score_lead(lead_like: Any, icp: IcpConfig, customers: Iterable[str] | None =
     tier = icp.tier_for(score)
     return IcpResult(score=score, tier=tier, disqualified=False, reason=f"tier {tier} (score {score})",
                      breakdown=breakdown)
+
+
+def fit_fields(fit: IcpResult) -> dict:
+    """A result as the lead's stored fields: score, tier, icp (explanation), disqualified_reason."""
+    return {"score": fit.score, "tier": fit.tier, "icp": {"explain": fit.explain(), "reason": fit.reason},
+            "disqualified_reason": fit.reason if fit.disqualified else None}
+
+
+def scored_fields(lead_like: Any, icp: IcpConfig, customers: Iterable[str] | None = (),
+                  competitors: Iterable[str] | None = ()) -> dict:
+    """``fit_fields`` of ``score_lead``: module-level, so that a ``functools.partial`` of it can score rows in a
+    worker process (the import's)."""
+    return fit_fields(score_lead(lead_like, icp, customers, competitors))

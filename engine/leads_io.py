@@ -48,10 +48,11 @@ from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from .clock import UTC, Clock
+from .db import insert_many
 from .errors import AlphaError
 from .guardrails.recipients import syntax_problem
 
-BATCH_SIZE = 500
+BATCH_SIZE = 2000
 PROGRESS_EVERY = 500  # parse_leads_csv reports progress every this many data rows
 _MAX_EMPLOYEES = 10_000_000
 _MAX_VISITS = 100_000_000
@@ -352,6 +353,7 @@ def email_problem(email: str) -> str | None:
 _LABEL = re.compile(r"^(?!-)[^\W_](?:[^\W_]|-){0,62}(?<!-)$")
 
 
+@lru_cache(maxsize=16384)  # pure, and values repeat from row to row (errors are not cached)
 def normalise_domain(value: str) -> str:
     """A bare domain ("https://www.Acme.com/about" -> "acme.com"). Raises ValueError."""
     s = _text(value).lower()
@@ -366,6 +368,7 @@ def normalise_domain(value: str) -> str:
     return s
 
 
+@lru_cache(maxsize=16384)  # pure, and values repeat from row to row (errors are not cached)
 def normalise_linkedin(value: str) -> str:
     v = _text(value)
     if not re.match(r"^[a-z][a-z0-9+.-]*://", v, re.I):
@@ -396,6 +399,7 @@ def _count_number(s: str) -> float:
     return float(s) * mult
 
 
+@lru_cache(maxsize=16384)  # pure, and values repeat from row to row (errors are not cached)
 def parse_employee_count(value: str) -> int | None:
     """"250", "1,000+", "51-200" (the midpoint, rounded down, as engine.icp reads it), "10k", "250.0", "Myself Only".
     0 means unknown (None). Raises ValueError."""
@@ -442,6 +446,7 @@ def _zones() -> dict[str, str]:
     return {z.lower(): z for z in zoneinfo.available_timezones()}
 
 
+@lru_cache(maxsize=16384)  # pure, and values repeat from row to row (errors are not cached)
 def parse_timezone(value: str) -> str:
     v = _text(value)
     zone = _zones().get(v.lower().replace(" ", "_"))
@@ -516,6 +521,7 @@ def day_first_evidence(values: Iterable[str]) -> bool | None:
     return None
 
 
+@lru_cache(maxsize=16384)  # pure, and values repeat from row to row (errors are not cached)
 def parse_datetime(value: str, day_first: bool | None = None) -> datetime:
     """An aware UTC datetime from the formats CRMs export. Naive times are UTC. Numeric dates with a 4-digit year
     last are read month first (US) unless ``day_first`` (or the value itself: 31/01/2025) says otherwise; dotted
@@ -622,170 +628,288 @@ def _split_name(full: str) -> tuple[str | None, str | None]:
     return parts[0], " ".join(parts[1:]) or None
 
 
-def parse_leads_csv(path: str | Path, *, now: datetime | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> ParseResult:
-    """Read a lead CSV (pure: no database). ``now``, when given, rejects engagement dates more than a day after it.
-    ``progress(done, total)``, when given, is called with the data rows read so far, every ``PROGRESS_EVERY`` rows
-    and once at the end with (total, total). Raises LeadFileError only when the file cannot be read as a CSV with a
-    header row."""
-    path = Path(path)
-    text, encoding = _decode(_read_bytes(path), path)
-    delimiter = _detect_delimiter(text)
-    records, unterminated = _records(text, delimiter)
+PARALLEL_MIN = 20_000   # data rows from which parsing (and scoring) is shared among processes
+CHUNK = 5_000           # data rows a worker converts at a time
 
-    h = next((i for i, r in enumerate(records) if any(c.strip() for c in r)), None)
-    if h is None:
-        raise LeadFileError(f"{path} is empty: a lead CSV needs a header row (e.g. email,first_name,last_name,company)")
-    header = [unneutralise(c.replace(_NUL, "").strip().lstrip("\ufeff").strip()) for c in records[h]]
-    for c in header:
-        if "@" in c and not email_problem(normalise_email(c)):
-            raise LeadFileError(f"{path} has no header row: row {h + 1} holds an email address ({_show(c)}); "
-                                "add a first row naming the columns (e.g. email,first_name,last_name,company)")
-    result = ParseResult(rows=[], errors=[], encoding=encoding, delimiter=delimiter)
-    fields, data_keys, result.columns = _map_columns(header)
-    own_export = tuple(header) == EXPORT_COLUMNS
-    if own_export:
-        owned = {EXPORT_COLUMNS.index(c) for c in (*OWNED_COLUMNS, "data")}
-        data_keys = {i: k for i, k in data_keys.items() if i not in owned}
-        for c in (*OWNED_COLUMNS, "data"):
-            result.columns[c] = "data" if c == "data" else "ignored (engine-owned)"
-    data_json_col = EXPORT_COLUMNS.index("data") if own_export else None
 
-    last = len(records) - 1
-    body = [(i + 1, r) for i, r in enumerate(records) if i > h]
-    body = [(n, r) for n, r in body if any(c.strip() for c in r)]
-    result.total_rows = total = len(body)
-    if progress:
-        progress(0, total)
+@dataclass
+class _Rows:
+    """What converting one data row needs to know of its file (picklable: it travels to worker processes)."""
 
-    if "email" not in fields:
-        found = ", ".join(repr(c) for c in header if c) or "none"
-        accepted = ", ".join(ALIASES["email"])
-        result.errors.append(_err(h + 1, "email", f"no email column: the columns found are {found}; an email column "
-                                  f"may be named (ignoring case, spaces and punctuation) any of: {accepted}"))
-        if progress:
-            progress(total, total)
-        return result
+    fields: dict[str, list[int]]
+    data_keys: dict[int, str]
+    header: list[str]
+    column_of: dict[int, str]
+    width: int
+    delimiter: str
+    unterminated: bool
+    last: int
+    day_first: bool
+    limit: datetime | None
+    data_json_col: int | None
+    scorer: Callable[[Mapping], dict] | None = None
 
-    date_cols = [i for f in DATE_FIELDS for i in fields.get(f, [])]
-    column_of = {**data_keys, **{i: f.lstrip("_") for f, cols in fields.items() for i in cols}}
-    day_first = day_first_evidence(r[i] for _, r in body for i in date_cols if i < len(r))
-    width = len(header)
-    seen: dict[str, int] = {}
-    errors = result.errors
-    limit = now + timedelta(days=1) if now is not None else None
 
-    for k, (n, r) in enumerate(body):
-        if progress and k and k % PROGRESS_EVERY == 0:
-            progress(k, total)
-        if unterminated and n == last + 1:
-            errors.append(_err(n, None, "a quoted cell starting in this row is never closed (a missing \"), so this "
-                                        "row and everything after it could not be read"))
-            continue
-        if len(r) > width:
-            extra = r[width:]
-            if any(c.strip() for c in extra):
-                errors.append(_err(n, None, f"this row has {len(r)} cells but the header has {width} columns "
-                                            f"(check the delimiter {delimiter!r} and the quoting); row not imported"))
-                continue
-            r = r[:width]
-        nul_cols = [i for i, c in enumerate(r) if _NUL in c]
-        if nul_cols:
-            r = [c.replace(_NUL, "") for c in r]
+def _convert(ctx: _Rows, n: int, r: list[str]) -> tuple[dict | None, list[dict]]:
+    """One data row (spreadsheet row ``n``): (the row to import, or None; its errors). Duplicates are the
+    merge's business (``_merge``): it is the only step that needs the rows before this one."""
+    fields = ctx.fields
+    if ctx.unterminated and n == ctx.last + 1:
+        return None, [_err(n, None, "a quoted cell starting in this row is never closed (a missing \"), so this "
+                                    "row and everything after it could not be read")]
+    if len(r) > ctx.width:
+        extra = r[ctx.width:]
+        if any(c.strip() for c in extra):
+            return None, [_err(n, None, f"this row has {len(r)} cells but the header has {ctx.width} columns "
+                                        f"(check the delimiter {ctx.delimiter!r} and the quoting); row not imported")]
+        r = r[:ctx.width]
+    nul_cols = [i for i, c in enumerate(r) if _NUL in c]
+    if nul_cols:
+        r = [c.replace(_NUL, "") for c in r]
 
-        def cell(i: int) -> str:
-            return _clean(r[i]) if i < len(r) else ""
+    def cell(i: int) -> str:
+        return _clean(r[i]) if i < len(r) else ""
 
-        def first(f: str) -> str:
-            for i in fields.get(f, ()):
-                v = cell(i)
-                if v:
-                    return v
-            return ""
-
-        raw_email = first("email")
-        if not raw_email:
-            errors.append(_err(n, "email", "no email address; row not imported"))
-            continue
-        email = normalise_email(raw_email)
-        problem = email_problem(email)
-        if problem:
-            errors.append(_err(n, "email", f"{_show(raw_email)} is not a valid email address ({problem}); "
-                                           "row not imported"))
-            continue
-        if email in seen:
-            errors.append(_err(n, "email", f"duplicate of row {seen[email]} ({email}); row not imported"))
-            continue
-        seen[email] = n
-
-        row: dict[str, Any] = {"row": n, "email": email}
-        for f, maxlen in TEXT_FIELDS.items():
-            v = _text(first(f))
-            if v and len(v) > maxlen:
-                errors.append(_err(n, f, f"longer than {maxlen} characters ({len(v)}); value dropped"))
-                v = ""
-            row[f] = v or None
-        full_name = first("_full_name") if "_full_name" in fields else ""
-        if full_name and not row["first_name"] and not row["last_name"]:
-            fn, ln = _split_name(full_name)
-            row["first_name"] = fn[:200] if fn else None
-            row["last_name"] = ln[:200] if ln else None
-            full_name = ""
-
-        for f, conv in (("company_domain", normalise_domain), ("linkedin_url", normalise_linkedin),
-                        ("timezone", parse_timezone), ("employee_count", parse_employee_count),
-                        ("website_visits", lambda s: parse_int(s, "number of website visits"))):
-            v = first(f)
-            row[f] = None
+    def first(f: str) -> str:
+        for i in fields.get(f, ()):
+            v = cell(i)
             if v:
-                try:
-                    row[f] = conv(v)
-                except ValueError as e:
-                    errors.append(_err(n, f, f"{e}; value dropped"))
-        for f in DATE_FIELDS:
-            v = first(f)
-            row[f] = None
-            if not v:
-                continue
+                return v
+        return ""
+
+    raw_email = first("email")
+    if not raw_email:
+        return None, [_err(n, "email", "no email address; row not imported")]
+    email = normalise_email(raw_email)
+    problem = email_problem(email)
+    if problem:
+        return None, [_err(n, "email", f"{_show(raw_email)} is not a valid email address ({problem}); "
+                                       "row not imported")]
+    errors: list[dict] = []
+    row: dict[str, Any] = {"row": n, "email": email}
+    for f, maxlen in TEXT_FIELDS.items():
+        v = _text(first(f))
+        if v and len(v) > maxlen:
+            errors.append(_err(n, f, f"longer than {maxlen} characters ({len(v)}); value dropped"))
+            v = ""
+        row[f] = v or None
+    full_name = first("_full_name") if "_full_name" in fields else ""
+    if full_name and not row["first_name"] and not row["last_name"]:
+        fn, ln = _split_name(full_name)
+        row["first_name"] = fn[:200] if fn else None
+        row["last_name"] = ln[:200] if ln else None
+        full_name = ""
+
+    for f, conv in (("company_domain", normalise_domain), ("linkedin_url", normalise_linkedin),
+                    ("timezone", parse_timezone), ("employee_count", parse_employee_count),
+                    ("website_visits", _parse_visits)):
+        v = first(f)
+        row[f] = None
+        if v:
             try:
-                dt = parse_datetime(v, day_first)
+                row[f] = conv(v)
             except ValueError as e:
                 errors.append(_err(n, f, f"{e}; value dropped"))
-                continue
-            if dt.year < 1970 or dt.year > 2100:
-                errors.append(_err(n, f, f"{_show(v)} is outside 1970-2100; value dropped"))
-            elif limit is not None and dt > limit:
-                errors.append(_err(n, f, f"{_show(v)} is in the future; value dropped"))
-            else:
-                row[f] = dt
+    for f in DATE_FIELDS:
+        v = first(f)
+        row[f] = None
+        if not v:
+            continue
+        try:
+            dt = parse_datetime(v, ctx.day_first)
+        except ValueError as e:
+            errors.append(_err(n, f, f"{e}; value dropped"))
+            continue
+        if dt.year < 1970 or dt.year > 2100:
+            errors.append(_err(n, f, f"{_show(v)} is outside 1970-2100; value dropped"))
+        elif ctx.limit is not None and dt > ctx.limit:
+            errors.append(_err(n, f, f"{_show(v)} is in the future; value dropped"))
+        else:
+            row[f] = dt
 
-        data: dict[str, Any] = {}
-        if data_json_col is not None:
-            raw = cell(data_json_col)
-            if raw:
-                try:
-                    obj = json.loads(raw)
-                    if not isinstance(obj, dict):
-                        raise ValueError
-                    data.update(obj)
-                except ValueError:
-                    errors.append(_err(n, "data", "not a JSON object; value dropped"))
-        if full_name:  # a name column beside first and last name columns: kept, not read
-            col = fields["_full_name"][0]
-            data[header[col].strip() or f"column {col + 1}"] = _CONTROL.sub("", full_name)
-        for i, key in data_keys.items():
-            v = _CONTROL.sub("", cell(i))
-            if v:
-                data[key] = v
-        row["data"] = data
-        result.rows.append(row)
-        for i in nul_cols:
-            errors.append(_err(n, column_of.get(i, f"column {i + 1}"), "held a NUL character (a broken export?); "
+    data: dict[str, Any] = {}
+    if ctx.data_json_col is not None:
+        raw = cell(ctx.data_json_col)
+        if raw:
+            try:
+                obj = json.loads(raw)
+                if not isinstance(obj, dict):
+                    raise ValueError
+                data.update(obj)
+            except ValueError:
+                errors.append(_err(n, "data", "not a JSON object; value dropped"))
+    if full_name:  # a name column beside first and last name columns: kept, not read
+        col = fields["_full_name"][0]
+        data[ctx.header[col].strip() or f"column {col + 1}"] = _CONTROL.sub("", full_name)
+    for i, key in ctx.data_keys.items():
+        v = _CONTROL.sub("", cell(i))
+        if v:
+            data[key] = v
+    row["data"] = data
+    for i in nul_cols:
+        errors.append(_err(n, ctx.column_of.get(i, f"column {i + 1}"), "held a NUL character (a broken export?); "
                                                                        "it was removed and the rest of the value kept"))
-    errors.sort(key=lambda e: e["row"])
-    if progress:
-        progress(total, total)
-    return result
+    if ctx.scorer is not None:
+        row[SCORED] = ctx.scorer(row)
+    return row, errors
+
+
+def _parse_visits(s: str) -> int:
+    return parse_int(s, "number of website visits")
+
+
+_WORKER: dict[str, _Rows] = {}  # in a worker process: the file's context, sent once when the worker starts
+
+
+def _start_worker(ctx: _Rows) -> None:
+    _WORKER["ctx"] = ctx
+
+
+def _convert_chunk(items: list[tuple[int, list[str]]]) -> list[tuple[int, dict | None, list[dict]]]:
+    ctx = _WORKER["ctx"]
+    return [(n, *_convert(ctx, n, r)) for n, r in items]
+
+
+SCORED = "_scored"  # a parsed row's ICP fields (score, tier, icp, disqualified_reason), when parsed with a scorer
+
+
+class _Parse:
+    """A lead CSV read in two steps: the file (encoding, delimiter, header, columns) when made, then its data rows
+    by ``chunks()``, converted in this process or, for a large file, in worker processes (and scored there when
+    a scorer is given), and merged in file order."""
+
+    def __init__(self, path: str | Path, now: datetime | None, progress: Callable[[int, int], None] | None,
+                 scorer: Callable[[Mapping], dict] | None, workers: int | None):
+        path = Path(path)
+        self.progress = progress
+        text, encoding = _decode(_read_bytes(path), path)
+        delimiter = _detect_delimiter(text)
+        records, unterminated = _records(text, delimiter)
+        h = next((i for i, r in enumerate(records) if any(c.strip() for c in r)), None)
+        if h is None:
+            raise LeadFileError(f"{path} is empty: a lead CSV needs a header row (e.g. email,first_name,last_name,company)")
+        header = [unneutralise(c.replace(_NUL, "").strip().lstrip("\ufeff").strip()) for c in records[h]]
+        for c in header:
+            if "@" in c and not email_problem(normalise_email(c)):
+                raise LeadFileError(f"{path} has no header row: row {h + 1} holds an email address ({_show(c)}); "
+                                    "add a first row naming the columns (e.g. email,first_name,last_name,company)")
+        self.result = result = ParseResult(rows=[], errors=[], encoding=encoding, delimiter=delimiter)
+        fields, data_keys, result.columns = _map_columns(header)
+        own_export = tuple(header) == EXPORT_COLUMNS
+        if own_export:
+            owned = {EXPORT_COLUMNS.index(c) for c in (*OWNED_COLUMNS, "data")}
+            data_keys = {i: k for i, k in data_keys.items() if i not in owned}
+            for c in (*OWNED_COLUMNS, "data"):
+                result.columns[c] = "data" if c == "data" else "ignored (engine-owned)"
+        body = [(i + 1, r) for i, r in enumerate(records) if i > h]
+        self.body = [(n, r) for n, r in body if any(c.strip() for c in r)]
+        result.total_rows = len(self.body)
+        self.ctx: _Rows | None = None
+        self.workers = 1
+        if "email" not in fields:
+            found = ", ".join(repr(c) for c in header if c) or "none"
+            accepted = ", ".join(ALIASES["email"])
+            result.errors.append(_err(h + 1, "email", f"no email column: the columns found are {found}; an email "
+                                      f"column may be named (ignoring case, spaces and punctuation) any of: {accepted}"))
+            return
+        date_cols = [i for f in DATE_FIELDS for i in fields.get(f, [])]
+        self.ctx = _Rows(
+            fields=fields, data_keys=data_keys, header=header,
+            column_of={**data_keys, **{i: f.lstrip("_") for f, cols in fields.items() for i in cols}},
+            width=len(header), delimiter=delimiter, unterminated=unterminated, last=len(records) - 1,
+            day_first=day_first_evidence(r[i] for _, r in self.body for i in date_cols if i < len(r)),
+            limit=now + timedelta(days=1) if now is not None else None,
+            data_json_col=EXPORT_COLUMNS.index("data") if own_export else None, scorer=scorer)
+        self.workers = _workers(workers, len(self.body))
+
+    @property
+    def parallel(self) -> bool:
+        return self.workers > 1
+
+    def chunks(self) -> Iterable[list[dict]]:
+        """The importable rows, a chunk at a time, in file order (each yielded list holds new rows only)."""
+        total = self.result.total_rows
+        if self.progress:
+            self.progress(0, total)
+        seen: dict[str, int] = {}
+        if self.ctx is not None:
+            if self.parallel:
+                yield from self._parallel(seen)
+            else:
+                for k, (n, r) in enumerate(self.body):
+                    if self.progress and k and k % PROGRESS_EVERY == 0:
+                        self.progress(k, total)
+                    self._merge(seen, [(n, *_convert(self.ctx, n, r))])
+                yield self.result.rows
+        self.result.errors.sort(key=lambda e: e["row"])
+        if self.progress:
+            self.progress(total, total)
+
+    def _parallel(self, seen: dict[str, int]) -> Iterable[list[dict]]:
+        import concurrent.futures as cf
+
+        parts = [self.body[i:i + CHUNK] for i in range(0, len(self.body), CHUNK)]
+        done = 0
+        with cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=_mp_context(), initializer=_start_worker,
+                                    initargs=(self.ctx,)) as pool:
+            futures = [pool.submit(_convert_chunk, part) for part in parts]
+            for part, fut in zip(parts, futures):
+                before = len(self.result.rows)
+                self._merge(seen, fut.result())
+                done += len(part)
+                if self.progress and done < len(self.body):
+                    self.progress(done, len(self.body))
+                yield self.result.rows[before:]
+
+    def _merge(self, seen: dict[str, int], converted: list[tuple[int, dict | None, list[dict]]]) -> None:
+        rows, errors = self.result.rows, self.result.errors
+        for n, row, errs in converted:
+            if row is not None:
+                email = row["email"]
+                if email in seen:  # the row's other problems are not reported: it is not imported at all
+                    errors.append(_err(n, "email", f"duplicate of row {seen[email]} ({email}); row not imported"))
+                    continue
+                seen[email] = n
+                rows.append(row)
+            errors.extend(errs)
+
+
+def _workers(asked: int | None, rows: int) -> int:
+    """Worker processes for ``rows`` data rows: ``asked``, else every core from PARALLEL_MIN rows on (one chunk
+    each at least); 1 = in this process, which is also the answer where the workers could not be forked."""
+    if _mp_context() is None:
+        return 1
+    if asked is None:
+        asked = (os.cpu_count() or 1) if rows >= PARALLEL_MIN else 1
+    return max(1, min(int(asked), -(-rows // CHUNK)))
+
+
+def _mp_context():
+    """The fork context where this process runs one thread (the CLI, a worker, a benchmark): the children start
+    at once with everything imported. None elsewhere: forking a process whose other threads may hold locks (the
+    console's server) is unsafe, and spawn re-runs the parent's main script, which under Streamlit is a page."""
+    import multiprocessing as mp
+    import threading
+
+    if threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
+        return mp.get_context("fork")
+    return None
+
+
+def parse_leads_csv(path: str | Path, *, now: datetime | None = None,
+                    progress: Callable[[int, int], None] | None = None,
+                    scorer: Callable[[Mapping], dict] | None = None, workers: int | None = None) -> ParseResult:
+    """Read a lead CSV (pure: no database). ``now``, when given, rejects engagement dates more than a day after it.
+    ``progress(done, total)``, when given, is called with the data rows read so far, every ``PROGRESS_EVERY`` rows
+    (every ``CHUNK`` rows when worker processes share a large file) and once at the end with (total, total).
+    ``scorer``, when given (a picklable function of a row, see ``icp.scored_fields``), puts each row's ICP fields
+    under ``SCORED``. ``workers``: processes converting the rows (default: every core from ``PARALLEL_MIN`` rows
+    on; the result is the same). Raises LeadFileError only when the file cannot be read as a CSV with a header
+    row."""
+    p = _Parse(path, now, progress, scorer, workers)
+    for _ in p.chunks():
+        pass
+    return p.result
 
 
 # ------------------------------------------------------------------------------------------------ import
@@ -830,10 +954,10 @@ def _new_lead(row: dict, now: datetime, default_source: str) -> dict:
     return vals
 
 
-def _upsert_batch(store, batch: list[dict], now: datetime, default_source: str) -> tuple[int, int]:
+def _upsert_batch(store, batch: list[dict], now: datetime, default_source: str,
+                  scorer: Callable[[Mapping], dict] | None = None) -> tuple[int, int]:
     """One transaction: one SELECT ... WHERE email IN (...), one multi-row INSERT per shape, UPDATEs of the leads
     that changed. Returns (imported, updated). A concurrent insert of the same email retries the batch."""
-    import sqlalchemy as sa
     from sqlalchemy.exc import IntegrityError
     from sqlmodel import select
 
@@ -850,18 +974,22 @@ def _upsert_batch(store, batch: list[dict], now: datetime, default_source: str) 
                     lead = existing.get(r["email"])
                     if lead is None:
                         vals = _new_lead(r, now, default_source)
+                        if scorer is not None:  # the lead is the row: scored as parsed (or here)
+                            vals.update(r.get(SCORED) or scorer(r))
                         new["data" in vals].append(vals)
                         continue
                     ch = _changes(lead, r)
                     if ch:
                         for k, v in ch.items():
                             setattr(lead, k, v)
+                        if scorer is not None:  # the stored lead with the file's changes
+                            for k, v in scorer(lead).items():
+                                setattr(lead, k, v)
                         lead.updated_at = now
                         s.add(lead)
                         updated += 1
                 for rows in new.values():  # same keys in every row of one executemany (data omitted = SQL NULL)
-                    if rows:
-                        s.connection().execute(sa.insert(Lead.__table__), rows)
+                    insert_many(s.connection(), Lead.__table__, rows)
             return len(new[True]) + len(new[False]), updated
         except IntegrityError:
             if attempt == 2:  # another writer keeps inserting the same emails: give up loudly
@@ -871,30 +999,48 @@ def _upsert_batch(store, batch: list[dict], now: datetime, default_source: str) 
 
 def import_leads(store, path: str | Path, clock: Clock,
                  progress: Callable[[int, int], None] | None = None,
-                 parse_progress: Callable[[int, int], None] | None = None) -> dict:
+                 parse_progress: Callable[[int, int], None] | None = None,
+                 scorer: Callable[[Mapping], dict] | None = None, workers: int | None = None) -> dict:
     """Upsert the leads of a CSV by email. Returns {"imported", "updated", "unchanged", "rejected", "errors",
     "rows", "encoding", "delimiter"}: imported = new leads, updated = existing leads with at least one changed
     field, rejected = rows that could not be imported (no/invalid/duplicate email, malformed row). ``errors``
     also lists values that were dropped from rows that were imported. Raises LeadFileError when the file cannot
     be read. ``parse_progress(done, total)`` follows the reading of the file (data rows), then
-    ``progress(done, total)`` the saving of the importable rows, batch by batch."""
+    ``progress(done, total)`` the saving of the importable rows, batch by batch; a large file read by worker
+    processes is saved chunk by chunk while the next chunks are read (``total`` is then the data rows until the
+    last call, (saved, saved)).
+
+    ``scorer`` (see ``icp.scored_fields``): new leads and the leads the file changes are stored scored, so no
+    rescore is needed after the import. ``workers``: see ``parse_leads_csv``."""
     now = clock()
-    parsed = parse_leads_csv(path, now=now, progress=parse_progress)
-    rows = parsed.rows
-    imported = updated = 0
+    p = _Parse(path, now, parse_progress, scorer, workers)
+    imported = updated = saved = 0
     default_source = f"import:{Path(path).name}"[:100]
-    if progress:
-        progress(0, len(rows))
-    for start in range(0, len(rows), BATCH_SIZE):
-        batch = rows[start:start + BATCH_SIZE]
-        i, u = _upsert_batch(store, batch, now, default_source)
-        imported += i
-        updated += u
-        if progress:
-            progress(start + len(batch), len(rows))
+    last: list = [None]
+
+    def report(done: int, total: int) -> None:
+        if progress and last[0] != (done, total):
+            last[0] = (done, total)
+            progress(done, total)
+
+    if p.parallel:
+        report(0, p.result.total_rows)
+    for rows in p.chunks():
+        total = p.result.total_rows if p.parallel else len(rows)
+        report(saved, total)
+        for start in range(0, len(rows), BATCH_SIZE):
+            batch = rows[start:start + BATCH_SIZE]
+            i, u = _upsert_batch(store, batch, now, default_source, scorer)
+            imported += i
+            updated += u
+            saved += len(batch)
+            if saved < total:
+                report(saved, total)
+    rows = p.result.rows
+    report(len(rows), len(rows))
     return {"imported": imported, "updated": updated, "unchanged": len(rows) - imported - updated,
-            "rejected": parsed.rejected, "errors": parsed.errors, "rows": parsed.total_rows,
-            "encoding": parsed.encoding, "delimiter": parsed.delimiter}
+            "rejected": p.result.rejected, "errors": p.result.errors, "rows": p.result.total_rows,
+            "encoding": p.result.encoding, "delimiter": p.result.delimiter}
 
 
 # ------------------------------------------------------------------------------------------------ export

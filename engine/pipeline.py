@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from . import handoff
+from .db import insert_many
 from .clock import iso
 from .models import Draft, Envelope, Lead, OutboxItem, ShadowRun
 
@@ -179,8 +180,7 @@ class Pipeline:
             conn = s.connection()
             if leads:
                 conn.execute(update, leads)
-            if envelopes:
-                conn.execute(sa.insert(env_t), envelopes)
+            insert_many(conn, env_t, envelopes)
 
     def run_one(self, lead: Lead, key: str) -> LeadOutcome:
         return self.run_many([lead], [key])[0]

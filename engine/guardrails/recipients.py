@@ -28,8 +28,32 @@ if not hasattr(_ev.validate_email_domain_name, "cache_info"):
     _ev.validate_email_domain_name = lru_cache(maxsize=16384)(_ev.validate_email_domain_name)
 
 
+# An ASCII dot-atom local part of at most 64 characters is valid in every mode of validate_email; with such a
+# local part the address is valid exactly when its domain is (checked by validate_email's own, remembered,
+# domain check) and it is at most 254 characters long. Anything else takes the full check.
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+_DOMAIN_ASCII = re.compile(r"[A-Za-z0-9.-]+\Z")
+
+
+def _simple_and_valid(address: str) -> bool:
+    local, at, domain = address.rpartition("@")
+    if not at or len(address) > 254 or len(local) > 64 or not _DOT_ATOM.match(local) \
+            or not _DOMAIN_ASCII.match(domain):
+        return False
+    import email_validator
+
+    try:
+        _ev.validate_email_domain_name(domain, test_environment=email_validator.TEST_ENVIRONMENT,
+                                       globally_deliverable=email_validator.GLOBALLY_DELIVERABLE)
+    except EmailNotValidError:
+        return False
+    return True
+
+
 @lru_cache(maxsize=4096)
 def syntax_problem(address: str) -> str | None:
+    if _simple_and_valid(address):
+        return None
     try:
         validate_email(address, check_deliverability=False)
     except EmailNotValidError as e:

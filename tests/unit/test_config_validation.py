@@ -220,6 +220,23 @@ def test_unknown_api_in_breakers(config_factory):
     assert "unknown API 'twitter'" in p and "ghl" in p
 
 
+@pytest.mark.parametrize("production,key", [
+    ({"sender": {"internal_addresses": ["\ud800"]}}, "sender.internal_addresses"),
+    ({"circuit_breakers": {"apis": {"\ud800": {"failure_threshold": 1, "recovery_timeout_seconds": 1,
+                                                "success_threshold": 1}}}}, "circuit_breakers.apis"),
+])
+def test_a_lone_surrogate_in_a_refused_value_is_a_problem_not_a_crash(config_factory, production, key):
+    """The refusal quotes the value escaped (pydantic cannot build an error message holding a lone surrogate)."""
+    p = problem_for(problems_of(config_factory(production=production)), key)
+    assert "\\ud800" in p
+
+
+def test_an_unknown_action_holding_a_nul_is_named_escaped(config_factory):
+    cdir = config_factory(permissions={"agents": {"SEGMENTOR": {"actions": ["a\x00b"]}}})
+    p = problem_for(problems_of(cdir), "agents.SEGMENTOR.actions[0]")
+    assert "\x00" not in p and '"a\\u0000b": unknown action' in p
+
+
 # ------------------------------------------------------------------------------------------ many problems
 
 def test_several_problems_reported_at_once(config_factory):
