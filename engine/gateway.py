@@ -26,7 +26,7 @@ from .breakers import Breakers
 from .clock import Clock, iso
 from .config import Settings
 from .control import EnvKillSwitch, kill_state, live_sending_allowed
-from .db import Store
+from .db import Store, insert_many
 from .executors import AmbiguousFailure, DefiniteFailure, Executor, Message
 from .models import Approval, ControlState, DomainHealth, OutboxItem, Suppression
 from .outbox import domain_hour_times, global_usage, has_prior_send, load_usage, mailbox_last
@@ -100,10 +100,38 @@ class _Reads:
     def agent_rate(self, agent: str) -> list[Reason]:
         return self.gw.permissions.rate_reasons(self.s, agent, self.now)
 
+    def new_row(self, **values) -> OutboxItem:
+        return OutboxItem(**values)
+
     def add_row(self, row: OutboxItem) -> None:
         """Add a new or changed outbox row; it has its id afterwards."""
         self.s.add(row)
         self.s.flush()
+
+    def flush_rows(self) -> None:
+        self.s.flush()
+
+    def set_approval(self, row: OutboxItem, approval_id: int) -> None:
+        row.approval_id = approval_id
+        self.s.add(row)
+
+    def finish(self) -> None:
+        """Write what the decisions left pending (nothing here: each was written as it was made)."""
+
+
+_OUTBOX_DEFAULTS = {c.key: (c.default.arg if c.default is not None and c.default.is_scalar else None)
+                    for c in OutboxItem.__table__.columns}
+
+
+class _NewRow:
+    """A new outbox row of a batch before its bulk insert: the columns as attributes, the model's defaults."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(_OUTBOX_DEFAULTS)
+        self.__dict__.update(values)
+
+    def values(self) -> dict:
+        return {k: self.__dict__[k] for k in _OUTBOX_DEFAULTS}
 
 
 class _BatchReads(_Reads):
@@ -129,6 +157,7 @@ class _BatchReads(_Reads):
         self._rates: dict[str, list[Reason]] = {}
         self._top: int | None = None
         self._control: ControlState | None = None
+        self._pending: list[_NewRow] = []
 
     def _in(self, model, col, values: list) -> list:
         out = []
@@ -167,12 +196,39 @@ class _BatchReads(_Reads):
             self._rates[agent] = super().agent_rate(agent)
         return self._rates[agent]
 
-    def add_row(self, row: OutboxItem) -> None:
-        """No flush per row: a new row takes an id allocated in bulk, and the whole batch is inserted at commit."""
-        if row.id is None:
-            row.id = self._next_id()
-        self.s.add(row)
+    def new_row(self, **values) -> "_NewRow":
+        return _NewRow(values)
+
+    def add_row(self, row) -> None:
+        """No flush per row: a new row takes the id the database would give it and waits, with the batch's other
+        new rows, for one bulk insert (``finish``); a stored row changes through the session."""
+        if isinstance(row, _NewRow):
+            if row.id is None:
+                row.id = self._next_id()
+                self._pending.append(row)
+        else:
+            self.s.add(row)
         self.rows[row.idempotency_key] = row
+
+    def flush_rows(self) -> None:
+        """Insert the new rows now (a row that refers to them follows); later decisions change them as stored
+        rows."""
+        pending, self._pending = self._pending, []
+        insert_many(self.s.connection(), OutboxItem.__table__, [r.values() for r in pending])
+        for r in pending:
+            self.rows[r.idempotency_key] = self.s.get(OutboxItem, r.id)
+        self.s.flush()
+
+    def set_approval(self, row, approval_id: int) -> None:
+        if isinstance(row, _NewRow):  # inserted by flush_rows: its stored copy takes the approval
+            row.approval_id = approval_id
+            row = self.rows[row.idempotency_key]
+        row.approval_id = approval_id
+        self.s.add(row)
+
+    def finish(self) -> None:
+        pending, self._pending = self._pending, []
+        insert_many(self.s.connection(), OutboxItem.__table__, [r.values() for r in pending])
 
     def _next_id(self) -> int:
         """The id the row would have had from the database: one nextval on PostgreSQL (a block would leave gaps
@@ -247,6 +303,7 @@ class Gateway:
                     results.append(result)
                     if execute:
                         break
+                reads.finish()
             self.breakers.flush_transitions()
             if execute:
                 results[-1] = self._execute(results[-1])
@@ -456,11 +513,11 @@ class Gateway:
                 status, out, execute = "sending", [], True
 
         if row is None:
-            row = OutboxItem(idempotency_key=key, payload_hash=action.payload_hash, agent=action.agent,
-                             action=action.action, channel=spec.kind, to_email=action.to,
-                             to_domain=action.recipient_domain, from_email=action.from_, subject=action.subject,
-                             html=action.html, text=action.text, lead_id=action.lead_id, tier=action.tier,
-                             record=action.to_record(), headers=headers or None, created_at=now, status=status)
+            row = reads.new_row(idempotency_key=key, payload_hash=action.payload_hash, agent=action.agent,
+                                action=action.action, channel=spec.kind, to_email=action.to,
+                                to_domain=action.recipient_domain, from_email=action.from_, subject=action.subject,
+                                html=action.html, text=action.text, lead_id=action.lead_id, tier=action.tier,
+                                record=action.to_record(), headers=headers or None, created_at=now, status=status)
         row.status = status
         row.reasons = [r.to_dict() for r in out]
         row.decision = {"phase": ctl.phase, "live": live, "high_risk": high_risk, "evaluated_at": iso(now),
@@ -474,14 +531,13 @@ class Gateway:
             self.permissions.count(s, action.agent, action.action, now)
         reads.add_row(row)
         if new_approval:
-            s.flush()  # the outbox row first (a batch inserts its rows at commit): the approval refers to it
+            reads.flush_rows()  # the outbox row first: the approval refers to it
             appr = Approval(outbox_id=row.id, status="pending", risk="high" if high_risk else "normal",
                             requested_by=action.agent, requested_at=now,
                             **self.approval_fields(action, high_risk, now))
             s.add(appr)
             s.flush()
-            row.approval_id = appr.id
-            s.add(row)
+            reads.set_approval(row, appr.id)
         self._audit_decision(s, action, status, out, now, outbox_id=row.id, phase=ctl.phase,
                              not_before=iso(not_before), high_risk=high_risk)
         return Result(key, status, out, not_before, row.id), execute
