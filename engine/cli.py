@@ -630,12 +630,14 @@ def _progress(label: str):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # redrawn by the callbacks, not by a refresh thread: a process with one thread may fork workers (a large
+    # import is parsed on every core)
     bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=False, disable=not sys.stderr.isatty())
+                   console=Console(stderr=True), transient=False, disable=not sys.stderr.isatty(), auto_refresh=False)
     task = bar.add_task(label, total=None)
 
     def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
+        bar.update(task, completed=done, total=total, refresh=True)
 
     return update, bar
 
