@@ -11,11 +11,10 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator
-
 
 from sqlmodel import Session, select
 

@@ -974,7 +974,7 @@ def _upsert_batch(store, batch: list[dict], now: datetime, default_source: str,
                     lead = existing.get(r["email"])
                     if lead is None:
                         vals = _new_lead(r, now, default_source)
-                        if scorer is not None:  # the lead is the row: scored as parsed (or here)
+                        if scorer is not None:  # the lead is the row: scored by the worker that read it, or here
                             vals.update(r.get(SCORED) or scorer(r))
                         new["data" in vals].append(vals)
                         continue
@@ -1014,6 +1014,8 @@ def import_leads(store, path: str | Path, clock: Clock,
     rescore is needed after the import. ``workers``: see ``parse_leads_csv``."""
     now = clock()
     p = _Parse(path, now, parse_progress, scorer, workers)
+    if p.ctx is not None and not p.parallel:
+        p.ctx.scorer = None  # read here: only the rows that become new or changed leads are scored (_upsert_batch)
     imported = updated = saved = 0
     default_source = f"import:{Path(path).name}"[:100]
     last: list = [None]

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import importlib
 
+import email_validator
 from email_validator import EmailNotValidError, validate_email
 
 from ..reasons import Code, Reason
@@ -40,8 +41,6 @@ def _simple_and_valid(address: str) -> bool:
     if not at or len(address) > 254 or len(local) > 64 or not _DOT_ATOM.match(local) \
             or not _DOMAIN_ASCII.match(domain):
         return False
-    import email_validator
-
     try:
         _ev.validate_email_domain_name(domain, test_environment=email_validator.TEST_ENVIRONMENT,
                                        globally_deliverable=email_validator.GLOBALLY_DELIVERABLE)
