@@ -169,6 +169,24 @@ class Comparison(_Strict):
     agreement_threshold: float = Field(gt=0, lt=1)
 
 
+class AddressRules(_Strict):
+    """How two spellings of one mailbox are recognised as the same recipient (engine/identity.py): for
+    suppression, exclusion, first-touch and per-recipient limits. Over-matching only ever holds mail back."""
+
+    plus_tag_separators: list[str] = Field(default_factory=lambda: ["+"])   # user+tag@x is user@x (every domain)
+    plus_tag_domains: list[str] = Field(default_factory=list)  # empty: every domain; else only these
+    dot_insensitive_domains: list[str] = Field(default_factory=lambda: ["gmail.com", "googlemail.com"])
+    domain_aliases: dict[str, str] = Field(default_factory=lambda: {"googlemail.com": "gmail.com"})
+
+    @field_validator("plus_tag_separators")
+    @classmethod
+    def _seps(cls, v):
+        for sep in v:
+            if len(sep) != 1 or sep.isalnum() or sep in "@.":
+                raise ValueError(f"{sep!r} is not a single non-alphanumeric character other than '@' and '.'")
+        return v
+
+
 class ProductionConfig(_Strict):
     rollout_phase: RolloutPhase
     block_production_writes: bool
@@ -182,6 +200,7 @@ class ProductionConfig(_Strict):
     grounding: Grounding = Grounding(max_age_hours=720)
     reconciliation: Reconciliation = Reconciliation(sending_stale_seconds=300)
     comparison: Comparison = Comparison(min_labels=50, agreement_threshold=0.75)
+    address_rules: AddressRules = AddressRules()
 
 
 class WarmupCriteria(_Strict):

@@ -115,7 +115,8 @@ class OutboxItem(SQLModel, table=True):
     action: str = Field(max_length=64)
     channel: str = Field(max_length=16)
     to_email: Optional[str] = Field(default=None, max_length=320)
-    to_domain: Optional[str] = Field(default=None, max_length=255)
+    to_domain: Optional[str] = Field(default=None, max_length=255)   # canonical (IDNA ASCII, lower case)
+    to_key: Optional[str] = Field(default=None, max_length=320, index=True)  # canonical recipient (engine/identity)
     from_email: Optional[str] = Field(default=None, max_length=320)
     subject: Optional[str] = Field(default=None, sa_type=sa.Text)
     html: Optional[str] = Field(default=None, sa_type=sa.Text)
@@ -173,6 +174,7 @@ class Suppression(SQLModel, table=True):
 
     email: str = Field(primary_key=True, max_length=320)
     reason: str = Field(max_length=32)  # unsubscribed|bounced|complained|dnd|manual
+    address_key: Optional[str] = Field(default=None, max_length=320, index=True)  # canonical (engine/identity)
     source: Optional[str] = Field(default=None, max_length=200)
     detail: Optional[str] = Field(default=None, sa_type=sa.Text)
     created_at: Optional[datetime] = ts()
@@ -265,6 +267,8 @@ class Lead(SQLModel, table=True):
     last_reply_at: Optional[datetime] = ts()
     last_visit_at: Optional[datetime] = ts()
     website_visits: int = 0
+    reply_class: Optional[str] = Field(default=None, max_length=32)  # the last reply's class (engine/replies)
+    paused_until: Optional[datetime] = ts()  # out of office: no step goes out before the return date
     score: Optional[int] = None
     icp: Optional[dict] = js()               # per-criterion breakdown and one-line explanation
     disqualified_reason: Optional[str] = Field(default=None, max_length=300)
@@ -405,3 +409,23 @@ class ReviewItem(SQLModel, table=True):
     labeled_by: Optional[str] = Field(default=None, max_length=200)
     labeled_at: Optional[datetime] = ts()
     created_at: Optional[datetime] = ts()
+
+
+class Reply(SQLModel, table=True):
+    """One inbound reply, classified (engine/replies.py): what it means for the lead's sequence."""
+
+    __tablename__ = "reply"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    lead_id: Optional[int] = Field(default=None, foreign_key="lead.id", index=True)
+    email: Optional[str] = Field(default=None, max_length=320)
+    received_at: Optional[datetime] = ts()
+    label: str = Field(max_length=32, index=True)
+    confidence: float = 0.0
+    return_date: Optional[datetime] = ts()
+    referral: Optional[str] = Field(default=None, max_length=320)
+    subject: Optional[str] = Field(default=None, sa_type=sa.Text)
+    excerpt: Optional[str] = Field(default=None, sa_type=sa.Text)
+    source: Optional[str] = Field(default=None, max_length=300)  # the webhook event id
+    second_opinion: Optional[str] = Field(default=None, max_length=32)  # the LLM's class, when asked
+    cancelled: int = 0  # queued steps of the lead this reply cancelled or paused
