@@ -13,7 +13,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 from sqlmodel import func, select
 
-from . import audit
+from . import audit, identity
 from .breakers import Breakers
 from .clock import Clock, iso, system_clock
 from .config import EXTERNAL_APIS, Settings, database_url, load_settings
@@ -102,6 +102,7 @@ class App:
                  executors: dict[str, Executor] | None = None, env_file: str | Path | None = None):
         load_env_file(env_file)
         self.settings = settings or load_settings()
+        identity.use_rules(identity.Rules.from_settings(self.settings))
         self.store = store or Store(database_url())
         self.clock = clock or system_clock
         self.env_kill = EnvKillSwitch(env_file)
@@ -217,13 +218,36 @@ class App:
     def init(self, actor: str = "alpha init") -> dict:
         before, after = self.store.upgrade()
         seeded = self.control.seed_phase_from_config(actor)
+        rekeyed = self.rekey_addresses()
         now = self.clock()
         with self.store.write() as s:
             for name in EXTERNAL_APIS:
                 if s.get(BreakerState, name) is None:
                     s.add(BreakerState(name=name, updated_at=now))
         return {"database": self.store.display_url, "schema_before": before, "schema": after,
-                "phase_seeded": seeded}
+                "phase_seeded": seeded, "addresses_rekeyed": rekeyed}
+
+    def rekey_addresses(self) -> int:
+        """Recompute the canonical address keys (outbox, suppressions, leads) under the configured address rules
+        where they differ (after a change of production.json address_rules). Returns how many rows changed."""
+        import sqlalchemy as sa
+
+        from .models import Lead
+
+        changed = 0
+        with self.store.write() as s:
+            conn = s.connection()
+            for table, pk, col, key in ((OutboxItem.__table__, "id", "to_email", "to_key"),
+                                        (Suppression.__table__, "email", "email", "address_key"),
+                                        (Lead.__table__, "id", "email", "email_key")):
+                rows = conn.execute(sa.select(table.c[pk], table.c[col], table.c[key])
+                                    .where(table.c[col].is_not(None))).all()
+                for ident, addr, old in rows:
+                    new = identity.canonical_address(addr)[:320] or None
+                    if new != old:
+                        conn.execute(table.update().where(table.c[pk] == ident).values({key: new}))
+                        changed += 1
+        return changed
 
     # ------------------------------------------------------------------------------------ lists
 

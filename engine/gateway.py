@@ -11,13 +11,14 @@ automatically and is listed for reconciliation.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, text, update
+from sqlalchemy import case, or_, text, update
 from sqlmodel import Session, select
 
 from . import audit, guardrails
@@ -28,8 +29,12 @@ from .config import Settings
 from .control import EnvKillSwitch, kill_state, live_sending_allowed
 from .db import Store, insert_many
 from .executors import AmbiguousFailure, DefiniteFailure, Executor, Message
-from .models import Approval, ControlState, DomainHealth, OutboxItem, Suppression
-from .outbox import domain_hour_times, global_usage, has_prior_send, load_usage, mailbox_last
+from .geo import lead_timezone
+from .guardrails.hours import check_working_hours
+from .guardrails.recipients import check_exclusions
+from .identity import address_domain, canonical_address
+from .models import Approval, ControlState, DomainHealth, Lead, OutboxItem, Suppression
+from .outbox import domain_hour_times, global_usage, has_prior_send, load_usage, mailbox_last, prior_send_keys
 from .permissions import Permissions, check_permission
 from .reasons import Code, Kind, Reason
 from .unsubscribe import one_click_headers
@@ -37,6 +42,26 @@ from .unsubscribe import one_click_headers
 log = logging.getLogger("alpha.gateway")
 
 STATUSES = ("sent", "shadowed", "pending_approval", "deferred", "denied", "duplicate", "reconcile")
+
+PHASE_HOLD = timedelta(minutes=15)  # a queued send held by a phase step-down is looked at again this often
+STOPPED_STATUSES = ("replied", "hot", "unsubscribed", "bounced")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the gateway decides on about the recipient, derived from what it stores (the lead record, the outbox
+    history, the suppression list) - never taken from the caller. A caller's claim may only narrow a decision:
+    a riskier tier, an extra time zone that must also be in working hours, a first touch; a claim that disagrees
+    with the stored facts is ignored for widening and listed in ``ignored`` (audited with the decision)."""
+
+    to_key: str
+    domain: str
+    lead: Any  # the stored Lead, or None
+    tier: int | None
+    timezones: tuple[str, ...]
+    timezone_source: str
+    first_touch: bool
+    ignored: tuple[dict, ...] = ()
 
 
 @dataclass
@@ -88,14 +113,26 @@ class _Reads:
     def outbox_row(self, key: str) -> OutboxItem | None:
         return self.s.exec(select(OutboxItem).where(OutboxItem.idempotency_key == key)).first()
 
-    def suppression(self, email: str) -> Suppression | None:
-        return self.s.get(Suppression, email)
+    def suppression(self, to_key: str) -> Suppression | None:
+        """The suppression of any spelling of the recipient (by canonical key)."""
+        return self.s.exec(select(Suppression).where(Suppression.address_key == to_key).limit(1)).first()
+
+    def lead(self, to_key: str, lead_id: str | None) -> Lead | None:
+        """The stored lead of this recipient: the claimed lead_id only when it is this recipient's lead."""
+        if lead_id is not None and lead_id.isdigit() and len(lead_id) < 19:
+            lead = self.s.get(Lead, int(lead_id))
+            if lead is not None and lead.email_key == to_key:
+                return lead
+        return self.s.exec(select(Lead).where(Lead.email_key == to_key).order_by(Lead.id).limit(1)).first()
+
+    def prior_send(self, to_key: str) -> bool:
+        return has_prior_send(self.s, to_key)
 
     def domain(self, domain: str) -> DomainHealth | None:
         return self.s.get(DomainHealth, domain)
 
-    def usage(self, action: Action, warmup_phase: int) -> guardrails.Usage:
-        return load_usage(self.s, action, self.gw.settings, self.now, warmup_phase)
+    def usage(self, action: Action, warmup_phase: int, domain: str) -> guardrails.Usage:
+        return load_usage(self.s, action, self.gw.settings, self.now, warmup_phase, domain)
 
     def agent_rate(self, agent: str) -> list[Reason]:
         return self.gw.permissions.rate_reasons(self.s, agent, self.now)
@@ -145,14 +182,20 @@ class _BatchReads(_Reads):
     def __init__(self, gw: "Gateway", s: Session, now: datetime, actions: list[Action]):
         super().__init__(gw, s, now)
         keys = sorted({a.idempotency_key for a in actions})
-        emails = sorted({a.to for a in actions if a.to})
+        to_keys = sorted({canonical_address(a.to) for a in actions if a.to})
         senders = sorted({a.sender_domain for a in actions if a.sender_domain})
         self.rows = {r.idempotency_key: r for r in self._in(OutboxItem, OutboxItem.idempotency_key, keys)}
-        self.sups = {r.email: r for r in self._in(Suppression, Suppression.email, emails)}
+        self.sups: dict[str, Suppression] = {}
+        for r in sorted(self._in(Suppression, Suppression.address_key, to_keys), key=lambda r: r.email, reverse=True):
+            self.sups[r.address_key] = r
+        self.leads: dict[str, Lead] = {}
+        for lead in sorted(self._in(Lead, Lead.email_key, to_keys), key=lambda r: r.id, reverse=True):
+            self.leads[lead.email_key] = lead  # the lowest id wins, as in _Reads.lead
+        self.priors = prior_send_keys(s, to_keys)
         self.domains = {r.domain: r for r in self._in(DomainHealth, DomainHealth.domain, senders)}
         self._global = None
         self._dom_times: dict[str, tuple] | None = None
-        self._domains_wanted = sorted({a.recipient_domain for a in actions if a.recipient_domain})
+        self._domains_wanted = sorted({address_domain(a.to) for a in actions if a.to} - {""})
         self._mailbox: dict[str | None, datetime | None] = {}
         self._rates: dict[str, list[Reason]] = {}
         self._top: int | None = None
@@ -173,13 +216,23 @@ class _BatchReads(_Reads):
     def outbox_row(self, key: str) -> OutboxItem | None:
         return self.rows.get(key)
 
-    def suppression(self, email: str) -> Suppression | None:
-        return self.sups.get(email)
+    def suppression(self, to_key: str) -> Suppression | None:
+        return self.sups.get(to_key)
+
+    def lead(self, to_key: str, lead_id: str | None) -> Lead | None:
+        if lead_id is not None and lead_id.isdigit() and len(lead_id) < 19:
+            lead = self.s.get(Lead, int(lead_id))
+            if lead is not None and lead.email_key == to_key:
+                return lead
+        return self.leads.get(to_key)
+
+    def prior_send(self, to_key: str) -> bool:
+        return to_key in self.priors
 
     def domain(self, domain: str) -> DomainHealth | None:
         return self.domains.get(domain)
 
-    def usage(self, action: Action, warmup_phase: int) -> guardrails.Usage:
+    def usage(self, action: Action, warmup_phase: int, domain: str) -> guardrails.Usage:
         settings, s = self.gw.settings, self.s
         if self._global is None:
             self._global = global_usage(s, settings, self.now)
@@ -188,7 +241,7 @@ class _BatchReads(_Reads):
             self._mailbox[action.from_] = mailbox_last(s, action.from_)
         month, day, hour = self._global
         return guardrails.Usage(month_count=month, day_count=day, hour_times=hour,
-                                domain_hour_times=self._dom_times.get(action.recipient_domain, ()),
+                                domain_hour_times=self._dom_times.get(domain, ()),
                                 mailbox_last=self._mailbox[action.from_], warmup_phase=warmup_phase)
 
     def agent_rate(self, agent: str) -> list[Reason]:
@@ -339,16 +392,19 @@ class Gateway:
         free = or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now, OutboxItem.claimed_by == worker)
         if exclude:
             free = free & OutboxItem.id.not_in(sorted(exclude))
+        # under a cap the best go first: the highest tier (1), then the longest waiting; unscored rows last
+        tier = case((OutboxItem.tier.is_(None), 99), else_=OutboxItem.tier)
         with self.store.write_plain() as s:
-            deferred = s.exec(select(OutboxItem.id).where(OutboxItem.status == "deferred",
-                                                          OutboxItem.not_before <= now, free)
-                              .order_by(OutboxItem.not_before, OutboxItem.id).limit(limit)
-                              .with_for_update(skip_locked=True)).all()
             approved = s.exec(select(OutboxItem.id).join(Approval, Approval.id == OutboxItem.approval_id).where(
                 OutboxItem.status == "pending_approval", Approval.status == "approved", free)
-                .order_by(OutboxItem.id).limit(max(0, limit - len(deferred)))
+                .order_by(tier, OutboxItem.id).limit(limit)
                 .with_for_update(skip_locked=True, of=OutboxItem)).all()
-            ids = list(deferred) + list(approved)
+            deferred = s.exec(select(OutboxItem.id).where(OutboxItem.status == "deferred",
+                                                          OutboxItem.not_before <= now, free)
+                              .order_by(tier, OutboxItem.not_before, OutboxItem.id)
+                              .limit(max(0, limit - len(approved)))
+                              .with_for_update(skip_locked=True)).all()
+            ids = list(approved) + list(deferred)
             if ids:
                 s.exec(update(OutboxItem).where(OutboxItem.id.in_(ids)).values(
                     claimed_by=worker, claimed_until=now + timedelta(seconds=lease_seconds)))
@@ -380,8 +436,9 @@ class Gateway:
         if spec is None or not spec.outbound or check_permission(action.agent, action.action,
                                                                  self.settings.permissions):
             return [], {}
-        first = action.first_touch if action.first_touch is not None else True
-        static = guardrails.static_reasons(action, self.settings, first_touch=first)
+        # every email is checked as a first touch here; the decision drops the deceptive-subject reason only when
+        # the outbox shows an earlier send to this recipient (the caller's first_touch can never drop it)
+        static = guardrails.static_reasons(action, self.settings, first_touch=True, secret=self.secret)
         headers = {}
         if spec.kind == "email" and action.to:
             headers = one_click_headers(self.settings.production.sender.unsubscribe_base_url, action.to, self.secret)
@@ -460,35 +517,50 @@ class Gateway:
                 # a worker raced us to it: nothing to do
                 return Result(key, row.status, [], row.not_before, row.id, {"skipped": True}), False
 
-        # 6. guardrails (state loaded inside the lock, so it is exact)
-        sup = reads.suppression(action.to) if action.to else None
+        # 6. the facts about the recipient, derived from what we store (a caller's claim can only narrow them)
+        facts = self._facts(reads, action)
+        effective = dataclasses.replace(action, tier=facts.tier, timezone=facts.timezones[0])
+
+        # 7. guardrails (state loaded inside the lock, so it is exact)
+        sup = reads.suppression(facts.to_key) if facts.to_key else None
         suppressed = guardrails.Suppressed(sup.email, sup.reason, sup.source or "") if sup else None
         reasons = guardrails.check_suppression(suppressed) + list(static)
-        if action.first_touch is None and any(r.code == Code.DECEPTIVE_SUBJECT for r in reasons):
-            if has_prior_send(s, action.to):
-                reasons = [r for r in reasons if r.code != Code.DECEPTIVE_SUBJECT]
+        if not facts.first_touch:
+            reasons = [r for r in reasons if r.code != Code.DECEPTIVE_SUBJECT]
+        reasons += self._lead_reasons(facts, action, now)
         state = guardrails.SendState()
         if spec.kind == "email":
             dom = reads.domain(action.sender_domain) if action.sender_domain else None
             state = guardrails.SendState(
-                usage=reads.usage(action, ctl.warmup_phase),
+                usage=reads.usage(action, ctl.warmup_phase, facts.domain),
                 suppression=suppressed,
                 sender_domain=guardrails.DomainState(dom.domain, dom.score, dom.cooling) if dom else None,
+                first_touch=facts.first_touch,
             )
             if action.from_ not in self.settings.production.sender.from_addresses:
                 reasons.append(Reason(Code.INVALID_ACTION, f"from {action.from_!r} is not a configured sending "
                                                            "mailbox (sender.from_addresses)"))
-        reasons = guardrails.evaluate(action, state, self.settings, now, message_reasons=reasons)
+        reasons = guardrails.evaluate(effective, state, self.settings, now, message_reasons=reasons)
+        if spec.kind == "email":  # every further zone (a claim that differs) must be in working hours too
+            for tz in facts.timezones[1:]:
+                reasons += check_working_hours(tz, self.settings.production.working_hours, now)
         reasons += reads.agent_rate(action.agent)
+        reasons = list(dict.fromkeys(reasons))  # a rule reached by two facts (claimed and stored company) once
         permanent = [r for r in reasons if r.kind == Kind.PERMANENT]
         temporary = [r for r in reasons if r.kind == Kind.TEMPORARY]
-        high_risk = guardrails.is_high_risk(action, self.settings)
+        # high risk when the stored tier says so, or when the caller claims a riskier tier (never less)
+        high_risk = guardrails.is_high_risk(effective, self.settings) or guardrails.is_high_risk(action, self.settings)
 
         execute = False
         not_before = None
         new_approval = False
         if permanent:
             status, out = "denied", permanent
+        elif not live and resume_id is not None and not force_shadow:
+            # a queued send whose phase was stepped down: held, resumable (never a final shadowed row); released
+            # at once by a step up (ControlPlane.set_phase), else looked at again after PHASE_HOLD
+            status, not_before = "deferred", now + PHASE_HOLD
+            out = [Reason(Code.PHASE_HELD, f"phase {ctl.phase}: held until the phase allows live sends", not_before)]
         elif not live:
             status = "shadowed"
             why = ("shadow run" if force_shadow else f"phase {ctl.phase}" if ctl.phase in ("shadow", "parallel")
@@ -515,13 +587,15 @@ class Gateway:
         if row is None:
             row = reads.new_row(idempotency_key=key, payload_hash=action.payload_hash, agent=action.agent,
                                 action=action.action, channel=spec.kind, to_email=action.to,
-                                to_domain=action.recipient_domain, from_email=action.from_, subject=action.subject,
-                                html=action.html, text=action.text, lead_id=action.lead_id, tier=action.tier,
+                                to_key=facts.to_key or None, to_domain=facts.domain or None,
+                                from_email=action.from_, subject=action.subject, html=action.html, text=action.text,
+                                lead_id=str(facts.lead.id) if facts.lead is not None else action.lead_id,
+                                tier=facts.tier,
                                 record=action.to_record(), headers=headers or None, created_at=now, status=status)
         row.status = status
         row.reasons = [r.to_dict() for r in out]
         row.decision = {"phase": ctl.phase, "live": live, "high_risk": high_risk, "evaluated_at": iso(now),
-                        "all_reasons": [r.to_dict() for r in reasons]}
+                        "all_reasons": [r.to_dict() for r in reasons], "facts": self._facts_dict(facts)}
         row.not_before = not_before
         row.updated_at = now
         if execute:
@@ -538,9 +612,70 @@ class Gateway:
             s.add(appr)
             s.flush()
             reads.set_approval(row, appr.id)
+        extra = {"claims_ignored": list(facts.ignored)} if facts.ignored else {}
         self._audit_decision(s, action, status, out, now, outbox_id=row.id, phase=ctl.phase,
-                             not_before=iso(not_before), high_risk=high_risk)
-        return Result(key, status, out, not_before, row.id), execute
+                             not_before=iso(not_before), high_risk=high_risk, **extra)
+        return Result(key, status, out, not_before, row.id, extra), execute
+
+    def _facts(self, reads: _Reads, action: Action) -> Facts:
+        """Derive the recipient's facts from the store; compare the caller's claims with them."""
+        wh = self.settings.production.working_hours
+        to_key = canonical_address(action.to) if action.to else ""
+        lead = reads.lead(to_key, action.lead_id) if to_key else None
+        ignored: list[dict] = []
+        if action.lead_id is not None and (lead is None or str(lead.id) != action.lead_id):
+            ignored.append({"claim": "lead_id", "claimed": action.lead_id,
+                            "derived": lead.id if lead is not None else None})
+        stored_tier = lead.tier if lead is not None else None
+        tier = stored_tier if stored_tier is not None else action.tier
+        if action.tier is not None and stored_tier is not None and action.tier != stored_tier:
+            ignored.append({"claim": "tier", "claimed": action.tier, "derived": stored_tier,
+                            "note": "decided on the stored tier (and on the claimed one where it is riskier)"})
+        if lead is not None:
+            zone, source = lead_timezone(lead.timezone, lead.country, wh.default_timezone)
+        else:
+            zone, source = wh.default_timezone, "default"
+        zones = [zone]
+        if action.timezone and action.timezone != zone:
+            zones.append(action.timezone)  # narrows: both zones must be in working hours
+            ignored.append({"claim": "timezone", "claimed": action.timezone, "derived": zone, "source": source,
+                            "note": "working hours must hold in both"})
+        prior = reads.prior_send(to_key) if to_key and action.spec is not None and action.spec.kind == "email" else False
+        first_touch = not prior or action.first_touch is True
+        if action.first_touch is False and not prior:
+            ignored.append({"claim": "first_touch", "claimed": False, "derived": True,
+                            "note": "no earlier send to this recipient in the outbox"})
+        return Facts(to_key, address_domain(action.to), lead, tier, tuple(zones), source, first_touch, tuple(ignored))
+
+    def _lead_reasons(self, facts: Facts, action: Action, now: datetime) -> list[Reason]:
+        """The stored lead's own state: a reply, opt-out or bounce stops every step; out of office holds them;
+        its company is checked against the exclusion lists whatever the caller says it is."""
+        lead = facts.lead
+        if lead is None:
+            return []
+        out: list[Reason] = []
+        if lead.sequence_stopped_at is not None or lead.status in STOPPED_STATUSES:
+            out.append(Reason(Code.SEQUENCE_STOPPED, f"lead {lead.id} is {lead.status}"
+                              + (f" ({lead.stop_reason})" if lead.stop_reason else "")
+                              + (f" since {iso(lead.sequence_stopped_at)}" if lead.sequence_stopped_at else "")))
+        paused = lead.paused_until
+        if paused is not None:
+            from .clock import as_utc
+
+            paused = as_utc(paused)
+            if paused > now:
+                out.append(Reason(Code.LEAD_PAUSED, f"lead {lead.id} is out of office until {iso(paused)}", paused))
+        ex = self.settings
+        if lead.company and lead.company != action.company:
+            out += check_exclusions(None, lead.company, ex.customer_exclusions, ex.competitor_exclusions)
+        if lead.company_domain:
+            out += check_exclusions(lead.company_domain, None, ex.customer_exclusions, ex.competitor_exclusions)
+        return out
+
+    @staticmethod
+    def _facts_dict(f: Facts) -> dict:
+        return {"to_key": f.to_key, "lead_id": f.lead.id if f.lead is not None else None, "tier": f.tier,
+                "timezones": list(f.timezones), "timezone_source": f.timezone_source, "first_touch": f.first_touch}
 
     def _execute(self, decided: Result) -> Result:
         """Call the executor for a row committed as ``sending``, then commit the outcome."""

@@ -44,6 +44,17 @@ def _rules(*args) -> Rules:
 
 
 DEFAULT = Rules()
+_active: list[Rules] = [DEFAULT]
+
+
+def use_rules(rules: Rules) -> None:
+    """Make ``rules`` the process's address rules (the App does this from production.json when it starts), so
+    every module that compares recipients uses the same ones without threading the settings through."""
+    _active[0] = rules
+
+
+def active_rules() -> Rules:
+    return _active[0]
 
 
 def _text(s: str) -> str:
@@ -94,11 +105,12 @@ def _canonical(address: str, rules: Rules) -> str:
     return f"{local}@{dom}"
 
 
-def canonical_address(address: str | None, rules: Rules = DEFAULT) -> str:
-    """The one form of ``address`` that every comparison of recipients uses ('' for none)."""
+def canonical_address(address: str | None, rules: Rules | None = None) -> str:
+    """The one form of ``address`` that every comparison of recipients uses ('' for none); ``rules`` default to
+    the process's (``use_rules``)."""
     if not address:
         return ""
-    return _canonical(address, rules)
+    return _canonical(address, rules or _active[0])
 
 
 def address_domain(address: str | None) -> str:
@@ -108,5 +120,5 @@ def address_domain(address: str | None) -> str:
     return canonical_domain(address.rpartition("@")[2])
 
 
-def same_recipient(a: str | None, b: str | None, rules: Rules = DEFAULT) -> bool:
+def same_recipient(a: str | None, b: str | None, rules: Rules | None = None) -> bool:
     return bool(a) and bool(b) and canonical_address(a, rules) == canonical_address(b, rules)

@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 
 from .clock import UTC, Clock
 from .db import insert_many
+from .identity import canonical_address
 from .errors import AlphaError
 from .guardrails.recipients import syntax_problem
 
@@ -948,7 +949,7 @@ def _new_lead(row: dict, now: datetime, default_source: str) -> dict:
     vals["website_visits"] = vals["website_visits"] or 0
     engaged = [row[f] for f in DATE_FIELDS if row.get(f)]
     vals.update(status="new", sequence_step=0, created_at=now, updated_at=now,
-                last_engaged_at=max(engaged) if engaged else None)
+                last_engaged_at=max(engaged) if engaged else None, email_key=canonical_address(vals["email"])[:320])
     if row.get("data"):
         vals["data"] = row["data"]
     return vals

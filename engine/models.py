@@ -242,6 +242,7 @@ class Lead(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, sa_column_kwargs={"unique": True})
+    email_key: Optional[str] = Field(default=None, max_length=320, index=True)  # canonical (engine/identity)
     first_name: Optional[str] = Field(default=None, max_length=200)
     last_name: Optional[str] = Field(default=None, max_length=200)
     title: Optional[str] = Field(default=None, max_length=300)
@@ -429,3 +430,23 @@ class Reply(SQLModel, table=True):
     source: Optional[str] = Field(default=None, max_length=300)  # the webhook event id
     second_opinion: Optional[str] = Field(default=None, max_length=32)  # the LLM's class, when asked
     cancelled: int = 0  # queued steps of the lead this reply cancelled or paused
+
+
+@sa.event.listens_for(Lead, "before_insert")
+@sa.event.listens_for(Lead, "before_update")
+def _lead_key(_mapper, _conn, lead: Lead) -> None:
+    """Every lead written through the ORM carries its canonical address (bulk inserts set it themselves)."""
+    from .identity import canonical_address
+
+    key = canonical_address(lead.email)[:320] or None
+    if lead.email_key != key:
+        lead.email_key = key
+
+
+@sa.event.listens_for(Suppression, "before_insert")
+@sa.event.listens_for(Suppression, "before_update")
+def _suppression_key(_mapper, _conn, row: Suppression) -> None:
+    """A suppression matches every spelling of its address (engine/identity): the key is set on every write."""
+    from .identity import canonical_address
+
+    row.address_key = canonical_address(row.email)[:320] or None

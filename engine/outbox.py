@@ -15,20 +15,25 @@ from sqlmodel import Session, func, select
 from .actions import Action
 from .config import Settings
 from .guardrails.limits import HOUR, Usage, calendar_windows
+from .identity import address_domain
 from .models import OutboxItem
 
 COUNTED = ("sending", "sent", "reconcile")
 WAITING = ("deferred", "pending_approval")
-FINAL = ("sent", "failed", "denied", "shadowed")
-STATUSES = ("deferred", "pending_approval", "sending", "sent", "failed", "reconcile", "denied", "shadowed")
+FINAL = ("sent", "failed", "denied", "shadowed", "cancelled")
+STATUSES = ("deferred", "pending_approval", "sending", "sent", "failed", "reconcile", "denied", "shadowed",
+            "cancelled")
 
 
-def load_usage(s: Session, action: Action, settings: Settings, now: datetime, warmup_phase: int) -> Usage:
-    """What the limits need to know for one action, read in the decision's transaction."""
+def load_usage(s: Session, action: Action, settings: Settings, now: datetime, warmup_phase: int,
+               domain: str | None = None) -> Usage:
+    """What the limits need to know for one action, read in the decision's transaction. ``domain`` is the
+    recipient's canonical domain (engine/identity), the key of the per-domain limit."""
+    domain = domain if domain is not None else address_domain(action.to)
+    dom = domain_hour_times(s, [domain], settings, now) if domain else {}
     month, day, hour = global_usage(s, settings, now)
-    dom = domain_hour_times(s, [action.recipient_domain], settings, now) if action.recipient_domain else {}
     return Usage(month_count=month, day_count=day, hour_times=hour,
-                 domain_hour_times=dom.get(action.recipient_domain, ()),
+                 domain_hour_times=dom.get(domain, ()),
                  mailbox_last=mailbox_last(s, action.from_), warmup_phase=warmup_phase)
 
 
@@ -89,11 +94,23 @@ def _aware(v):
     return as_utc(v)
 
 
-def has_prior_send(s: Session, to: str | None) -> bool:
-    if not to:
+def has_prior_send(s: Session, to_key: str | None) -> bool:
+    """Whether an email went (or may have gone) to this recipient before: by its canonical address
+    (engine/identity), so no spelling of the address makes a follow-up look like a first touch or the reverse."""
+    if not to_key:
         return False
-    return s.exec(select(OutboxItem.id).where(OutboxItem.to_email == to, OutboxItem.channel == "email",
+    return s.exec(select(OutboxItem.id).where(OutboxItem.to_key == to_key, OutboxItem.channel == "email",
                                               OutboxItem.status.in_(COUNTED)).limit(1)).first() is not None
+
+
+def prior_send_keys(s: Session, to_keys: list[str]) -> set[str]:
+    """The recipients (canonical keys) among ``to_keys`` that an email went (or may have gone) to before."""
+    found: set[str] = set()
+    for i in range(0, len(to_keys), 500):
+        found.update(s.exec(select(OutboxItem.to_key).where(
+            OutboxItem.to_key.in_(to_keys[i:i + 500]), OutboxItem.channel == "email",
+            OutboxItem.status.in_(COUNTED)).distinct()).all())
+    return found
 
 
 def reconciliation_items(s: Session, settings: Settings, now: datetime) -> list[OutboxItem]:

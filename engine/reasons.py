@@ -50,13 +50,17 @@ class Code(str, Enum):
     # Outcomes of the approval queue:
     APPROVAL_REJECTED = "APPROVAL_REJECTED"
     APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
+    # The lead's own state (derived by the gateway from what it stores):
+    SEQUENCE_STOPPED = "SEQUENCE_STOPPED"
+    LEAD_PAUSED = "LEAD_PAUSED"
+    PHASE_HELD = "PHASE_HELD"
 
 
 KIND: dict[Code, Kind] = {c: Kind.PERMANENT for c in Code}
 for _c in (
     Code.AGENT_RATE_LIMIT, Code.LIMIT_MONTHLY, Code.LIMIT_DAILY, Code.WARMUP_CAP, Code.LIMIT_HOURLY,
     Code.LIMIT_DOMAIN_HOURLY, Code.MIN_DELAY, Code.OUTSIDE_WORKING_HOURS, Code.DOMAIN_COOLING, Code.BREAKER_OPEN,
-    Code.PROVIDER_ERROR,
+    Code.PROVIDER_ERROR, Code.LEAD_PAUSED, Code.PHASE_HELD,
 ):
     KIND[_c] = Kind.TEMPORARY
 KIND[Code.PHASE_BLOCKS_SEND] = Kind.SHADOW
@@ -99,6 +103,10 @@ DESCRIPTIONS: dict[Code, str] = {
     Code.PROVIDER_REJECTED: "The provider refused the message for good (4xx): nothing went out.",
     Code.APPROVAL_REJECTED: "A human approver rejected it (the detail has who and why).",
     Code.APPROVAL_EXPIRED: "Nobody decided before the approval expired: not sent, and not a human rejection.",
+    Code.SEQUENCE_STOPPED: "The lead replied, opted out or bounced: its sequence is stopped and nothing more goes to it.",
+    Code.LEAD_PAUSED: "The lead is out of office: held until the return date.",
+    Code.PHASE_HELD: "A queued send whose phase was stepped down: held (resumable), released when the phase allows "
+                     "live sends again.",
 }
 
 

@@ -12,11 +12,21 @@ ADDRESS = "548 Market St, Suite 100, San Francisco, CA 94104, USA"
 UNSUB = "https://alphaswarm.example/unsubscribe"
 
 
+TEST_SECRET = b"test-unsubscribe-secret-0123456789"  # ALPHA_UNSUBSCRIBE_SECRET in every test (tests/conftest.py)
+
+
+def unsub_link(to: str | None, secret: bytes = TEST_SECRET) -> str:
+    """The recipient's own one-click unsubscribe link (the content rule checks the token is theirs)."""
+    from engine.unsubscribe import unsubscribe_url
+
+    return unsubscribe_url(UNSUB, to or "", secret)
+
+
 def email(key: str, to: str = "jane@acme.io", *, agent: str = "GHL_MASTER", action: str = "send_email",
           subject: str = "A question about your sales team", body: str = "Hi, a short note about pipeline reviews.",
           sender: str = "sales@alphaswarm.example", **extra) -> dict:
     html = (f"<p>{body}</p><p>Alpha Swarm Inc., {ADDRESS}</p>"
-            f'<p><a href="{UNSUB}/tok">Unsubscribe</a></p>')
+            f'<p><a href="{unsub_link(to)}">Unsubscribe</a></p>')
     return {"agent": agent, "action": action, "idempotency_key": key, "to": to, "from": sender,
             "subject": subject, "html": html, **extra}
 

@@ -10,7 +10,16 @@ import importlib
 import email_validator
 from email_validator import EmailNotValidError, validate_email
 
+from ..identity import canonical_domain
 from ..reasons import Code, Reason
+
+
+def fold_text(s: str) -> str:
+    """NFKC, accents removed (Ünited -> United): company names compare as people read them."""
+    import unicodedata
+
+    s = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", s))
+    return "".join(c for c in s if not unicodedata.combining(c))
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ def check_suppression(entry: Suppressed | None) -> list[Reason]:
 
 
 def _company_key(name: str) -> str:
-    n = re.sub(r"[^0-9a-z ]", " ", name.lower())
+    n = re.sub(r"[^0-9a-z ]", " ", fold_text(name).lower())
     n = re.sub(r"\b(inc|llc|ltd|gmbh|corp|corporation|co|company|plc|sa|ag|bv)\b", " ", n)
     return " ".join(n.split())
 
@@ -85,13 +94,15 @@ def _is_domain(entry: str) -> bool:
 
 
 def matches_exclusion(domain: str | None, company: str | None, entries: tuple[str, ...]) -> str | None:
-    d = (domain or "").lower().strip(".")
+    """The exclusion entry matching a recipient domain (itself or a subdomain; Unicode and punycode spellings
+    alike, engine/identity) or a company name (legal suffixes and punctuation ignored)."""
+    d = canonical_domain(domain)
     ck = _company_key(company) if company else ""
     for e in entries:
-        el = e.lower().strip()
+        el = e.strip()
         if _is_domain(el):
-            el = el.removeprefix("@").strip(".")
-            if d and (d == el or d.endswith("." + el)):
+            el = canonical_domain(el)
+            if d and el and (d == el or d.endswith("." + el)):
                 return e
         elif ck and _company_key(el) == ck:
             return e

@@ -25,6 +25,8 @@ def upgrade():
         batch_op.add_column(sa.Column('address_key', sa.String(length=320), nullable=True))
         batch_op.create_index(batch_op.f('ix_suppression_address_key'), ['address_key'], unique=False)
     with op.batch_alter_table('lead', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('email_key', sa.String(length=320), nullable=True))
+        batch_op.create_index(batch_op.f('ix_lead_email_key'), ['email_key'], unique=False)
         batch_op.add_column(sa.Column('reply_class', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('paused_until', UTCDateTime(), nullable=True))
     op.create_table(
@@ -48,11 +50,13 @@ def upgrade():
     op.create_index(op.f('ix_reply_lead_id'), 'reply', ['lead_id'], unique=False)
     op.create_index(op.f('ix_reply_label'), 'reply', ['label'], unique=False)
 
-    # existing rows get their keys (the default address rules; `alpha init` re-keys with the configured ones)
+    # existing rows get their keys (the default address rules; `alpha init` re-keys them with the configured ones)
     conn = op.get_bind()
     for oid, to in conn.execute(sa.text("SELECT id, to_email FROM outbox WHERE to_email IS NOT NULL")).all():
         conn.execute(sa.text("UPDATE outbox SET to_key = :k, to_domain = :d WHERE id = :i"),
                      {"k": canonical_address(to)[:320], "d": address_domain(to)[:255] or None, "i": oid})
+    for lid, email in conn.execute(sa.text("SELECT id, email FROM lead")).all():
+        conn.execute(sa.text("UPDATE lead SET email_key = :k WHERE id = :i"), {"k": canonical_address(email)[:320], "i": lid})
     for (email,) in conn.execute(sa.text("SELECT email FROM suppression")).all():
         conn.execute(sa.text("UPDATE suppression SET address_key = :k WHERE email = :e"),
                      {"k": canonical_address(email)[:320], "e": email})
@@ -65,6 +69,8 @@ def downgrade():
     with op.batch_alter_table('lead', schema=None) as batch_op:
         batch_op.drop_column('paused_until')
         batch_op.drop_column('reply_class')
+        batch_op.drop_index(batch_op.f('ix_lead_email_key'))
+        batch_op.drop_column('email_key')
     with op.batch_alter_table('suppression', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_suppression_address_key'))
         batch_op.drop_column('address_key')
