@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator
 
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from .clock import iso
 from .db import insert_many
@@ -137,10 +137,16 @@ class VerifyResult:
 def verify(s: Session, batch: int = 5000) -> VerifyResult:
     """Walk the chain in order; name the first row that was edited, deleted or reordered."""
     head = s.get(AuditHead, 1)
+    # the walk stops at the head as read now: rows that writers append meanwhile (each with its head, in one
+    # transaction) are not part of this check, and are not mistaken for rows the head does not cover
+    bound = head.last_seq if head is not None else None
     expected_seq, expected_prev, count = 1, GENESIS_HASH, 0
     last = 0
     while True:
-        rows = s.exec(select(AuditEntry).where(AuditEntry.seq > last).order_by(AuditEntry.seq).limit(batch)).all()
+        q = select(AuditEntry).where(AuditEntry.seq > last)
+        if bound is not None:
+            q = q.where(AuditEntry.seq <= bound)
+        rows = s.exec(q.order_by(AuditEntry.seq).limit(batch)).all()
         if not rows:
             break
         for e in rows:
@@ -165,6 +171,13 @@ def verify(s: Session, batch: int = 5000) -> VerifyResult:
     if head.last_seq != expected_seq - 1 or head.last_hash != expected_prev:
         return _bad(head, count, expected_seq,
                     f"rows after {expected_seq - 1} deleted: the head records {head.last_seq} rows")
+    # rows beyond every head a writer committed were added outside the chain (the newest row first, the head
+    # after it: a writer commits both at once, so a row committed in between is covered by the second read)
+    top = s.exec(select(func.max(AuditEntry.seq))).one() or 0
+    now_head = s.exec(select(AuditHead.last_seq).where(AuditHead.id == 1)).one()
+    if top > now_head:
+        return _bad(head, count, now_head + 1,
+                    f"rows {now_head + 1}-{top} are not covered by the head (added outside the chain)")
     return VerifyResult(True, count, head.last_seq, head.last_hash)
 
 

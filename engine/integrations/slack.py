@@ -40,6 +40,7 @@ KINDS: dict[str, str] = {
     "approval_sla_breached": ":hourglass:",
     "canary_failed": ":warning:",
     "unsubscribe_test_failed": ":no_entry:",
+    "audit_checkpoint_failed": ":warning:",
     "test": ":white_check_mark:",
 }
 
