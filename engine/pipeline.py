@@ -18,7 +18,8 @@ from sqlmodel import select
 
 from . import handoff
 from .db import insert_many
-from .clock import iso
+from .clock import UTC, as_utc, iso
+from .geo import country_timezone
 from .models import Draft, Envelope, Lead, OutboxItem, ShadowRun
 
 AGENT = "GHL_MASTER"
@@ -60,8 +61,12 @@ def lead_action(app, lead: Lead, fit, draft, now, **extra) -> dict:
               "evidence": [{"source": f"lead record {lead.id} ({lead.source or 'import'})",
                             "retrieved_at": iso(lead.updated_at or lead.created_at or now),
                             "claim": fit.explain()[:300]}], **extra}
-    if lead.timezone:
-        action["timezone"] = lead.timezone
+    if lead.timezone and lead.timezone.strip():
+        action["timezone"] = lead.timezone  # as stored: the gateway refuses a zone it cannot load
+    else:
+        zone = country_timezone(lead.country)  # no zone of its own: its country's (None when unknown)
+        if zone:
+            action["timezone"] = zone
     return action
 
 
@@ -322,23 +327,62 @@ def export_shadow(app, path: str | Path, run_id: int | None = None) -> int:
 
 # ------------------------------------------------------------------------------------------- daily cycle
 
-def _progress_of(app, lead_id: int) -> tuple[str | None, int, datetime | None]:
-    """The sequence a lead is in, the last step that went out and when (from the outbox, the source of truth)."""
+def _progress_all(app) -> dict[str, tuple[str, int, datetime | None]]:
+    """Every lead's sequence, the last step that went out and when (from the outbox, the source of truth), by
+    lead id (as the outbox stores it): one query, the newest sent sequence step of each lead (a lead with no
+    such step is absent). On equal send times the newer outbox row wins."""
+    o = OutboxItem.__table__
+    newest = sa.func.row_number().over(partition_by=o.c.lead_id,
+                                       order_by=(o.c.sent_at.desc().nulls_last(), o.c.id.desc())).label("n")
+    ranked = (sa.select(o.c.lead_id, o.c.idempotency_key, o.c.sent_at, newest)
+              .where(o.c.status == "sent", o.c.idempotency_key.like("seq-%"), o.c.lead_id.is_not(None))
+              .subquery())
     with app.store.read() as s:
-        rows = s.exec(select(OutboxItem).where(OutboxItem.lead_id == str(lead_id), OutboxItem.status == "sent",
-                                               OutboxItem.idempotency_key.like("seq-%"))
-                      .order_by(OutboxItem.sent_at.desc())).all()
-    if not rows:
-        return None, 0, None
-    _, _, seq, step = rows[0].idempotency_key.split("-", 3)
-    return seq, int(step), rows[0].sent_at
+        rows = s.execute(sa.select(ranked.c.lead_id, ranked.c.idempotency_key, ranked.c.sent_at)
+                         .where(ranked.c.n == 1)).all()
+    out = {}
+    for lead_id, key, sent_at in rows:
+        _, _, seq, step = key.split("-", 3)
+        out[lead_id] = (seq, int(step), sent_at)
+    return out
+
+
+_NO_PROGRESS: tuple[str | None, int, datetime | None] = (None, 0, None)
+_LAST = datetime.max.replace(tzinfo=UTC)  # after any due time
+_DAILY_COLS = ("score", "tier", "icp", "disqualified_reason", "route")  # what the daily run changes on a lead
+DAILY_WRITE_BATCH = 500  # changed leads per write transaction
+
+
+@dataclass
+class _Due:
+    """One lead of the daily run, scored and routed, and where it stands in the day's order."""
+
+    lead: Lead
+    fit: Any
+    status: str | None = None   # set when nothing is to be sent: disqualified | stopped | finished | waiting
+    sequence: str | None = None
+    step: Any = None            # the router's NextStep when one is due
+    key: tuple = ()
+    changed: bool = False       # score, tier, explanation or route differ from the stored ones
+
+
+def _tier_rank(tier: Any) -> int:
+    return tier - 1 if tier in (1, 2, 3) else 3  # tier 1, 2, 3, then unscored and disqualified
 
 
 def daily_run(app, import_path: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
               use_llm: bool = False) -> dict:
     """The day's work, once: import (optional), score, route, draft the next due step of each lead, and queue it
     through the gateway (the phase decides: shadowed, pending approval, deferred or sent). Safe to run twice
-    the same day: each (lead, sequence, step) has one idempotency key, so a second run replays, never resends."""
+    the same day: each (lead, sequence, step) has one idempotency key, so a second run replays, never resends.
+
+    The leads go to the gateway best first, so that under a daily or warm-up cap the best leads are the ones
+    sent: highest tier first (1, 2, 3, unscored last), then the step that has been due longest (the last sent
+    step's time plus the next step's delay; for a first touch, when the lead was created), then lead id. The
+    order needs each lead's fresh score and its progress through its sequence: one read of the leads and one
+    grouped read of the outbox, then an in-memory sort. The leads whose score or route changed are written
+    (only those columns) ``DAILY_WRITE_BATCH`` at a time before the first submission, so that the gateway,
+    which decides on the stored tier, sees the tier the lead was ranked and drafted with."""
     from .drafting import NoTemplate, draft_for, save_draft
     from .router import next_step, route
 
@@ -347,38 +391,60 @@ def daily_run(app, import_path: str | Path | None = None, progress: Callable[[in
     pipe = Pipeline(app, use_llm=use_llm, shadow=False)
     with app.store.read() as s:
         leads = list(s.exec(select(Lead).order_by(Lead.id)).all())
-    counts: Counter = Counter()
-    for i, lead in enumerate(leads, 1):
+    done = _progress_all(app)
+    plans: list[_Due] = []
+    for lead in leads:
         now = app.clock()
-        fit = app.rescore(lead)
-        status = "disqualified"
-        if not fit.disqualified:
+        stored = [getattr(lead, c) for c in _DAILY_COLS]
+        p = _Due(lead, app.rescore(lead))
+        due_at = _LAST
+        if p.fit.disqualified:
+            p.status = "disqualified"
+        else:
             r = route(lead, now, pipe.pack.routing)
-            seq, last, last_at = _progress_of(app, lead.id)
-            seq = seq or r.sequence
+            seq, last, last_at = done.get(str(lead.id), _NO_PROGRESS)
+            seq = p.sequence = seq or r.sequence
             lead.route = seq
             nxt = None if r.stopped else next_step(lead, pipe.pack.sequence(seq), last, last_at, now)
             if r.stopped or nxt is None:
-                status = "stopped" if r.stopped else "finished"
+                p.status = "stopped" if r.stopped else "finished"
             elif not nxt.due:
-                status = "waiting"
+                p.status = "waiting"
             else:
-                try:
-                    d = draft_for(lead, (seq, nxt.step), pipe.pack, app.settings, app.secret,
-                                  llm=app.llm if use_llm else None, now=now, approved_only=True)
-                except NoTemplate:
-                    status = "no_template"
-                else:
-                    save_draft(app.store, lead.id, seq, nxt.step, d, now)
-                    res = app.gateway.submit(lead_action(
-                        app, lead, fit, d, now, idempotency_key=f"seq-{lead.id}-{seq}-{nxt.step}",
-                        first_touch=nxt.step == pipe.pack.sequence(seq).steps[0].step))
-                    status = res.status
+                p.step = nxt
+                due_at = nxt.due_at if last else as_utc(lead.created_at or now)
+        p.key = (_tier_rank(p.fit.tier), due_at, lead.id or 0)
+        p.changed = [getattr(lead, c) for c in _DAILY_COLS] != stored
+        plans.append(p)
+    plans.sort(key=lambda p: p.key)
+    lead_t = Lead.__table__
+    update = (sa.update(lead_t).where(lead_t.c.id == sa.bindparam("lead_pk"))
+              .values({c: sa.bindparam(f"new_{c}") for c in _DAILY_COLS}))
+    changed = [{"lead_pk": p.lead.id, **{f"new_{c}": getattr(p.lead, c) for c in _DAILY_COLS}}
+               for p in plans if p.changed]
+    for at in range(0, len(changed), DAILY_WRITE_BATCH):
         with app.store.write_plain() as s:
-            s.add(lead)
+            s.connection().execute(update, changed[at:at + DAILY_WRITE_BATCH])
+    counts: Counter = Counter()
+    for i, p in enumerate(plans, 1):
+        lead, fit, status = p.lead, p.fit, p.status
+        if status is None:
+            now = app.clock()
+            seq, nxt = p.sequence, p.step
+            try:
+                d = draft_for(lead, (seq, nxt.step), pipe.pack, app.settings, app.secret,
+                              llm=app.llm if use_llm else None, now=now, approved_only=True)
+            except NoTemplate:
+                status = "no_template"
+            else:
+                save_draft(app.store, lead.id, seq, nxt.step, d, now)
+                res = app.gateway.submit(lead_action(
+                    app, lead, fit, d, now, idempotency_key=f"seq-{lead.id}-{seq}-{nxt.step}",
+                    first_touch=nxt.step == pipe.pack.sequence(seq).steps[0].step))
+                status = res.status
         counts[status] += 1
         if progress:
-            progress(i, len(leads))
+            progress(i, len(plans))
     from .models import CheckRun
 
     summary = {"day": iso(started)[:10], "leads": len(leads), "by_status": dict(counts),
