@@ -494,13 +494,24 @@ def send_internal(app, limit: int) -> list[dict]:
     sender = app.settings.production.sender
     with app.store.read() as s:
         drafts = list(s.exec(select(Draft).where(Draft.status == "approved").order_by(Draft.id).limit(limit)).all())
+        ids = sorted({d.lead_id for d in drafts if d.lead_id is not None})
+        lead_email = dict(s.exec(select(Lead.id, Lead.email).where(Lead.id.in_(ids))).all()) if ids else {}
+    from .unsubscribe import unsubscribe_url
+
     out = []
     for i, d in enumerate(drafts):
         to = internal[i % len(internal)]
         if to not in internal:  # by construction; kept as the rule this command exists to enforce
             raise InvalidRequest(f"refusing to send to {to}: not an internal address")
+        # the draft's unsubscribe link names its lead: the internal reader gets their own (the gate checks the
+        # link carries the recipient's token, and a click must never unsubscribe the lead)
+        html, text = d.html, d.text
+        if lead_email.get(d.lead_id):
+            theirs = unsubscribe_url(sender.unsubscribe_base_url, lead_email[d.lead_id], app.secret)
+            ours = unsubscribe_url(sender.unsubscribe_base_url, to, app.secret)
+            html, text = (html or "").replace(theirs, ours) or None, (text or "").replace(theirs, ours) or None
         res = app.gateway.submit({"agent": AGENT, "action": "send_email", "idempotency_key": f"internal-{d.id}-{to}",
-                                  "to": to, "from": sender.from_addresses[0], "subject": d.subject, "html": d.html,
-                                  "text": d.text, "first_touch": False})
+                                  "to": to, "from": sender.from_addresses[0], "subject": d.subject, "html": html,
+                                  "text": text, "first_touch": False})
         out.append({"draft_id": d.id, "to": to, **res.to_dict()})
     return out
