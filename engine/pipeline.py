@@ -172,15 +172,17 @@ class Pipeline:
         return None, {"action": plan.action, "sequence": plan.sequence, "step": plan.step,
                       "tier": plan.fit.tier}, plan.trail
 
-    def _store(self, plans: list[_Plan], now) -> None:
-        """The leads' new score, tier and route, and every envelope: one transaction, two bulk statements."""
+    def _store(self, plans: list[_Plan], now, leads_only: bool = False) -> None:
+        """The leads' new score, tier and route, and every envelope: one transaction, two bulk statements
+        (``leads_only``: the leads alone, before the gateway decides on their stored tier)."""
         lead_t, env_t = Lead.__table__, Envelope.__table__
         cols = ("score", "tier", "icp", "disqualified_reason", "route")
         update = (sa.update(lead_t).where(lead_t.c.id == sa.bindparam("lead_pk"))
                   .values({c: sa.bindparam(f"new_{c}") for c in cols}))
         leads = [{"lead_pk": p.lead.id, **{f"new_{c}": getattr(p.lead, c) for c in cols}} for p in plans]
-        envelopes = [{"lead_id": p.lead.id, "stage": env.stage, "envelope": env.to_dict(), "created_at": now}
-                     for p in plans for env in p.trail]
+        envelopes = [] if leads_only else [
+            {"lead_id": p.lead.id, "stage": env.stage, "envelope": env.to_dict(), "created_at": now}
+            for p in plans for env in p.trail]
         with self.app.store.write_plain() as s:
             conn = s.connection()
             if leads:
@@ -210,6 +212,7 @@ class Pipeline:
         ready = [p for p in todo if p.draft is not None]
         save_drafts(app.store, [(p.lead.id, p.sequence, p.step, p.draft) for p in ready], now)
         key_of = {id(lead): key for lead, key in zip(leads, keys)}
+        self._store(ready, now, leads_only=True)  # the gateway decides on the stored tier: the fresh one
         results = app.gateway.submit_many([{**p.action, "idempotency_key": key_of[id(p.lead)]} for p in ready],
                                           shadow=self.shadow)
         for p, res in zip(ready, results):
