@@ -22,10 +22,11 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import bench_console, bench_drafting, bench_gateway, bench_import, bench_shadow
+from . import bench_console, bench_drafting, bench_gateway, bench_import, bench_replies, bench_shadow
 from .common import Figure, isolate_env, log, machine
 
-BENCHMARKS = {m.NAME: m for m in (bench_import, bench_shadow, bench_gateway, bench_drafting, bench_console)}
+BENCHMARKS = {m.NAME: m for m in (bench_import, bench_shadow, bench_gateway, bench_drafting, bench_console,
+                                   bench_replies)}
 HERE = Path(__file__).resolve().parent
 
 
@@ -91,6 +92,14 @@ def markdown(results: dict) -> str:
         for f in b.get("figures", []):
             if f.get("note"):
                 lines.append(f"- **{f['name']}**: {f['note']}")
+    for b in results["benchmarks"]:
+        if b.get("machine"):
+            bm = b["machine"]
+            lines.append(f"- **{b['title']}** was measured on another machine: {bm['cpu']}, {bm['cores']} cores, "
+                         f"load average {bm.get('load_before') or '?'} ({b.get('date')}).")
+    for b in results["benchmarks"]:
+        if b["name"] == bench_replies.NAME and not b.get("error"):
+            lines += bench_replies.markdown_section(b)
     analysis = HERE / "ANALYSIS.md"
     if analysis.exists():
         lines += ["", analysis.read_text().strip()]
@@ -157,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and (args.out / "results.json").exists():
         old = json.loads((args.out / "results.json").read_text())
         fresh = {b["name"]: b for b in results["benchmarks"]}
+        kept = [b for b in old["benchmarks"] if b["name"] not in fresh]
+        if kept and old.get("machine") and old["machine"].get("cpu") != results["machine"].get("cpu"):
+            for b in fresh.values():  # the header keeps the machine of the figures merged into
+                b["machine"] = results["machine"]
+            results["machine"] = old["machine"]
         results["benchmarks"] = [fresh.pop(b["name"], b) for b in old["benchmarks"]] + list(fresh.values())
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "RESULTS.md").write_text(markdown(results))

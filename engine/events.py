@@ -1,6 +1,16 @@
 """What inbound events do: replies, DND changes, bounces and complaints, unsubscribes, outbound confirmations,
 website visitors. Each handler runs in one locked write transaction, records the event id (replays are
 recognised), and is audited. The HTTP layer (engine/webhooks.py) only parses, authenticates and calls these.
+
+A reply is classified (engine/replies.py) and stored (``reply`` table); then, in the same transaction:
+- a person's reply (interested, not now, not interested, unsubscribe, wrong person) cancels every queued step of
+  the lead (deferred or pending approval: status ``cancelled``, reason SEQUENCE_STOPPED, a pending approval of it
+  ``cancelled`` by ``system``) and stops its sequence; an unsubscribe is suppressed at once;
+- out of office pauses the lead until the day after its return date (``lead.paused_until``; queued steps deferred
+  to then, reason LEAD_PAUSED); the sequence goes on afterwards and it is not counted as a reply;
+- an auto-reply changes nothing, except a bounce notification: suppressed as bounced, queue cancelled;
+- only interest and a referral to someone else raise a hot lead (approval queue + alert).
+Every other opt-out (one-click unsubscribe, DND, a bounce or complaint event) cancels the queue the same way.
 """
 from __future__ import annotations
 
@@ -8,18 +18,24 @@ import hashlib
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta, timezone
 from email.utils import parseaddr
 from typing import Any, Callable
 
+from sqlalchemy import or_
 from sqlmodel import Session, func, select
 
-from . import audit
+from . import audit, replies
+from .clock import as_utc, iso
 from .errors import ConfigError
 from .guardrails.domain_health import next_cooling
 from .guardrails.recipients import syntax_problem
-from .models import DomainHealth, Lead, OutboxItem, Suppression, WebhookEvent
+from .identity import DEFAULT, Rules, canonical_address
+from .models import Approval, DomainHealth, Lead, OutboxItem, Reply, Suppression, WebhookEvent
+from .outbox import WAITING
+from .reasons import Code, Reason
 
 log = logging.getLogger("alpha.events")
 
@@ -60,16 +76,93 @@ def _claim(s: Session, eid: str, source: str, etype: str, now: datetime, payload
     return True
 
 
-def _suppress(s: Session, email: str, reason: str, source: str, detail: str, now: datetime, actor: str) -> bool:
-    email = email.strip().lower()
+def _suppress(s: Session, email: str, reason: str, source: str, detail: str, now: datetime, actor: str,
+              rules: Rules = DEFAULT) -> bool:
+    """Suppress ``email`` (stored with its canonical address); False when it, or another spelling of the same
+    mailbox, is already suppressed, or it is not an email address."""
+    email = (email or "").strip().lower()
     if not email or syntax_problem(email):
         return False
     if s.get(Suppression, email) is not None:
         return False
-    s.add(Suppression(email=email, reason=reason, source=source, detail=detail[:500], created_at=now))
+    key = canonical_address(email, rules)[:320] or None
+    if key and s.exec(select(Suppression.email).where(Suppression.address_key == key).limit(1)).first() is not None:
+        return False
+    s.add(Suppression(email=email, address_key=key, reason=reason, source=source, detail=detail[:500],
+                      created_at=now))
     audit.append(s, event="suppression.add", actor=actor, now=now, ref=email, status=reason,
-                 data={"source": source, "detail": detail[:500]})
+                 data={"source": source, "detail": detail[:500], "address_key": key})
     return True
+
+
+def _queued(s: Session, lead: Lead | None, emails: list[str | None], rules: Rules) -> list[OutboxItem]:
+    """The lead's waiting outbox rows (deferred or pending approval, whatever their approval's state): by lead id,
+    by canonical recipient, and by the address as written (rows stored before recipients had a canonical key)."""
+    addresses = {e.strip().lower() for e in [*(emails or []), lead.email if lead is not None else None]
+                 if isinstance(e, str) and e.strip()}
+    keys = {canonical_address(e, rules)[:320] for e in addresses} - {""}
+    conds = []
+    if lead is not None and lead.id is not None:
+        conds.append(OutboxItem.lead_id == str(lead.id))
+    if keys:
+        conds.append(OutboxItem.to_key.in_(sorted(keys)))
+    if addresses:
+        conds.append(func.lower(OutboxItem.to_email).in_(sorted(a[:320] for a in addresses)))
+    if not conds:
+        return []
+    return list(s.exec(select(OutboxItem).where(OutboxItem.status.in_(WAITING), or_(*conds))
+                       .order_by(OutboxItem.id)).all())
+
+
+def _cancel_queue(s: Session, lead: Lead | None, emails: list[str | None], detail: str, now: datetime, actor: str,
+                  rules: Rules) -> int:
+    """Cancel the lead's waiting rows (final status ``cancelled``, reason SEQUENCE_STOPPED) and any pending approval
+    of them (``cancelled`` by ``system``), in the caller's transaction; audited. Returns how many."""
+    rows = _queued(s, lead, emails, rules)
+    if not rows:
+        return 0
+    reason = Reason(Code.SEQUENCE_STOPPED, detail[:500])
+    ids = [r.id for r in rows]
+    approvals = {a.id: a for a in s.exec(select(Approval).where(
+        or_(Approval.outbox_id.in_(ids), Approval.id.in_([r.approval_id for r in rows if r.approval_id] or [-1])),
+        Approval.status == "pending")).all()}
+    for row in rows:
+        before = row.status
+        row.status, row.reasons, row.not_before, row.updated_at = "cancelled", [reason.to_dict()], None, now
+        s.add(row)
+        cancelled = [a for a in approvals.values() if a.outbox_id == row.id or a.id == row.approval_id]
+        for appr in cancelled:
+            appr.status, appr.decided_by, appr.decided_at, appr.reason = "cancelled", "system", now, detail[:500]
+            s.add(appr)
+        audit.append(s, event="outbox.cancelled", actor=actor, now=now, ref=row.idempotency_key, outbox_id=row.id,
+                     status="cancelled", reasons=[Code.SEQUENCE_STOPPED.value],
+                     data={"before": before, "detail": detail[:500], "lead_id": lead.id if lead else None,
+                           "approvals_cancelled": [a.id for a in cancelled]})
+    return len(rows)
+
+
+def _pause_queue(s: Session, lead: Lead | None, emails: list[str | None], until: datetime, detail: str,
+                 now: datetime, actor: str, rules: Rules) -> int:
+    """Hold the lead's waiting rows until ``until``: status ``deferred``, not_before = max(its own, until), reason
+    LEAD_PAUSED (a pending approval stays pending: the send is decided again after the pause). Returns how many."""
+    rows = _queued(s, lead, emails, rules)
+    for row in rows:
+        before = {"status": row.status, "not_before": iso(row.not_before)}
+        current = as_utc(row.not_before) if row.not_before is not None else None
+        row.not_before = max(current, until) if current is not None else until
+        row.status, row.updated_at = "deferred", now
+        row.reasons = [Reason(Code.LEAD_PAUSED, detail[:500], row.not_before).to_dict()]
+        s.add(row)
+        audit.append(s, event="outbox.paused", actor=actor, now=now, ref=row.idempotency_key, outbox_id=row.id,
+                     status="deferred", reasons=[Code.LEAD_PAUSED.value],
+                     data={"before": before, "not_before": iso(row.not_before), "detail": detail[:500]})
+    return len(rows)
+
+
+def pause_until(return_date) -> datetime:
+    """An out-of-office lead is held until the start (UTC) of the day after its return date: a day's margin for an
+    "until" date and for time zones."""
+    return datetime.combine(return_date + timedelta(days=1), time(0, 0), tzinfo=timezone.utc)
 
 
 def _stop_lead(lead: Lead | None, status: str, reason: str, now: datetime) -> None:
@@ -87,7 +180,11 @@ def _lead_by(s: Session, email: str | None = None, contact_id: str | None = None
         if lead:
             return lead
     if email:
-        return s.exec(select(Lead).where(Lead.email == email.strip().lower())).first()
+        lead = s.exec(select(Lead).where(Lead.email == email.strip().lower())).first()
+        key = canonical_address(email)[:320]
+        if lead is None and key:  # another spelling of the same mailbox (engine/identity)
+            lead = s.exec(select(Lead).where(Lead.email_key == key).order_by(Lead.id).limit(1)).first()
+        return lead
     return None
 
 
@@ -105,12 +202,18 @@ class EventService:
 
     # ------------------------------------------------------------------------------------------ GHL
 
+    def _rules(self) -> Rules:
+        return Rules.from_settings(self.app.settings)
+
     def ghl(self, payload: dict, raw: bytes) -> Outcome:
         etype = str(payload.get("type") or "")
-        handlers = {"InboundMessage": self._inbound, "ContactDndUpdate": self._dnd,
-                    "LCEmailStats": self._email_stats, "OutboundMessage": self._outbound}
         now = self.app.clock()
         eid = event_id("ghl", payload, raw)
+        # a reply is read before the transaction (pure work, and the optional LLM call): the gate lock is held only
+        # for what the reply changes
+        read = self._read_reply(payload, eid, now) if etype == "InboundMessage" else None
+        handlers = {"InboundMessage": lambda s, p, t: self._inbound(s, p, t, read, eid),
+                    "ContactDndUpdate": self._dnd, "LCEmailStats": self._email_stats, "OutboundMessage": self._outbound}
         with self.app.store.write() as s:
             if not _claim(s, eid, "ghl", etype or "unknown", now, payload):
                 return Outcome("duplicate", f"event {eid} was already processed")
@@ -128,21 +231,97 @@ class EventService:
             self._safe_alert(out.alert)
         return out
 
-    def _inbound(self, s: Session, p: dict, now: datetime) -> Outcome:
+    def _read_reply(self, p: dict, eid: str, now: datetime) -> tuple[replies.Classification, str | None] | None:
+        """The reply's class (rules), with the LLM's second opinion when ALPHA_REPLY_SECOND_OPINION is on and an
+        LLM is configured (it may only make the outcome safer: engine/replies.merge)."""
+        if str(_str(p.get("direction")) or "inbound").lower() != "inbound":
+            return None
+        body, subject = _str(p.get("body")) or "", _str(p.get("subject"), 2000)
+        c = replies.classify(body, subject, _sender(p), now)
+        opinion = None
+        if second_opinion_enabled() and not c.bounce and c.label != "unsubscribe":
+            with self.app.store.read() as s:
+                replay = s.get(WebhookEvent, eid) is not None
+            if not replay:  # a replay asks nobody
+                opinion = replies.second_opinion(self.app.llm, body, subject)
+        return replies.merge(c, opinion), opinion
+
+    def _inbound(self, s: Session, p: dict, now: datetime, read=None, eid: str = "") -> Outcome:
         if str(_str(p.get("direction")) or "inbound").lower() != "inbound":
             return Outcome("ignored", "not an inbound message")
+        body, subject, sender = _str(p.get("body")) or "", _str(p.get("subject"), 2000), _sender(p)
+        c, opinion = read or (replies.classify(body, subject, sender, now), None)
+        rules = self._rules()
         lead = _lead_by(s, email=_str(p.get("email")), contact_id=_str(p.get("contactId")))
-        if lead is None:
-            return Outcome("processed", f"reply from unknown contact {_str(p.get('contactId'), 100)!r} recorded")
-        _stop_lead(lead, "hot", "replied", now)
-        lead.last_engaged_at = now
-        s.add(lead)
-        body = _str(p.get("body"), 300) or ""
-        queued = self._hot_lead(s, lead, f"Reply from {lead.email}", body or "(no body)", "webhook:ghl", now)
-        return Outcome("processed", f"lead {lead.id} replied: sequence stopped, marked hot; {queued}",
-                       alert={"kind": "hot_lead", "title": f"Reply from {lead.email}",
-                              "text": body or "(no body)", "fields": {"lead": lead.email, "company": lead.company,
-                                                                      "channel": _str(p.get("messageType"), 50)}})
+        # whose mailbox this is about: the lead's; else the contact's address; else (a person's reply) the sender's
+        contact = _str(p.get("email"), 320)
+        person = lead.email if lead is not None else (contact or (None if c.bounce else parseaddr(sender or "")[1]))
+        person = person.strip().lower()[:320] if person else None
+        reply = Reply(lead_id=lead.id if lead is not None else None, email=person, received_at=now, label=c.label,
+                      confidence=c.confidence, referral=(c.referral or None) and c.referral[:320],
+                      return_date=datetime.combine(c.return_date, time(0, 0), tzinfo=timezone.utc)
+                      if c.return_date else None,
+                      subject=subject, excerpt=(c.text or body)[:2000] or None, source=eid[:300] or None,
+                      second_opinion=opinion)
+        when = iso(now)
+        what = f"{c.label}{' (bounce)' if c.bounce else ''}, confidence {c.confidence:.2f}"
+        who = f"lead {lead.id}" if lead is not None else f"unknown contact {_str(p.get('contactId'), 100)!r}"
+        alert = None
+        done: list[str] = []
+        if c.label in replies.HUMAN:
+            detail = f"lead replied ({c.label}) at {when}"
+            reply.cancelled = _cancel_queue(s, lead, [person], detail, now, "webhook:ghl", rules)
+            done.append(f"{reply.cancelled} queued step(s) cancelled")
+            if c.label == "unsubscribe":
+                added = person and _suppress(s, person, "unsubscribed", "reply", f"reply: {'; '.join(c.evidence)}",
+                                             now, "webhook:ghl", rules)
+                done.append(f"{person} suppressed (unsubscribed)" if added else
+                            f"{person or 'no address'} not newly suppressed")
+                _stop_lead(lead, "unsubscribed", "unsubscribed", now)
+            elif c.hot:
+                _stop_lead(lead, "hot", "replied", now)
+            else:
+                _stop_lead(lead, "replied", "replied", now)
+            if lead is not None:
+                lead.last_reply_at = lead.last_engaged_at = now
+        elif c.label == "out_of_office":
+            until = pause_until(c.return_date)
+            detail = (f"lead out of office until {c.return_date.isoformat()}"
+                      f"{'' if c.return_date_given else ' (no date given: default pause)'}; reply at {when}")
+            reply.cancelled = _pause_queue(s, lead, [person], until, detail, now, "webhook:ghl", rules)
+            if lead is not None:
+                lead.paused_until, lead.updated_at = until, now
+            done.append(f"paused until {iso(until)}; {reply.cancelled} queued step(s) held")
+        elif c.bounce:
+            detail = f"bounce notification received at {when}"
+            reply.cancelled = _cancel_queue(s, lead, [person], detail, now, "webhook:ghl", rules)
+            added = person and _suppress(s, person, "bounced", "reply:bounce", f"reply: {'; '.join(c.evidence)}",
+                                         now, "webhook:ghl", rules)
+            _stop_lead(lead, "bounced", "bounced", now)
+            done.append(f"{person} suppressed (bounced)" if added else f"{person or 'no address'} not newly suppressed")
+            done.append(f"{reply.cancelled} queued step(s) cancelled")
+        else:
+            done.append("automatic reply: recorded, nothing changed")
+        if lead is not None:
+            lead.reply_class, lead.updated_at = c.label, now
+            s.add(lead)
+        s.add(reply)
+        if lead is not None and c.hot:
+            title = f"Reply from {lead.email} ({c.label}" + (f": referral {c.referral}" if c.referral else "") + ")"
+            why = (c.text or body)[:300] or "(no body)"
+            done.append(self._hot_lead(s, lead, title, why, "webhook:ghl", now))
+            alert = {"kind": "hot_lead", "title": title, "text": why,
+                     "fields": {"lead": lead.email, "company": lead.company, "class": c.label,
+                                "confidence": c.confidence, "referral": c.referral,
+                                "channel": _str(p.get("messageType"), 50)}}
+        s.flush()
+        audit.append(s, event="reply.classified", actor="webhook:ghl", now=now, ref=eid[:200] or None,
+                     status=c.label, data={"reply_id": reply.id, "lead_id": lead.id if lead is not None else None,
+                                           "confidence": c.confidence, "bounce": c.bounce,
+                                           "evidence": list(c.evidence)[:5], "second_opinion": opinion,
+                                           "return_date": c.return_date.isoformat() if c.return_date else None,
+                                           "referral": c.referral, "queue": reply.cancelled})
+        return Outcome("processed", f"{who} replied ({what}): " + "; ".join(done), alert=alert)
 
     def _dnd(self, s: Session, p: dict, now: datetime) -> Outcome:
         email = (_str(p.get("email")) or "").strip().lower()
@@ -151,8 +330,10 @@ class EventService:
             return Outcome("processed", f"DND lifted or not for email on {email or 'unknown'}: suppression kept")
         if not email:
             return Outcome("ignored", "DND update without an email address")
-        added = _suppress(s, email, "dnd", "ghl:ContactDndUpdate", "contact set email DND in GHL", now, "ghl")
+        rules = self._rules()
+        added = _suppress(s, email, "dnd", "ghl:ContactDndUpdate", "contact set email DND in GHL", now, "ghl", rules)
         lead = _lead_by(s, email=email, contact_id=_str(p.get("id")))
+        _cancel_queue(s, lead, [email], f"lead opted out (dnd) at {iso(now)}", now, "ghl", rules)
         _stop_lead(lead, "unsubscribed", "dnd", now)
         if lead:
             s.add(lead)
@@ -196,9 +377,12 @@ class EventService:
         sending_domain = sender.rsplit("@", 1)[1] if "@" in sender and not syntax_problem(sender) else ""
         if len(sending_domain) > 180:
             sending_domain = ""
+        rules = self._rules()
         added = _suppress(s, recipient, kind, f"ghl:LCEmailStats:{sending_domain}", f"{event} {code or ''}".strip(),
-                          now, "ghl")
+                          now, "ghl", rules)
         lead = _lead_by(s, email=recipient)
+        _cancel_queue(s, lead, [recipient], f"lead {'bounced' if kind == 'bounced' else f'opted out ({kind})'} at "
+                      f"{iso(now)}", now, "ghl", rules)
         _stop_lead(lead, "bounced" if kind == "bounced" else "unsubscribed", kind, now)
         if lead:
             s.add(lead)
@@ -257,10 +441,14 @@ class EventService:
     # ------------------------------------------------------------------------------------------ unsubscribe
 
     def unsubscribe(self, email: str, source: str = "one-click") -> bool:
+        """A recipient's own opt-out: suppressed, the lead's queued steps cancelled, its sequence stopped."""
         now = self.app.clock()
+        rules = self._rules()
         with self.app.store.write() as s:
-            added = _suppress(s, email, "unsubscribed", source, "RFC 8058 one-click unsubscribe", now, "recipient")
+            added = _suppress(s, email, "unsubscribed", source, "RFC 8058 one-click unsubscribe", now, "recipient",
+                              rules)
             lead = _lead_by(s, email=email)
+            _cancel_queue(s, lead, [email], f"lead unsubscribed ({source}) at {iso(now)}", now, "recipient", rules)
             _stop_lead(lead, "unsubscribed", "unsubscribed", now)
             if lead:
                 s.add(lead)
@@ -450,3 +638,32 @@ def _str(value: Any, limit: int | None = None) -> str | None:
 
 def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
+
+
+def _sender(p: dict) -> str | None:
+    """The reply's sender address: GHL's ``from`` ("Name <addr>"), else the contact's email."""
+    raw = _str(p.get("from"), 1000)
+    if raw:
+        name, addr = parseaddr(raw)
+        return (addr or raw)[:320] if not name else f"{name[:200]} <{addr[:320]}>"
+    return _str(p.get("email"), 320)
+
+
+def second_opinion_enabled() -> bool:
+    """ALPHA_REPLY_SECOND_OPINION=1 asks the LLM chain for a second opinion on each reply (off by default: the
+    webhook answers without waiting for a provider)."""
+    return os.environ.get("ALPHA_REPLY_SECOND_OPINION", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def lead_replies(app, lead_id: int | None = None, limit: int = 50) -> list[dict]:
+    """The newest classified replies (of one lead, or all), as plain rows for the console."""
+    with app.store.read() as s:
+        q = select(Reply, Lead.email).outerjoin(Lead, Lead.id == Reply.lead_id)
+        if lead_id is not None:
+            q = q.where(Reply.lead_id == int(lead_id))
+        rows = s.exec(q.order_by(Reply.received_at.desc(), Reply.id.desc()).limit(max(1, min(int(limit), 500)))).all()
+    return [{"id": r.id, "received_at": r.received_at, "lead_id": r.lead_id, "lead": email or r.email,
+             "class": r.label, "confidence": r.confidence,
+             "return_date": r.return_date.date().isoformat() if r.return_date else None, "referral": r.referral,
+             "second_opinion": r.second_opinion, "queue_changed": r.cancelled, "subject": r.subject,
+             "excerpt": (r.excerpt or "")[:300]} for r, email in rows]

@@ -2,14 +2,17 @@
 
 ``weekly(app, start, end)`` gathers, for the window [start, end):
 - outbound: sent, replies, positive replies, bounces, complaints (and their rates per sent email);
+- replies by class (engine/replies.py, stored in the ``reply`` table): the human classes, and apart from them
+  out-of-office notices and auto-replies (bounce notifications among them), which are not replies;
 - approvals: requested, approved, rejected, expired, SLA breaches, decision latency (median and p90);
 - hot leads: raised, taken, dismissed, expired;
 - agreement trend: AI-vs-human blind agreement per ISO week over the last ``trend_weeks`` weeks;
 - guardrails: denials and deferrals by reason code.
 
-Definitions are stated in the report itself. "Positive replies" are replies whose hot-lead escalation a person
-took (approved) rather than dismissed: the system has no reply classifier, and a human's call is the honest
-measure. Everything is counted in SQL per window; nothing here changes state.
+Definitions are stated in the report itself. "Replies" are the replies a person wrote (interested, not now, not
+interested, unsubscribe, wrong person); out-of-office notices and auto-replies are listed apart and never count
+in the reply rate. "Positive replies" are the replies classified interested plus referrals (wrong person, naming
+who to contact instead). Everything is counted in SQL per window; nothing here changes state.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from sqlmodel import select
 
 from .clock import iso
 from .errors import InvalidRequest
-from .models import Approval, OutboxItem, ReviewItem, Suppression, WebhookEvent
+from .models import Approval, OutboxItem, Reply, ReviewItem, Suppression
+from .replies import HUMAN, LABELS
 
 
 def week_window(week: str | None, now: datetime) -> tuple[datetime, datetime, str]:
@@ -68,8 +72,12 @@ def weekly(app, start: datetime, end: datetime, label: str = "", trend_weeks: in
     with app.store.read() as s:
         count = lambda *w: s.exec(select(func.count()).where(*w)).one()  # noqa: E731
         sent = count(OutboxItem.status == "sent", in_window(OutboxItem.sent_at))
-        replies = count(WebhookEvent.event_type == "InboundMessage", in_window(WebhookEvent.received_at),
-                        WebhookEvent.outcome.like("processed%"))
+        by_class = dict(s.exec(select(Reply.label, func.count()).where(in_window(Reply.received_at))
+                               .group_by(Reply.label)).all())
+        referrals = count(Reply.label == "wrong_person", Reply.referral.is_not(None), Reply.referral != "",
+                          in_window(Reply.received_at))
+        # bounce notifications that arrived as replies (the reply table keeps the class, the suppression the cause)
+        bounce_notices = count(Suppression.source == "reply:bounce", in_window(Suppression.created_at))
         bounces = count(Suppression.reason == "bounced", in_window(Suppression.created_at))
         complaints = count(Suppression.reason == "complained", in_window(Suppression.created_at))
         unsubscribes = count(Suppression.reason == "unsubscribed", in_window(Suppression.created_at))
@@ -98,7 +106,8 @@ def weekly(app, start: datetime, end: datetime, label: str = "", trend_weeks: in
                if d.status in ("approved", "rejected") and d.requested_at and d.decided_at]
     by_status = Counter(d.status for d in sends)
     hot_status = Counter(d.status for d in hot)
-    positive = sum(1 for d in hot if d.status == "approved" and (d.requested_by or "") == "webhook:ghl")
+    replies = sum(by_class.get(k, 0) for k in HUMAN)
+    positive = by_class.get("interested", 0) + referrals
 
     weeks: dict[str, list[int]] = {}
     for at, ai, human in labels:
@@ -116,6 +125,10 @@ def weekly(app, start: datetime, end: datetime, label: str = "", trend_weeks: in
                      "complaints": complaints, "unsubscribes": unsubscribes,
                      "reply_rate": _rate(replies, sent), "bounce_rate": _rate(bounces, sent),
                      "complaint_rate": _rate(complaints, sent)},
+        "replies": {"by_class": {k: by_class.get(k, 0) for k in LABELS}, "human": replies,
+                    "interested": by_class.get("interested", 0), "referrals": referrals,
+                    "out_of_office": by_class.get("out_of_office", 0), "auto_replies": by_class.get("auto_reply", 0),
+                    "bounce_notifications": bounce_notices},
         "approvals": {"requested": requested, "approved": by_status["approved"], "rejected": by_status["rejected"],
                       "expired": by_status["expired"], "sla_breaches": breaches,
                       "latency_minutes_median": lat_median, "latency_minutes_p90": lat_p90},
@@ -141,8 +154,17 @@ def to_markdown(r: dict) -> str:
              f"Window: {r['window']['start']} to {r['window']['end']} (UTC).", "",
              "## Outbound", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k.replace('_', ' ')} | {_fmt(v) if k.endswith('rate') else v} |" for k, v in o.items()]
-    lines += ["", "Positive replies = replies whose hot-lead escalation a person took (not dismissed). Rates are "
-              "per email sent in the window.", "", "## Approvals", "", "| metric | value |", "|---|---|"]
+    lines += ["", "Replies = replies a person wrote (out-of-office notices and auto-replies are not replies); "
+              "positive replies = interested + referrals. Rates are per email sent in the window.", ""]
+    rp = r["replies"]
+    lines += ["## Replies by class", "", "| class | replies |", "|---|---|"]
+    lines += [f"| {k.replace('_', ' ')} | {rp['by_class'][k]} |" for k in HUMAN]
+    lines += [f"| **human replies** | **{rp['human']}** |",
+              f"| referrals (wrong person naming a contact) | {rp['referrals']} |",
+              "", "Not replies (kept out of the reply rate):", "", "| class | count |", "|---|---|",
+              f"| out of office | {rp['out_of_office']} |", f"| auto-replies | {rp['auto_replies']} |",
+              f"| of which bounce notifications | {rp['bounce_notifications']} |",
+              "", "## Approvals", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k.replace('_', ' ')} | {'-' if v is None else v} |" for k, v in a.items()]
     lines += ["", "## Hot leads", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k.replace('_', ' ')} | {v} |" for k, v in h.items()]
@@ -166,6 +188,8 @@ def csv_rows(r: dict) -> list[tuple[str, str, object]]:
     rows: list[tuple[str, str, object]] = [("window", k, v) for k, v in r["window"].items()]
     for section in ("outbound", "approvals", "hot_leads"):
         rows += [(section, k, v) for k, v in r[section].items()]
+    rows += [("replies", k, v) for k, v in r["replies"]["by_class"].items()]
+    rows += [("replies", k, v) for k, v in r["replies"].items() if k != "by_class"]
     for t in r["agreement_trend"]:
         rows += [("agreement_trend", f"{t['week']} labels", t["labels"]),
                  ("agreement_trend", f"{t['week']} agreement", t["agreement"])]

@@ -7,6 +7,8 @@ The engine enforces four-eyes and the roster's groups: a refusal is shown with i
 """
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import streamlit as st
 
@@ -18,6 +20,7 @@ require_role("approver", "admin")
 app = get_app()
 
 PAGE_SIZE = 50
+REPLY_CLASS = re.compile(r"^Reply from \S+ \((interested|wrong_person)\b")
 KINDS = {"Sends and hot leads": None, "Sends": "send", "Hot leads": "hot_lead"}
 
 st.title("Approvals")
@@ -34,8 +37,9 @@ f1, f2, f3, f4 = st.columns([1.4, 1.4, 1, 1])
 kind = KINDS[f1.selectbox("Show", list(KINDS), key="appr_kind", on_change=_first_page)]
 atype = f2.selectbox("Action type", ["all", *ACTION_TYPES], key="appr_type", on_change=_first_page)
 breached = f3.toggle("SLA breached only", key="appr_breached", on_change=_first_page)
-status = f4.selectbox("Status", ["pending", "approved", "rejected", "expired"], key="appr_status",
-                      on_change=_first_page)
+status = f4.selectbox("Status", ["pending", "approved", "rejected", "expired", "cancelled"], key="appr_status",
+                      on_change=_first_page, help="cancelled: the lead replied or opted out before the send was "
+                                                  "decided (the engine cancels its queued steps)")
 
 
 def sla_text(r: dict) -> str:
@@ -47,6 +51,14 @@ def sla_text(r: dict) -> str:
     if left < 0:
         return f"BREACHED {-left:.0f} min ago" + (f" (escalated to {r['escalated_to']})" if r["escalated_to"] else "")
     return f"{int(left // 60)} h {int(left % 60)} min left" if left >= 60 else f"{left:.0f} min left"
+
+
+def reply_class(r: dict) -> str:
+    """A hot lead raised by a reply names the reply's class in its title: "Reply from x (interested)"."""
+    if r["kind"] != "hot_lead":
+        return ""
+    m = REPLY_CLASS.search((r["summary"] or "").split("\n")[0])
+    return m.group(1).replace("_", " ") if m else ""
 
 
 def fetch(page_no: int) -> dict:
@@ -159,6 +171,7 @@ def queue() -> None:
     m3.metric("Checked at", f"{q['now']:%H:%M:%S} UTC")
     st.dataframe(pd.DataFrame([{
         "id": r["id"], "kind": "HOT LEAD" if r["kind"] == "hot_lead" else "send",
+        "reply class": reply_class(r),
         "SLA": ("🔴 " if r["breached"] and r["status"] == "pending" else "") + sla_text(r),
         "type": r["action_type"], "to / lead": r["to"] or r["lead_email"] or "",
         "subject / what": r["subject"] or (r["summary"] or "").split("\n")[0][:120],

@@ -11,6 +11,7 @@ import streamlit as st
 
 from console.runtime import get_app, md_escape, require_role, run_action
 from engine.errors import AlphaError
+from engine.events import lead_replies
 from engine.leads import TIER_FILTERS, errors_csv, get_lead, search_leads
 
 require_role("ops", "admin")
@@ -183,6 +184,22 @@ with right:
                   for c in fit.breakdown], hide_index=True, width="stretch", key="leads_icp_table")
 st.caption("Explanation")
 st.text(fit.explain())
+
+st.subheader("Replies")
+if lead.paused_until is not None:
+    st.info(f"Out of office: no step goes out before {lead.paused_until:%Y-%m-%d %H:%M} UTC.")
+ok, found_replies = run_action(lead_replies, app, lead.id, 20)
+if ok and found_replies:
+    st.caption(f"Last reply class: {(lead.reply_class or '-').replace('_', ' ')} · sequence "
+               + (f"stopped ({lead.stop_reason})" if lead.sequence_stopped_at else "running"))
+    st.dataframe([{"received": r["received_at"], "class": r["class"].replace("_", " "),
+                   "confidence": r["confidence"], "return date": r["return_date"] or "",
+                   "referral": r["referral"] or "", "queued steps changed": r["queue_changed"],
+                   "LLM second opinion": r["second_opinion"] or "", "excerpt": r["excerpt"]} for r in found_replies],
+                 hide_index=True, width="stretch", key="leads_replies",
+                 column_config={"received": st.column_config.DatetimeColumn("received", format="YYYY-MM-DD HH:mm")})
+elif ok:
+    st.caption("No reply from this lead yet.")
 
 with st.expander("Lead record"):
     st.dataframe([{"field": k, "value": "" if v is None else str(v)} for k, v in lead.model_dump().items()

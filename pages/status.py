@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from datetime import timedelta
+
 from console.runtime import get_app, md_escape, require_role
+from engine.report import weekly
 from engine.users import ROLES
 
 require_role(*ROLES)
@@ -65,6 +68,19 @@ with right:
     else:
         st.info("The outbox is empty.")
     st.markdown(f"Awaiting reconciliation: **{s['awaiting_reconciliation']}**")
+
+st.subheader("Replies, last 7 days")
+week = weekly(app, app.clock() - timedelta(days=7), app.clock() + timedelta(seconds=1))
+rp, ob = week["replies"], week["outbound"]
+r1, r2, r3, r4 = st.columns(4)
+r1.metric("Replies (people)", rp["human"], border=True,
+          help="interested, not now, not interested, unsubscribe, wrong person")
+r2.metric("Positive", ob["positive_replies"], border=True, help="interested + referrals")
+r3.metric("Out of office", rp["out_of_office"], border=True, help="paused until the return date; not a reply")
+r4.metric("Auto-replies", rp["auto_replies"], border=True,
+          help=f"not replies; {rp['bounce_notifications']} bounce notification(s) suppressed their address")
+st.dataframe([{"class": k.replace("_", " "), "replies": n} for k, n in rp["by_class"].items()], hide_index=True,
+             width="stretch", key="status_replies")
 
 st.subheader("Audit trail")
 st.markdown(f"{s['audit']['rows']} rows · head `{(s['audit']['head_hash'] or '')[:16]}`")

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from engine.errors import InvalidRequest
-from engine.models import Approval, Lead, ReviewItem, WebhookEvent
+from engine.models import Approval, Lead, Reply, ReviewItem, WebhookEvent
 from engine.report import week_window, weekly
 from tests.conftest import LIVE, WORK_TIME, deep_merge
 from tests.helpers import alpha, alpha_env, email
@@ -19,8 +19,9 @@ AUTONOMOUS = deep_merge(LIVE, {"rollout_phase": {"current": "autonomous"}})
 
 @pytest.fixture
 def week(app_factory):
-    """A week with known events: 3 sent, 2 denied for spam, 2 replies (one taken as a hot lead), 1 bounce,
-    1 complaint, 2 approvals decided after 30 and 90 minutes, 4 blind labels (3 agree), and noise outside."""
+    """A week with known events: 3 sent, 2 denied for spam, 2 replies (one interested, taken as a hot lead; one not
+    interested) beside an out-of-office notice and an auto-reply (not replies), 1 bounce, 1 complaint, 2 approvals
+    decided after 30 and 90 minutes, 4 blind labels (3 agree), and noise outside."""
     app = app_factory(production=AUTONOMOUS, warmup={"enabled": False})
     add_users(app.settings.config_dir)
     for i in range(3):
@@ -41,6 +42,9 @@ def week(app_factory):
                                outcome="processed: replied"))
         s.add(WebhookEvent(id="ghl:old", source="ghl", event_type="InboundMessage",
                            received_at=now - timedelta(days=30), outcome="processed"))
+        for label, at in (("interested", now), ("not_interested", now), ("out_of_office", now),
+                          ("auto_reply", now), ("interested", now - timedelta(days=30))):
+            s.add(Reply(lead_id=lead.id, email=lead.email, received_at=at, label=label, confidence=0.9))
         taken = app.approvals.raise_hot_lead(s, lead, "Reply", "yes please", "webhook:ghl", now)
         for minutes, status in ((30, "approved"), (90, "rejected")):
             s.add(Approval(kind="send", status=status, requested_by="GHL_MASTER", action_type="tier2_email",
@@ -66,6 +70,9 @@ def test_weekly_counts_match_the_arranged_week(week):
     assert (a["approved"], a["rejected"], a["expired"]) == (1, 1, 0)
     assert a["latency_minutes_median"] == 60.0 and a["latency_minutes_p90"] == 84.0
     assert r["hot_leads"] == {"raised": 1, "taken": 1, "dismissed": 0, "expired": 0, "sla_breaches": 0}
+    rp = r["replies"]
+    assert rp["by_class"]["interested"] == 1 and rp["by_class"]["not_interested"] == 1
+    assert (rp["human"], rp["out_of_office"], rp["auto_replies"]) == (2, 1, 1)
     [t] = r["agreement_trend"]
     assert t["labels"] == 4 and t["agreement"] == 0.75
     assert r["denials_by_reason"] == {"SPAM_CONTENT": 2}
