@@ -280,7 +280,8 @@ def draft_for(lead: Any, step: Any, pack: Pack, settings: Settings, secret: byte
     subject, html, text = (v.strip() if isinstance(v, str) else v for v in (rendered.subject, rendered.html,
                                                                             rendered.text))
     rules = ContentRules.from_settings(settings)
-    findings = check_content(subject, html, text, rules, first_touch=template.kind == "first_touch")
+    findings = check_content(subject, html, text, rules, first_touch=template.kind == "first_touch",
+                             recipient=str(email), secret=secret)
     flags = list(llm_part["flags"]) + [r.to_dict() for r in findings]
     from_llm = llm_part["opening"] is not None
     provider = llm_part["provenance"]["provider"] if from_llm else "template"

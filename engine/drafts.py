@@ -321,8 +321,11 @@ def edit_draft(app, draft_id: int, subject: str, text: str, actor: str, reason: 
             raise InvalidRequest(f"draft {draft_id} is {d.status}: it can no longer be edited")
         prov = dict(d.provenance or {})
         first_touch = ((prov.get("template") or {}).get("kind") or "first_touch") == "first_touch"
+        lead = s.get(Lead, d.lead_id)
+        # the unsubscribe link must still be this lead's own (signed token), not another recipient's
         findings = [r.to_dict() for r in check_content(subject, body_html, text, ContentRules.from_settings(
-            app.settings), first_touch=first_touch)]
+            app.settings), first_touch=first_touch, recipient=lead.email if lead else None,
+            secret=getattr(app, "secret", None))]
         # an unsupported-claim flag stays while its sentence is still in the text
         kept = [f for f in (d.flags or []) if isinstance(f, dict) and f.get("code") == "unsupported_claim"
                 and f.get("sentence") and f["sentence"] in text]

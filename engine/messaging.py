@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -47,6 +46,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, ValidationError, model_validator
 
 from .config import _pydantic_problems, _Strict, default_config_dir, json_object
+from .guardrails.visibility import VisibilityParser
+from .guardrails.visibility import analyse as analyse_visibility
 from .errors import AlphaError, ConfigError
 
 PACK_DIR = "templates"
@@ -387,45 +388,15 @@ _PROBE_UNSUB = "https://unsubscribe.invalid/probe"
 _PROBE_LEAD = {f: 250 if f == "employee_count" else f"Probe {f}" for f in PERSONALIZABLE}
 
 
-class _Visible(HTMLParser):
-    """What a reader sees: text outside comments, scripts and styles, and the links with visible text."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.text: list[str] = []
-        self.links: list[tuple[str, str]] = []
-        self.hidden = 0
-        self.link: tuple[str, list[str]] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        if tag in ("script", "style", "head", "title", "template"):
-            self.hidden += 1
-        elif tag == "a":
-            self.link = (dict(attrs).get("href") or "", [])
-
-    def handle_endtag(self, tag):
-        if tag in ("script", "style", "head", "title", "template"):
-            self.hidden = max(0, self.hidden - 1)
-        elif tag == "a" and self.link is not None:
-            self.links.append((self.link[0].strip(), " ".join("".join(self.link[1]).split())))
-            self.link = None
-
-    def handle_data(self, data):
-        if self.hidden:
-            return
-        self.text.append(data)
-        if self.link is not None:
-            self.link[1].append(data)
-
-
 def _visible_compliance(html: str) -> list[str]:
-    v = _Visible()
-    v.feed(html)
-    v.close()
+    """What a reader sees of a probe rendering (the content rules' visibility model, guardrails/visibility.py):
+    the unsubscribe link with visible text, and the postal address, not hidden in a comment, a script, a
+    ``display:none`` element, white-on-white text..."""
+    v = analyse_visibility(html)
     problems = []
-    if not any(href == _PROBE_UNSUB and text for href, text in v.links):
+    if not any(a.href.strip() == _PROBE_UNSUB and not a.hidden and " ".join(a.text.split()) for a in v.anchors):
         problems.append("does not visibly show the unsubscribe link (<a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>)")
-    if _PROBE_SENDER["postal_address"] not in " ".join(" ".join(v.text).split()):
+    if _PROBE_SENDER["postal_address"] not in " ".join(v.visible.split()):
         problems.append("does not visibly show the sender's postal address ({{ sender.postal_address }})")
     return problems
 
@@ -710,42 +681,42 @@ def render(template: Template, lead: Any, sender: Any, unsubscribe_url: str, *, 
 # --------------------------------------------------------------------------------------------- html -> text
 
 _BLOCK = {"p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote"}
-_SKIP = {"script", "style", "head", "title"}
 
 
-class _Plain(HTMLParser):
+class _Plain(VisibilityParser):
+    """The text a reader sees (the content rules' visibility model: nothing hidden comes through), laid out."""
+
     def __init__(self):
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.out: list[str] = []
-        self.skip = 0
-        self.link: tuple[str, list[str]] | None = None
+        self.link: tuple[str, list[str], bool] | None = None
 
-    def handle_starttag(self, tag, attrs):
-        if tag in _SKIP:
-            self.skip += 1
-        elif tag == "br":
+    def on_start(self, tag, attrs, state):
+        if state.sticky:
+            return
+        if tag == "br":
             self.out.append("\n")
         elif tag in _BLOCK:
             self.out.append("\n\n")
         elif tag == "a":
-            self.link = (dict(attrs).get("href") or "", [])
+            self.link = (attrs.get("href") or "", [], state.opacity < 0.1)
 
-    def handle_endtag(self, tag):
-        if tag in _SKIP:
-            self.skip = max(0, self.skip - 1)
-        elif tag in _BLOCK:
+    def on_pop(self, tag):
+        if tag in _BLOCK:
             self.out.append("\n\n")
         elif tag == "a" and self.link is not None:
-            href, parts = self.link
+            href, parts, hidden = self.link
             self.link = None
+            if hidden:
+                return
             text = " ".join("".join(parts).split())
             if href and href != text:
                 self.out.append(f"{text} ({href})" if text else href)
             else:
                 self.out.append(text)
 
-    def handle_data(self, data):
-        if self.skip:
+    def on_text(self, data, hidden):
+        if hidden:
             return
         data = re.sub(r"\s+", " ", data)  # source line breaks are white space in HTML; <br> and blocks break lines
         if self.link is not None:
@@ -755,10 +726,9 @@ class _Plain(HTMLParser):
 
 
 def html_to_plain(html: str) -> str:
-    """A readable plain-text version of an HTML email body."""
+    """A readable plain-text version of an HTML email body: what a reader of the HTML sees."""
     p = _Plain()
-    p.feed(html)
-    p.close()
+    p.run(html)
     raw = "".join(p.out)
     lines = [" ".join(line.split()) for line in raw.split("\n")]
     text = "\n".join(lines)

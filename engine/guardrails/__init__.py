@@ -43,22 +43,24 @@ def is_high_risk(action: Action, settings: Settings) -> bool:
     )
 
 
-def static_reasons(action: Action, settings: Settings, first_touch: bool = True) -> list[Reason]:
-    """The rules that need no database: recipient syntax, exclusions and content."""
+def static_reasons(action: Action, settings: Settings, first_touch: bool = True,
+                   secret: bytes | None = None) -> list[Reason]:
+    """The rules that need no database: recipient syntax, exclusions and content. With ``secret`` (the
+    unsubscribe secret) the email's unsubscribe link must carry the recipient's own token."""
     out = check_syntax(action.to)
     out += check_exclusions(action.recipient_domain, action.company,
                             settings.customer_exclusions, settings.competitor_exclusions)
     spec = action.spec
     if spec is not None and spec.kind == "email":
         out += check_content(action.subject, action.html, action.text, ContentRules.from_settings(settings),
-                             first_touch=first_touch)
+                             first_touch=first_touch, recipient=action.to, secret=secret)
     return out
 
 
 def check_message(action: Action, settings: Settings, suppression: Suppressed | None,
-                  first_touch: bool = True) -> list[Reason]:
+                  first_touch: bool = True, secret: bytes | None = None) -> list[Reason]:
     """Content and recipient rules only: consumes no quota, needs no clock."""
-    return check_suppression(suppression) + static_reasons(action, settings, first_touch)
+    return check_suppression(suppression) + static_reasons(action, settings, first_touch, secret)
 
 
 def evaluate(action: Action, state: SendState, settings: Settings, now: datetime,
