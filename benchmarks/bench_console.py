@@ -38,6 +38,7 @@ def build_dataset(path: Path, tmp: Path, leads: int, queue: int, audit_rows: int
     from engine.messaging import load_pack
     from engine.pipeline import score_leads
     from engine.review import generate
+    from engine.identity import canonical_address
     from engine.unsubscribe import one_click_headers
 
     url = f"sqlite:///{path}"
@@ -105,8 +106,9 @@ def build_dataset(path: Path, tmp: Path, leads: int, queue: int, audit_rows: int
             for i, (oid, tier) in enumerate(queued)])
         s.exec(sa.update(m.OutboxItem).where(m.OutboxItem.status == "pending_approval").values(
             approval_id=sa.select(m.Approval.id).where(m.Approval.outbox_id == m.OutboxItem.id).scalar_subquery()))
-        insert_rows(s, m.Suppression.__table__, [{"email": e, "reason": "unsubscribed", "source": "bench",
-                                              "created_at": now} for e in sorted({lead.email for lead in fit[::30]})])
+        insert_rows(s, m.Suppression.__table__, [{"email": e, "address_key": canonical_address(e), "reason": "unsubscribed",
+                                              "source": "bench", "created_at": now}
+                                             for e in sorted({lead.email for lead in fit[::30]})])
         insert_rows(s, m.DomainHealth.__table__, [{"domain": d, "score": 80.0 + i, "cooling": False, "updated_at": now}
                                               for i, d in enumerate(sorted({a.split("@")[1]
                                                                             for a in sender.from_addresses}))])

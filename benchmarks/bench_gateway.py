@@ -34,12 +34,16 @@ DOMAINS = 200
 def action(i: int, tag: str) -> dict:
     from engine.config import load_settings
 
+    from engine.unsubscribe import unsubscribe_url
+
     sender = _settings(load_settings).production.sender
+    to = f"person{i}@domain{i % DOMAINS}.example"
+    secret = os.environ.get("ALPHA_UNSUBSCRIBE_SECRET", "bench-unsubscribe-secret-0123456789").encode()
     html = (f"<p>Hi, a short note about how your team reviews pipeline each week.</p>"
             f"<p>{sender.company_name}, {sender.postal_address}</p>"
-            f'<p><a href="{sender.unsubscribe_base_url}/t">Unsubscribe</a></p>')
+            f'<p><a href="{unsubscribe_url(sender.unsubscribe_base_url, to, secret)}">Unsubscribe</a></p>')
     return {"agent": "GHL_MASTER", "action": "send_email", "idempotency_key": f"{tag}-{i}",
-            "to": f"person{i}@domain{i % DOMAINS}.example", "from": sender.from_addresses[0],
+            "to": to, "from": sender.from_addresses[0],
             "subject": "A question about your pipeline reviews", "html": html, "first_touch": True}
 
 

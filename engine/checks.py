@@ -212,7 +212,8 @@ def run_unsubscribe_test(app) -> dict:
         sender = app.settings.production.sender
         for t in pack.templates:
             r = render(t, lead, sender, f"{sender.unsubscribe_base_url}/{make_token(lead.email, app.secret)}")
-            codes = {x.code.value for x in check_content(r.subject, r.html, r.text, rules, first_touch=False)}
+            codes = {x.code.value for x in check_content(r.subject, r.html, r.text, rules, first_touch=False,
+                                                         recipient=lead.email, secret=app.secret)}
             bad = codes & {"MISSING_UNSUBSCRIBE", "MISSING_POSTAL_ADDRESS"}
             probes.append(Probe(f"template {t.id} v{t.version}: unsubscribe link and postal address", not bad,
                                 "both present", ", ".join(sorted(bad)) or "both present"))

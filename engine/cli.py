@@ -115,14 +115,37 @@ def _read_json(text: str) -> tuple[object, str | None]:
 # ---------------------------------------------------------------------------------------------- init/status
 
 @cli.command()
-def init():
-    """Create or upgrade the database schema and seed the control plane from config."""
+def init(force: bool = typer.Option(False, "--force", help="Break glass: seed the configured rollout phase even "
+                                                         "if its go/no-go gates fail (needs --reason; audited)."),
+         reason: Optional[str] = typer.Option(None, "--reason", help="Why the gates are overridden (--force).")):
+    """Create or upgrade the database schema and seed the control plane from config. The configured rollout phase
+    is seeded only if the go/no-go gate of every phase up to it passes; otherwise the phase starts at shadow."""
     app = _app(ready=False)
-    r = app.init(default_actor())
+    actor = default_actor()
+    if force:
+        if not (reason or "").strip():
+            raise InvalidRequest("--force needs a --reason (recorded in the audit trail)")
+        before, after = app.store.upgrade()
+        seeded = app.control.seed_phase_from_config(actor, force=True, reason=reason)
+        r = {**app.init(actor), "schema_before": before, "schema": after, "phase_seeded": seeded}
+    else:
+        r = app.init(actor)
     print(f"database: {r['database']}")
     print(f"schema: {r['schema_before'] or 'empty'} -> {r['schema']}")
-    if r["phase_seeded"]:
-        print(f"rollout phase seeded from config: {app.settings.production.rollout_phase.current}")
+    seeded = r["phase_seeded"]
+    if not seeded:
+        return
+    failed = seeded["failed"]
+    if failed is None:
+        print(f"rollout phase seeded from config: {seeded['phase']}")
+        return
+    why = "; ".join(f"{c['name']}: {c['detail']}" for c in failed["checks"])
+    if seeded["forced"]:
+        print(f"rollout phase seeded from config: {seeded['phase']} (FORCED past the failing go/no-go gate for "
+              f"{failed['phase']}: {why})")
+    else:
+        print(f"rollout phase seeded: shadow, not {seeded['configured']} from config: the go/no-go gate for "
+              f"{failed['phase']} fails: {why}. Step up with `alpha phase set` once it passes.")
 
 
 @cli.command()
@@ -286,20 +309,92 @@ def breakers_close(name: str, reason: str = ReasonOpt, actor: Optional[str] = Ac
 # ---------------------------------------------------------------------------------------------- audit
 
 @audit_cli.command("verify")
-def audit_verify(as_json: bool = JsonOpt):
+def audit_verify(as_json: bool = JsonOpt,
+                 checkpoint: Optional[str] = typer.Option(
+                     None, "--checkpoint", help="Also check every signed checkpoint in this file (- for standard "
+                     "input): a rewritten or truncated chain no longer matches them."),
+                 pubkey: Optional[list[str]] = typer.Option(
+                     None, "--pubkey", help="The public key the checkpoints were signed with (repeat for rotated "
+                     "keys). Default: the configured signing key's public half."),
+                 any_db: bool = typer.Option(False, "--any-db", help="Check checkpoints made for another database "
+                                             "URL too (the database moved)."),
+                 write_checkpoint: bool = typer.Option(False, "--write-checkpoint",
+                                                       help="When everything verifies, write a checkpoint.")):
     """Check the hash chain; name the first row that was edited, deleted or reordered."""
-    from . import audit
+    from . import anchor, audit
 
     app = _app()
-    with app.store.read() as s:
-        r = audit.verify(s)
+    keys = [anchor.load_public_key(k) for k in pubkey] if pubkey else None
+    if checkpoint is not None and keys is None:
+        keys = [anchor.load_public_key()]
+    if write_checkpoint:  # a bad key or destination is reported before the (long) walk
+        sign_key, dest = anchor.load_signing_key(), anchor.destination()
+    stream = _open_input(checkpoint) if checkpoint is not None else None
+    try:
+        with app.store.read() as s:
+            r = audit.verify(s)
+        report = None
+        if stream is not None:
+            report = anchor.verify_checkpoints(app, stream, keys, chain=r, source=checkpoint, any_db=any_db)
+    finally:
+        if stream is not None and stream is not sys.stdin:
+            stream.close()
+    ok = r.ok and (report is None or report["ok"])
+    written = None
+    if write_checkpoint and ok:
+        written = anchor.checkpoint(app, verified=(r.head_seq, r.head_hash), dest=dest, key=sign_key)
     if as_json:
-        _out(r.to_dict())
-    elif r.ok:
+        _out(r.to_dict() if report is None and not write_checkpoint
+             else {**r.to_dict(), "ok": ok, "chain_ok": r.ok, "checkpoints": report, "written": written})
+        raise typer.Exit(0 if ok else 1)
+    if r.ok:
         print(f"audit chain OK: {r.rows} rows, head {r.head_hash[:16]}")
     else:
         print(f"audit chain BROKEN at row {r.first_bad_seq}: {r.problem}", file=sys.stderr)
-    raise typer.Exit(0 if r.ok else 1)
+    if report is not None and report["ok"]:
+        newest = report["newest"]
+        print(f"checkpoints OK: {report['matched']} of {report['checkpoints']} in {checkpoint} match (newest: row "
+              f"{newest['seq']} at {newest['at']}; key {', '.join(report['key_ids'])})"
+              + (f"; {report['other_db']} for other databases skipped" if report["other_db"] else ""))
+    elif report is not None:
+        for p in report["problems"]:
+            where = f"checkpoint line {p['line']} (seq {p['seq']})" if p["line"] is not None else "checkpoints"
+            print(f"{where}: {p['problem']}", file=sys.stderr)
+        if report["diverges"]:
+            print(f"audit chain DOES NOT MATCH its checkpoints: {report['diverges']['text']}", file=sys.stderr)
+        else:
+            print(f"audit chain DOES NOT MATCH its checkpoints ({len(report['problems'])} problem(s) in "
+                  f"{checkpoint})", file=sys.stderr)
+    if written is not None:
+        cp = written["checkpoint"]
+        print(f"checkpoint seq {cp['seq']} head {cp['head'][:16]} written to {written['where']}")
+    raise typer.Exit(0 if ok else 1)
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint(as_json: bool = JsonOpt):
+    """Check the chain, sign its head (ALPHA_AUDIT_SIGNING_KEY_FILE) and append the checkpoint to
+    ALPHA_AUDIT_CHECKPOINTS (a file, or an http(s) URL it is POSTed to)."""
+    from . import anchor
+
+    out = anchor.checkpoint(_app())
+    if as_json:
+        _out(out)
+        return
+    cp = out["checkpoint"]
+    print(f"checkpoint seq {cp['seq']} head {cp['head'][:16]} written to {out['where']}")
+
+
+@audit_cli.command("pubkey")
+def audit_pubkey():
+    """Print the audit signing key's public half (PEM), for whoever verifies checkpoints elsewhere."""
+    from . import anchor
+    from .app import load_env_file
+
+    load_env_file()
+    pub = anchor.load_signing_key().public_key()
+    print(anchor.public_pem(pub), end="")
+    print(f"key_id {anchor.key_id(pub)} ({anchor.key_path()[0]})", file=sys.stderr)
 
 
 @audit_cli.command("tail")
@@ -395,11 +490,17 @@ def check_email(file: str = typer.Argument("-", help="One JSON email, or - for s
                "headers": {}}
         _out(out)
         raise typer.Exit(1)
-    with app.store.read() as s:
-        sup = s.get(Suppression, action.to)
+    from sqlmodel import select
+
+    from .identity import canonical_address
+    from .outbox import has_prior_send
+
+    key = canonical_address(action.to)
+    with app.store.read() as s:  # as the gateway does: any spelling of the address; first touch from the outbox
+        sup = s.exec(select(Suppression).where(Suppression.address_key == key).limit(1)).first()
+        first = action.first_touch is True or not has_prior_send(s, key)
     suppressed = guardrails.Suppressed(sup.email, sup.reason, sup.source or "") if sup else None
-    first = action.first_touch if action.first_touch is not None else True
-    reasons = guardrails.check_message(action, app.settings, suppressed, first_touch=first)
+    reasons = guardrails.check_message(action, app.settings, suppressed, first_touch=first, secret=app.secret)
     headers = one_click_headers(app.settings.production.sender.unsubscribe_base_url, action.to, app.secret)
     _out({"decision": "deny" if reasons else "allow",
           "reasons": [{"code": r.code.value, "detail": r.detail} for r in reasons], "headers": headers})
@@ -879,11 +980,15 @@ def worker(interval: float = typer.Option(5.0, "--interval", help="Seconds to wa
         stopping["now"] = True
 
     signal.signal(signal.SIGTERM, stop)
+    from .anchor import PeriodicCheckpoints
+
+    checkpoints = PeriodicCheckpoints(app).start()  # signed audit checkpoints (ALPHA_AUDIT_CHECKPOINT_*)
     print(f"worker started (database {app.store.display_url}); Ctrl-C stops it")
     try:
         app.approvals.run_forever(interval, stop=lambda: stopping["now"])
     except KeyboardInterrupt:
         pass
+    checkpoints.stop()
     app.alerts.flush()
     print("worker stopped")
 

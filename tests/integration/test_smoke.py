@@ -1,3 +1,4 @@
+from tests.helpers import unsub_link
 from tests.conftest import LIVE
 
 
@@ -14,6 +15,6 @@ def test_live_send_goes_to_sandbox(app_factory):
     app = app_factory(production={**LIVE, "rollout_phase": {"current": "autonomous"}})
     r = app.gateway.submit({"agent": "GHL_MASTER", "action": "send_email", "idempotency_key": "a",
                             "to": "x@acme.io", "from": "sales@alphaswarm.example", "subject": "Hello",
-                            "text": "Hi. Unsubscribe: https://alphaswarm.example/unsubscribe/t\n"
+                            "text": f"Hi. Unsubscribe: {unsub_link('x@acme.io')}\n"
                                     "548 Market St, Suite 100, San Francisco, CA 94104, USA"})
     assert r.status == "sent", r.to_dict(True)
