@@ -467,7 +467,7 @@ class EventService:
             if not email or syntax_problem(email):
                 out = Outcome("processed", "visitor without a usable business email: recorded only")
             else:
-                lead = s.exec(select(Lead).where(Lead.email == email)).first()
+                lead = _lead_by(s, email=email)  # its email, else another spelling of the same mailbox
                 created = lead is None
                 if created:
                     lead = Lead(email=email, created_at=now, source="rb2b", status="warm")

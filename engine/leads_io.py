@@ -11,8 +11,9 @@ Reading
     numbers stay exact and no row vanishes silently.
 Rows
     Row numbers are the ones a spreadsheet shows (header = row 1, blank lines count). Blank rows are skipped. Email
-    is the only required field: a row without a valid one, or whose email (lowercased) already appeared in the
-    file, is rejected with an error naming the row. Any other bad value (employee count, date, time zone, domain,
+    is the only required field: a row without a valid one, or whose address already appeared in the file (the
+    same canonical address, engine/identity: case, plus-tags, Gmail dots, Unicode or punycode domain), is
+    rejected with an error naming the row. Any other bad value (employee count, date, time zone, domain,
     LinkedIn URL, visits, a too-long text) is dropped with an error naming row and field; the row is kept.
     Columns matching no alias are kept in ``data`` under their header, so nothing in the file is lost.
     Text that is not UTF-8 as a whole is read line by line (UTF-8, else Windows-1252, else Latin-1), so a file
@@ -22,9 +23,11 @@ Files that cannot be read
     (missing, a directory, binary, empty, no header row) raise ``LeadFileError``. A file without an email column is
     readable: it yields one file-level error (row 1, the header) naming the columns found and the aliases accepted.
 Upserts
-    A cell never clears a stored value (an empty cell means "unknown", not "erase"). Engagement (last open / click /
-    reply / visit, website visits) only moves forward: an older date or a smaller visit count in the file is
-    ignored, so an old export cannot undo what webhooks recorded. Re-importing a file therefore changes nothing.
+    A row updates the lead with its email, else the lead with its canonical address (``Lead.email_key``: another
+    spelling of the same mailbox, whose stored spelling is kept), else it is a new lead. A cell never clears a
+    stored value (an empty cell means "unknown", not "erase"). Engagement (last open / click / reply / visit,
+    website visits) only moves forward: an older date or a smaller visit count in the file is ignored, so an old
+    export cannot undo what webhooks recorded. Re-importing a file therefore changes nothing.
 Export
     UTF-8, a header row, every cell neutralised against spreadsheet formula injection (``neutralise``). The file
     re-imports as it was: a leading apostrophe added by ``neutralise`` is removed on import, and the engine-owned
@@ -687,7 +690,9 @@ def _convert(ctx: _Rows, n: int, r: list[str]) -> tuple[dict | None, list[dict]]
         return None, [_err(n, "email", f"{_show(raw_email)} is not a valid email address ({problem}); "
                                        "row not imported")]
     errors: list[dict] = []
-    row: dict[str, Any] = {"row": n, "email": email}
+    # the canonical address (engine/identity), computed here (in the worker, for a large file): the merge dedupes
+    # on it and the upsert matches stored leads by it
+    row: dict[str, Any] = {"row": n, "email": email, KEY: canonical_address(email)[:320]}
     for f, maxlen in TEXT_FIELDS.items():
         v = _text(first(f))
         if v and len(v) > maxlen:
@@ -772,6 +777,7 @@ def _convert_chunk(items: list[tuple[int, list[str]]]) -> list[tuple[int, dict |
 
 
 SCORED = "_scored"  # a parsed row's ICP fields (score, tier, icp, disqualified_reason), when parsed with a scorer
+KEY = "_key"  # a parsed row's canonical address (engine/identity ``canonical_address``): its lead's ``email_key``
 
 
 class _Parse:
@@ -832,7 +838,7 @@ class _Parse:
         total = self.result.total_rows
         if self.progress:
             self.progress(0, total)
-        seen: dict[str, int] = {}
+        seen: dict[str, tuple[int, str]] = {}  # canonical address -> (row, email) of its first row
         if self.ctx is not None:
             if self.parallel:
                 yield from self._parallel(seen)
@@ -846,7 +852,7 @@ class _Parse:
         if self.progress:
             self.progress(total, total)
 
-    def _parallel(self, seen: dict[str, int]) -> Iterable[list[dict]]:
+    def _parallel(self, seen: dict[str, tuple[int, str]]) -> Iterable[list[dict]]:
         import concurrent.futures as cf
 
         parts = [self.body[i:i + CHUNK] for i in range(0, len(self.body), CHUNK)]
@@ -862,15 +868,19 @@ class _Parse:
                     self.progress(done, len(self.body))
                 yield self.result.rows[before:]
 
-    def _merge(self, seen: dict[str, int], converted: list[tuple[int, dict | None, list[dict]]]) -> None:
+    def _merge(self, seen: dict[str, tuple[int, str]], converted: list[tuple[int, dict | None, list[dict]]]) -> None:
+        """Rows in file order; a row whose canonical address an earlier row had (the same email, or another
+        spelling of the same mailbox) is a duplicate of that row."""
         rows, errors = self.result.rows, self.result.errors
         for n, row, errs in converted:
             if row is not None:
-                email = row["email"]
-                if email in seen:  # the row's other problems are not reported: it is not imported at all
-                    errors.append(_err(n, "email", f"duplicate of row {seen[email]} ({email}); row not imported"))
+                email, key = row["email"], row[KEY]
+                if key in seen:  # the row's other problems are not reported: it is not imported at all
+                    m, first = seen[key]
+                    same = email if email == first else f"{email}, the same address as {first}"
+                    errors.append(_err(n, "email", f"duplicate of row {m} ({same}); row not imported"))
                     continue
-                seen[email] = n
+                seen[key] = (n, email)
                 rows.append(row)
             errors.extend(errs)
 
@@ -949,7 +959,8 @@ def _new_lead(row: dict, now: datetime, default_source: str) -> dict:
     vals["website_visits"] = vals["website_visits"] or 0
     engaged = [row[f] for f in DATE_FIELDS if row.get(f)]
     vals.update(status="new", sequence_step=0, created_at=now, updated_at=now,
-                last_engaged_at=max(engaged) if engaged else None, email_key=canonical_address(vals["email"])[:320])
+                last_engaged_at=max(engaged) if engaged else None,
+                email_key=row.get(KEY) or canonical_address(vals["email"])[:320])
     if row.get("data"):
         vals["data"] = row["data"]
     return vals
@@ -957,8 +968,14 @@ def _new_lead(row: dict, now: datetime, default_source: str) -> dict:
 
 def _upsert_batch(store, batch: list[dict], now: datetime, default_source: str,
                   scorer: Callable[[Mapping], dict] | None = None) -> tuple[int, int]:
-    """One transaction: one SELECT ... WHERE email IN (...), one multi-row INSERT per shape, UPDATEs of the leads
-    that changed. Returns (imported, updated). A concurrent insert of the same email retries the batch."""
+    """One transaction: one SELECT ... WHERE email IN (...) OR email_key IN (...), one multi-row INSERT per shape,
+    UPDATEs of the leads that changed. Returns (imported, updated). A concurrent insert of the same email retries
+    the batch.
+
+    A row updates the lead with its email, else the (lowest-id) lead with its canonical address (another spelling
+    of the same mailbox: engine/identity), whose stored spelling is kept; only a row matching neither is a new lead.
+    """
+    from sqlalchemy import or_
     from sqlalchemy.exc import IntegrityError
     from sqlmodel import select
 
@@ -968,11 +985,16 @@ def _upsert_batch(store, batch: list[dict], now: datetime, default_source: str,
         try:
             with store.write_plain() as s:
                 emails = [r["email"] for r in batch]
-                existing = {lead.email: lead for lead in s.exec(select(Lead).where(Lead.email.in_(emails))).all()}
+                keys = [r.get(KEY) or canonical_address(r["email"])[:320] for r in batch]
+                found = s.exec(select(Lead).where(or_(Lead.email.in_(emails), Lead.email_key.in_(keys)))).all()
+                existing = {lead.email: lead for lead in found}
+                by_key: dict[str, Any] = {}
+                for lead in sorted(found, key=lambda x: x.id):  # the lowest id wins, as in events._lead_by
+                    by_key.setdefault(lead.email_key, lead)
                 updated = 0
                 new: dict[bool, list[dict]] = {True: [], False: []}
-                for r in batch:
-                    lead = existing.get(r["email"])
+                for r, key in zip(batch, keys):
+                    lead = existing.get(r["email"]) or by_key.get(key)
                     if lead is None:
                         vals = _new_lead(r, now, default_source)
                         if scorer is not None:  # the lead is the row: scored by the worker that read it, or here
