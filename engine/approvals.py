@@ -2,7 +2,9 @@
 
 The gateway creates a request whenever approval is required. A person approves, rejects (with a reason) or
 edits; nobody approves an item they requested or edited. An SLA breach escalates to the backup and the item
-stays pending; past its expiry it becomes ``expired`` (never approved, never counted as a human rejection).
+stays pending; past its expiry it becomes ``expired`` (never approved, never counted as a human rejection). SLA and
+expiry minutes count only the roster's coverage hours (``add_covered_minutes``): a request made on Friday evening
+starts counting when coverage opens on Monday.
 Approved items execute through ``Gateway.resume``, which re-runs every check at that moment: a send that is no
 longer safe is deferred or denied, not forced through.
 """
@@ -12,9 +14,10 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -22,7 +25,7 @@ from sqlmodel import select
 
 from . import audit
 from .actions import Action
-from .config import WorkingHours, _check_tz, _Strict, _validate
+from .config import DAYS, WorkingHours, _check_tz, _Strict, _validate
 from .errors import AlphaError, ConfigError, InvalidRequest
 from .models import Approval, Lead, OutboxItem
 from .reasons import Code, Reason
@@ -54,6 +57,87 @@ class Roster(_Strict):
                                "crm_write"], RosterEntry]
 
 
+# ------------------------------------------------------------------------------------------ coverage hours
+
+def _wall_to_utc(day: date, minute_of_day: int, tz: ZoneInfo) -> datetime:
+    """The instant at which the wall clock in ``tz`` shows ``minute_of_day`` (0..1440) on ``day``: for a time that
+    occurs twice (DST ends) the first occurrence; for a time that does not exist (DST starts) the first instant after
+    it, i.e. the transition. Non-decreasing in the wall time, so windows built from it never run backwards."""
+    if minute_of_day >= 1440:  # "24:00": midnight that starts the next day
+        day, minute_of_day = day + timedelta(days=1), minute_of_day - 1440
+    local = datetime(day.year, day.month, day.day, minute_of_day // 60, minute_of_day % 60, tzinfo=tz)
+    first = local.astimezone(timezone.utc)
+    if first.astimezone(tz).replace(tzinfo=None) == local.replace(tzinfo=None):
+        return first  # it exists (fold=0 is the first of two occurrences)
+    # in a gap: fold=0 reads it with the offset before the change and lands after the transition; the transition
+    # lies between the reading with the offset after the change (fold=1) and that one
+    a, b = int(local.replace(fold=1).timestamp()), int(first.timestamp())
+    lo, hi = min(a, b), max(a, b)
+    after = first.astimezone(tz).utcoffset()
+    while hi - lo > 1:  # zone transitions fall on whole seconds
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, tz).utcoffset() == after:
+            hi = mid
+        else:
+            lo = mid
+    return datetime.fromtimestamp(hi, timezone.utc)
+
+
+def coverage_windows(start: datetime, coverage) -> Iterator[tuple[datetime, datetime]]:
+    """The coverage windows (open, close) as UTC instants, in order, from the one that contains ``start`` (or the
+    next one) on. ``coverage`` has days, start, end ("24:00" ends at midnight) and timezone."""
+    if not coverage.days:
+        raise ValueError("coverage.days is empty: no time is ever covered")
+    tz = ZoneInfo(coverage.timezone)
+    open_min, close_min = WorkingHours.minutes(coverage.start), WorkingHours.minutes(coverage.end)
+    days = set(coverage.days)
+    day = start.astimezone(tz).date()
+    while True:
+        if DAYS[day.weekday()] in days:
+            opens, closes = _wall_to_utc(day, open_min, tz), _wall_to_utc(day, close_min, tz)
+            if closes > opens and closes > start:
+                yield opens, closes
+        day += timedelta(days=1)
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def add_covered_minutes(start: datetime, minutes: float, coverage) -> datetime:
+    """The instant at which ``minutes`` of coverage hours have passed since ``start``: only time inside the
+    roster's coverage windows counts, so a request made outside coverage starts counting at the next opening
+    (Friday 19:00 New York + 60 minutes of a Mon-Fri 08:00-18:00 coverage -> Monday 09:00). Minutes are elapsed
+    minutes (a window on a DST day is as long as it really is). A naive ``start`` is UTC; the result is UTC, naive
+    if ``start`` was."""
+    naive = start.tzinfo is None
+    t = _utc(start)
+    left = timedelta(minutes=minutes)
+    if left <= timedelta(0):
+        return start
+    for opens, closes in coverage_windows(t, coverage):
+        frm = max(opens, t)
+        if left <= closes - frm:
+            out = frm + left
+            return out.replace(tzinfo=None) if naive else out
+        left -= closes - frm
+    raise AssertionError("unreachable")  # coverage_windows never ends
+
+
+def covered_minutes(start: datetime, end: datetime, coverage) -> float:
+    """How many minutes between ``start`` and ``end`` lie inside the coverage windows (the inverse of
+    add_covered_minutes)."""
+    a, b = _utc(start), _utc(end)
+    total = timedelta(0)
+    if b <= a:
+        return 0.0
+    for opens, closes in coverage_windows(a, coverage):
+        if opens >= b:
+            break
+        total += min(closes, b) - max(opens, a)
+    return total / timedelta(minutes=1)
+
+
 def load_roster(config_dir: str | Path) -> Roster:
     problems: list[str] = []
     path = Path(config_dir) / "approvers.json"
@@ -67,6 +151,9 @@ def load_roster(config_dir: str | Path) -> Roster:
             if e.primary == e.backup:
                 problems.append(f"{path}: key 'action_types.{name}.backup' = \"{e.backup}\": the backup must be "
                                 "another person than the primary")
+            if not e.coverage.days:
+                problems.append(f"{path}: key 'action_types.{name}.coverage.days' is empty: SLAs and expiry count "
+                                "only minutes inside coverage hours, so at least one day is needed")
             if e.expire_minutes <= e.sla_minutes:
                 problems.append(f"{path}: key 'action_types.{name}.expire_minutes' = {e.expire_minutes}: must be "
                                 f"longer than sla_minutes ({e.sla_minutes})")
@@ -117,8 +204,13 @@ class ApprovalService:
     def new_fields(self, action: Action, high_risk: bool, now: datetime) -> dict:
         kind = action_type(action, high_risk)
         e = self.roster.action_types[kind]
-        return {"action_type": kind, "sla_due_at": now + timedelta(minutes=e.sla_minutes),
-                "expires_at": now + timedelta(minutes=e.expire_minutes)}
+        return {"action_type": kind, **self.deadlines(e, now)}
+
+    @staticmethod
+    def deadlines(e: RosterEntry, now: datetime) -> dict:
+        """SLA and expiry of a request made at ``now``: counted in the roster's coverage hours only."""
+        return {"sla_due_at": add_covered_minutes(now, e.sla_minutes, e.coverage),
+                "expires_at": add_covered_minutes(now, e.expire_minutes, e.coverage)}
 
     def pending(self, limit: int = 200) -> list[tuple[Approval, OutboxItem]]:
         """Pending approvals of outbound actions (with their outbox rows), most urgent first."""
@@ -144,9 +236,7 @@ class ApprovalService:
                          status="pending", data={"lead_id": lead.id, "title": title})
             return None
         appr = Approval(kind="hot_lead", lead_id=lead.id, summary=line, status="pending", risk="high",
-                        requested_by=source, requested_at=now, action_type="hot_lead",
-                        sla_due_at=now + timedelta(minutes=e.sla_minutes),
-                        expires_at=now + timedelta(minutes=e.expire_minutes))
+                        requested_by=source, requested_at=now, action_type="hot_lead", **self.deadlines(e, now))
         s.add(appr)
         s.flush()
         audit.append(s, event="approval.hot_lead", actor=source, now=now, ref=str(appr.id), status="pending",

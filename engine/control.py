@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from dotenv import dotenv_values
+from sqlalchemy import update
 from sqlmodel import Session, func, select
 
 from . import audit
@@ -21,6 +22,7 @@ from .config import PHASES, Settings
 from .db import Store
 from .errors import InvalidRequest, KillSwitchLocked, PhaseChangeRefused
 from .models import BreakerState, ControlState, OutboxItem, Suppression
+from .reasons import Code
 
 TRUE = ("1", "true", "yes", "on")
 
@@ -278,6 +280,7 @@ class ControlPlane:
                     + "; ".join(f"{c.name}: {c.detail}" for c in failed)
                     + " (fix these, or use --force with a reason to record a break-glass override)")
         now = self.clock()
+        direction = "up" if tgt_i > cur_i else "down"
         with self.store.write() as s:
             ctl = s.get(ControlState, 1)
             if ctl.phase != current:
@@ -286,30 +289,81 @@ class ControlPlane:
             ctl.phase_seeded = True
             s.add(ctl)
             forced = bool(force and any(not c.passed for c in checks))
+            queue = self._phase_queue(s, target, direction, now)
             audit.append(s, event="control.phase", actor=actor, now=now, status=target,
                          data={"reason": reason, "before": {"phase": current}, "after": {"phase": target},
-                               "direction": "up" if tgt_i > cur_i else "down", "forced": forced,
-                               "gate": [c.__dict__ for c in checks]})
+                               "direction": direction, "forced": forced,
+                               "gate": [c.__dict__ for c in checks], "queue": queue})
+        held, released = queue["held"], queue["released"]
         self._notify("phase_changed", f"Rollout phase {current} -> {target}" + (" (FORCED)" if forced else ""),
-                     reason, actor=actor)
-        return {"before": current, "after": target, "forced": forced, "gate": [c.__dict__ for c in checks]}
+                     reason + (f" ({held} queued sends held)" if held else "")
+                     + (f" ({released} held sends released)" if released else ""), actor=actor)
+        return {"before": current, "after": target, "forced": forced, "gate": [c.__dict__ for c in checks],
+                "queue": {"held": held, "released": released}}
 
-    def seed_phase_from_config(self, actor: str = "alpha init") -> bool:
-        """At init, the control plane takes rollout_phase.current from config unless a human set it already."""
+    def _phase_queue(self, s: Session, target: str, direction: str, now: datetime) -> dict:
+        """What a phase change does to the queue, inside its transaction.
+
+        Into a phase where nothing may leave, queued sends (deferred, pending approval) are held: the gateway
+        defers them with PHASE_HELD when they come due, never shadows them, so they can still go later. Up into a
+        phase that sends, the held rows are released at once (not_before = now) instead of waiting out their
+        hold."""
+        held, released = 0, []
+        if live_sending_allowed(target, self.settings):
+            if direction == "up":
+                rows = s.exec(select(OutboxItem.id, OutboxItem.reasons).where(OutboxItem.status == "deferred")).all()
+                released = sorted(i for i, reasons in rows if _has_code(reasons, Code.PHASE_HELD.value))
+                for k in range(0, len(released), 500):
+                    s.exec(update(OutboxItem).where(OutboxItem.id.in_(released[k:k + 500]),
+                                                    OutboxItem.status == "deferred")
+                           .values(not_before=now, updated_at=now))
+        else:
+            held = s.exec(select(func.count()).select_from(OutboxItem).where(
+                OutboxItem.status.in_(("deferred", "pending_approval")))).one()
+        return {"held": held, "released": len(released), "released_ids": released[:1000]}
+
+    def seed_phase_from_config(self, actor: str = "alpha init", force: bool = False,
+                               reason: str | None = None) -> dict | None:
+        """At init, the control plane takes rollout_phase.current from config unless a human set it already, but
+        only through the go/no-go gates: the gate of every phase above shadow up to the configured one must pass,
+        in order, as `alpha phase set` would require. When one fails the phase is seeded as ``shadow`` and the
+        failing gate is recorded (``force`` with a ``reason`` seeds the configured phase anyway, recorded as a
+        break-glass override). None when the phase was seeded before; otherwise what was seeded and why."""
+        if force and not (reason or "").strip():
+            raise InvalidRequest("a reason is required to force the seeded phase (--reason)")
+        if self.state().phase_seeded:
+            return None
+        configured = self.settings.production.rollout_phase.current
+        gate: dict[str, list[dict]] = {}
+        failed: dict | None = None
+        for phase in PHASES[1:PHASES.index(configured) + 1]:
+            checks = self.gate_for(phase, preview=False)
+            gate[phase] = [c.__dict__ for c in checks]
+            bad = [c for c in checks if not c.passed]
+            if bad:
+                failed = {"phase": phase, "checks": [c.__dict__ for c in bad]}
+                break
+        target = configured if failed is None or force else "shadow"
+        forced = bool(force and failed)
         now = self.clock()
         with self.store.write() as s:
             ctl = s.get(ControlState, 1)
             if ctl.phase_seeded:
-                return False
-            target = self.settings.production.rollout_phase.current
+                return None
             before = ctl.phase
             ctl.phase, ctl.phase_seeded, ctl.phase_actor = target, True, actor
-            ctl.phase_reason, ctl.phase_changed_at = "seeded from config/production.json", now
+            ctl.phase_reason = ("seeded from config/production.json" + (f" (forced: {reason})" if forced else "")
+                                if target == configured else
+                                f"seeded as shadow: config/production.json asks for {configured} but the go/no-go "
+                                f"gate for {failed['phase']} fails")[:2000]
+            ctl.phase_changed_at = now
             ctl.warmup_phase_started_at = ctl.warmup_phase_started_at or now
             s.add(ctl)
             audit.append(s, event="control.phase", actor=actor, now=now, status=target,
-                         data={"reason": "seeded from config", "before": {"phase": before}, "after": {"phase": target}})
-            return True
+                         data={"reason": "seeded from config" + (f" (forced: {reason})" if forced else ""),
+                               "before": {"phase": before}, "after": {"phase": target}, "configured": configured,
+                               "forced": forced, "failed": failed, "gate": gate})
+        return {"phase": target, "configured": configured, "forced": forced, "failed": failed, "gate": gate}
 
     # -- warm-up
     def warmup_status(self) -> dict:
@@ -365,6 +419,18 @@ class ControlPlane:
                          data={"reason": reason, "before": {"warmup_phase": before},
                                "after": {"warmup_phase": target}, "forced": force})
         return self.warmup_status()
+
+
+def _has_code(reasons, code: str) -> bool:
+    """Whether a stored reasons list (JSON: [{"code", "detail", ...}]) carries ``code``."""
+    if isinstance(reasons, str):  # a driver that hands JSON back as text
+        import json
+
+        try:
+            reasons = json.loads(reasons)
+        except ValueError:
+            return False
+    return any(isinstance(r, dict) and r.get("code") == code for r in (reasons or []))
 
 
 def _require(reason: str, actor: str) -> None:

@@ -162,6 +162,23 @@ def db_url(request, tmp_path):
         drop_pg_database(name)
 
 
+# `alpha init` for a test whose config names a phase above shadow (the gates cannot pass on a fresh database)
+FORCE_INIT = ("--force", "--reason", "test setup: the phase the test configures")
+
+
+def seed_configured_phase(app) -> None:
+    """Test setup: the control plane in the phase the test's config names. `alpha init` seeds it only through the
+    go/no-go gates, which a fresh test database cannot pass (it would start at shadow)."""
+    from engine.models import ControlState
+
+    phase = app.settings.production.rollout_phase.current
+    with app.store.write() as s:
+        ctl = s.get(ControlState, 1)
+        if ctl.phase != phase:
+            ctl.phase = phase
+            s.add(ctl)
+
+
 @pytest.fixture
 def app_factory(db_url, config_factory):
     """Build initialised Apps on the test database, with a fixed clock by default."""
@@ -179,6 +196,7 @@ def app_factory(db_url, config_factory):
         app = App(settings=settings, store=store, clock=clock or FixedClock(WORK_TIME), executors=executors)
         if init:
             app.init("test")
+            seed_configured_phase(app)
         made.append(app)
         return app
 

@@ -19,7 +19,7 @@ from engine import audit
 from engine.actions import MAX_DEPTH, InvalidAction, parse_action
 from engine.models import OutboxItem
 from tests.badinput.strategies import COMMON, deep, finite_json, json_value, nasty_text, storable
-from tests.conftest import LIVE, deep_merge
+from tests.conftest import FORCE_INIT, LIVE, deep_merge
 from tests.helpers import alpha, alpha_env, email
 
 KNOWN = ("agent", "action", "idempotency_key", "to", "from", "subject", "html", "text", "lead_id", "evidence", "tier",
@@ -231,7 +231,7 @@ def cli_env(config_factory, tmp_path):
     cfg = config_factory(production=deep_merge(LIVE, {"rollout_phase": {"current": "autonomous"}}),
                          warmup={"enabled": False})
     env = alpha_env(db_url, cfg, tmp_path)
-    alpha(env, "init", check=True)
+    alpha(env, "init", *FORCE_INIT, check=True)
     return env
 
 

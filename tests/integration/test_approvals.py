@@ -10,7 +10,7 @@ from sqlmodel import select
 from engine.app import App
 from engine.errors import ConfigError, InvalidRequest
 from engine.models import Approval, OutboxItem, SandboxMessage
-from tests.conftest import LIVE, deep_merge
+from tests.conftest import FORCE_INIT, LIVE, deep_merge
 from tests.helpers import alpha, alpha_env, email
 
 ASSISTED = deep_merge(LIVE, {"rollout_phase": {"current": "assisted"}})
@@ -74,7 +74,12 @@ def test_sla_breach_escalates_and_does_not_approve_then_expiry_is_expired(app):
         a = s.get(Approval, appr.id)
     assert a.status == "pending" and a.escalated_to == "admin"
     assert app.approvals.sweep()["escalated"] == []  # escalated once
+    # expiry counts coverage hours only (Mon-Fri 08:00-18:00 New York): 4320 minutes are 7.2 working days
     app.clock.advance(minutes=4320)
+    assert app.approvals.sweep()["expired"] == []
+    assert appr.expires_at.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York")).strftime(
+        "%a %Y-%m-%d %H:%M") == "Thu 2026-12-03 12:00"
+    app.clock.now = appr.expires_at
     assert app.approvals.sweep()["expired"] == [appr.id]
     with app.store.read() as s:
         a, r = s.get(Approval, appr.id), s.get(OutboxItem, row.id)
@@ -157,7 +162,7 @@ def test_cli_list_approve_process(db_url, config_factory, tmp_path):
     cfg = config_factory(production=ASSISTED, warmup={"enabled": False})
     add_users(cfg)
     env = alpha_env(db_url, cfg, tmp_path)
-    alpha(env, "init", check=True)
+    alpha(env, "init", *FORCE_INIT, check=True)
     alpha(env, "submit", "-", input=json.dumps(email("c1")) + "\n", check=True)
     [item] = json.loads(alpha(env, "approvals", "list", "--json", check=True).stdout)
     assert item["to"] == "jane@acme.io" and item["breached"] is False
@@ -231,7 +236,9 @@ def test_hot_lead_escalation_has_a_five_minute_sla_escalates_and_expires(app):
     assert app.approvals.sweep() == {"escalated": [aid], "expired": []}
     [row] = app.approvals.queue(kind="hot_lead", breached_only=True)["rows"]
     assert row["breached"] and row["escalated_to"] == "ops" and row["status"] == "pending"
-    app.clock.advance(minutes=1440)
+    app.clock.advance(minutes=1440)  # a day later, but only 16 of its 24 coverage hours (07:00-20:00) have passed
+    assert app.approvals.sweep()["expired"] == []
+    app.clock.advance(hours=22)  # Thursday 08:06 in New York: 24 covered hours since Tuesday 10:00
     assert app.approvals.sweep()["expired"] == [aid]
     assert app.approvals.queue(status="expired")["rows"][0]["decided_by"] is None
     assert app.approvals.process()["results"] == []  # nothing to execute, nothing sent

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.conftest import LIVE, deep_merge
+from tests.conftest import FORCE_INIT, LIVE, deep_merge
 from tests.helpers import alpha, alpha_env, email, jsonl
 
 
@@ -14,7 +14,7 @@ def env(db_url, config_factory, tmp_path):
     cfg = config_factory(production=deep_merge(LIVE, {"rollout_phase": {"current": "autonomous"}}),
                          warmup={"enabled": False})
     e = alpha_env(db_url, cfg, tmp_path)
-    alpha(e, "init", check=True)
+    alpha(e, "init", *FORCE_INIT, check=True)
     return e
 
 

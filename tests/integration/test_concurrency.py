@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import Session, create_engine, select
 
 from engine.models import AuditEntry, OutboxItem, SandboxMessage
-from tests.conftest import LIVE, deep_merge
+from tests.conftest import FORCE_INIT, LIVE, deep_merge
 from tests.helpers import ROOT, alpha, alpha_env, email, jsonl
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,7 @@ def _setup(db_url, config_factory, tmp_path, production=PROD):
                          permissions={"agents": {"GHL_MASTER": {"rate_limits": {"per_minute": 100000,
                                                                                 "per_hour": 100000}}}})
     env = alpha_env(db_url, cfg, tmp_path)
-    alpha(env, "init", check=True)
+    alpha(env, "init", *FORCE_INIT, check=True)
     return env
 
 

@@ -14,7 +14,8 @@ from sqlmodel import select
 
 from engine import audit
 from engine.models import AgentActivity, Approval, AuditEntry, OutboxItem, SandboxMessage
-from tests.conftest import LIVE, WORK_TIME, create_pg_database, deep_merge, drop_pg_database
+from tests.conftest import (LIVE, WORK_TIME, create_pg_database, deep_merge, drop_pg_database,
+                            seed_configured_phase)
 from tests.helpers import email
 
 NO_WARMUP = {"enabled": False}
@@ -94,6 +95,7 @@ def pair(db_url, config_factory, tmp_path):
         for url in urls:
             app = App(settings=load_settings(cfg), store=Store(url), clock=FixedClock(WORK_TIME))
             app.init("test")
+            seed_configured_phase(app)
             made.append(app)
         return made[-2:]
 

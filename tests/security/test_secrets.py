@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from engine.integrations.ghl_sandbox import SandboxControl, start_sandbox
-from tests.conftest import LIVE, deep_merge
+from tests.conftest import FORCE_INIT, LIVE, deep_merge
 from tests.fake_servers import AnthropicFake, Reply, SlackWebhookFake
 from tests.helpers import alpha, alpha_env, email
 
@@ -72,7 +72,7 @@ def test_no_secret_in_output_database_or_files(world):
         assert "Traceback" not in p.stderr, p.stderr
         return p
 
-    run("init", check=True)
+    run("init", *FORCE_INIT, check=True)
     run("verify", "--json")  # GHL passes, Slack fails, the LLM fails: each reported
     run("alert", "--test")  # Slack 500
     ctl.fault("500", count=2)  # two sends answered 500: in doubt, reconciled, never retried
@@ -112,7 +112,7 @@ def test_webhook_server_logs_carry_no_secret(world):
     from tests.helpers import ROOT
 
     env, _, tmp, _ = world
-    alpha(env, "init", check=True)
+    alpha(env, "init", *FORCE_INIT, check=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
