@@ -101,6 +101,13 @@ def needs_approval(phase: str, high_risk: bool) -> bool:
 BATCH = 200  # decisions per locked transaction in submit_many: bounds how long other processes wait for the lock
 
 
+def _lead_pk(lead_id: str | None) -> int | None:
+    """A claimed lead id as a primary key, or None when it cannot be one."""
+    if lead_id is not None and lead_id.isascii() and lead_id.isdigit() and len(lead_id) < 19:
+        return int(lead_id)
+    return None
+
+
 class _Reads:
     """What a decision reads inside the gate lock, straight from the session (one ``submit``)."""
 
@@ -119,8 +126,9 @@ class _Reads:
 
     def lead(self, to_key: str, lead_id: str | None) -> Lead | None:
         """The stored lead of this recipient: the claimed lead_id only when it is this recipient's lead."""
-        if lead_id is not None and lead_id.isdigit() and len(lead_id) < 19:
-            lead = self.s.get(Lead, int(lead_id))
+        pk = _lead_pk(lead_id)
+        if pk is not None:
+            lead = self.s.get(Lead, pk)
             if lead is not None and lead.email_key == to_key:
                 return lead
         return self.s.exec(select(Lead).where(Lead.email_key == to_key).order_by(Lead.id).limit(1)).first()
@@ -191,6 +199,8 @@ class _BatchReads(_Reads):
         self.leads: dict[str, Lead] = {}
         for lead in sorted(self._in(Lead, Lead.email_key, to_keys), key=lambda r: r.id, reverse=True):
             self.leads[lead.email_key] = lead  # the lowest id wins, as in _Reads.lead
+        claimed = sorted({int(a.lead_id) for a in actions if _lead_pk(a.lead_id) is not None})
+        self.leads_by_id = {lead.id: lead for lead in self._in(Lead, Lead.id, claimed)}
         self.priors = prior_send_keys(s, to_keys)
         self.domains = {r.domain: r for r in self._in(DomainHealth, DomainHealth.domain, senders)}
         self._global = None
@@ -220,8 +230,9 @@ class _BatchReads(_Reads):
         return self.sups.get(to_key)
 
     def lead(self, to_key: str, lead_id: str | None) -> Lead | None:
-        if lead_id is not None and lead_id.isdigit() and len(lead_id) < 19:
-            lead = self.s.get(Lead, int(lead_id))
+        pk = _lead_pk(lead_id)
+        if pk is not None:
+            lead = self.leads_by_id.get(pk)
             if lead is not None and lead.email_key == to_key:
                 return lead
         return self.leads.get(to_key)
