@@ -25,7 +25,7 @@ from .gateway import Gateway
 from .guardrails.domain_health import next_cooling
 from .guardrails.limits import HOUR, calendar_windows
 from .guardrails.recipients import syntax_problem
-from .models import AuditHead, BreakerState, DomainHealth, OutboxItem, Suppression
+from .models import AuditHead, BreakerState, ControlState, DomainHealth, OutboxItem, Suppression
 from .outbox import COUNTED, reconciliation_items, status_counts
 from .permissions import Permissions
 from .unsubscribe import load_secret
@@ -227,26 +227,35 @@ class App:
         return {"database": self.store.display_url, "schema_before": before, "schema": after,
                 "phase_seeded": seeded, "addresses_rekeyed": rekeyed}
 
-    def rekey_addresses(self) -> int:
+    def rekey_addresses(self, full: bool = False) -> int:
         """Recompute the canonical address keys (outbox, suppressions, leads) under the configured address rules
-        where they differ (after a change of production.json address_rules). Returns how many rows changed."""
+        where they differ. Every row is walked only when the rules changed since the keys were made (their
+        fingerprint is kept in control_state) or ``full``; otherwise only rows without a key get one, so a
+        restart costs one indexed query per table. Returns how many rows changed."""
         import sqlalchemy as sa
 
         from .models import Lead
 
+        fp = identity.rules_fingerprint()
         changed = 0
         with self.store.write() as s:
+            ctl = s.get(ControlState, 1)
+            walk_all = full or ctl is None or ctl.address_rules_fp != fp
             conn = s.connection()
             for table, pk, col, key in ((OutboxItem.__table__, "id", "to_email", "to_key"),
                                         (Suppression.__table__, "email", "email", "address_key"),
                                         (Lead.__table__, "id", "email", "email_key")):
-                rows = conn.execute(sa.select(table.c[pk], table.c[col], table.c[key])
-                                    .where(table.c[col].is_not(None))).all()
-                for ident, addr, old in rows:
+                q = sa.select(table.c[pk], table.c[col], table.c[key]).where(table.c[col].is_not(None))
+                if not walk_all:
+                    q = q.where(table.c[key].is_(None))
+                for ident, addr, old in conn.execute(q).all():
                     new = identity.canonical_address(addr)[:320] or None
                     if new != old:
                         conn.execute(table.update().where(table.c[pk] == ident).values({key: new}))
                         changed += 1
+            if ctl is not None and ctl.address_rules_fp != fp:
+                ctl.address_rules_fp = fp
+                s.add(ctl)
         return changed
 
     # ------------------------------------------------------------------------------------ lists

@@ -57,6 +57,14 @@ def active_rules() -> Rules:
     return _active[0]
 
 
+def rules_fingerprint(rules: Rules | None = None) -> str:
+    """A stable digest of address rules: stored keys made under another fingerprint must be recomputed."""
+    import hashlib
+    from dataclasses import astuple
+
+    return hashlib.sha256(repr(astuple(rules or active_rules())).encode()).hexdigest()
+
+
 def _text(s: str) -> str:
     # NFKC folds compatibility forms (fullwidth letters, ligatures); NFC alone would keep them apart
     return unicodedata.normalize("NFKC", s.strip()).strip()

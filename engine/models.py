@@ -64,6 +64,7 @@ class ControlState(SQLModel, table=True):
     phase_seeded: bool = False
     warmup_phase: int = 1
     warmup_phase_started_at: Optional[datetime] = ts()
+    address_rules_fp: Optional[str] = Field(default=None, max_length=64)  # the rules the address keys were made by
 
 
 class AuditHead(SQLModel, table=True):
@@ -430,6 +431,49 @@ class Reply(SQLModel, table=True):
     source: Optional[str] = Field(default=None, max_length=300)  # the webhook event id
     second_opinion: Optional[str] = Field(default=None, max_length=32)  # the LLM's class, when asked
     cancelled: int = 0  # queued steps of the lead this reply cancelled or paused
+
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A console login, kept on the server: the browser holds only a random token whose SHA-256 is stored here.
+    Revoked on logout, on a password change (``password_stamp`` no longer matches) or when the user is removed."""
+
+    __tablename__ = "console_session"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    username: str = Field(max_length=64, index=True)
+    password_stamp: str = Field(max_length=64)  # a fingerprint of the user's password hash at login
+    created_at: Optional[datetime] = ts()
+    last_seen_at: Optional[datetime] = ts()
+    expires_at: Optional[datetime] = ts()
+    revoked_at: Optional[datetime] = ts()
+    revoked_reason: Optional[str] = Field(default=None, max_length=64)
+    client: Optional[str] = Field(default=None, max_length=200)
+
+
+class LoginAttempt(SQLModel, table=True):
+    """Failed console logins per key (``user:<name>`` for any name typed, known or not): a growing lockout."""
+
+    __tablename__ = "login_attempt"
+
+    key: str = Field(max_length=200, primary_key=True)
+    failures: int = 0
+    first_failed_at: Optional[datetime] = ts()
+    last_failed_at: Optional[datetime] = ts()
+    locked_until: Optional[datetime] = ts()
+
+
+class Heartbeat(SQLModel, table=True):
+    """The last sign of life of each running component (worker, webhook receiver, scheduler, console)."""
+
+    __tablename__ = "heartbeat"
+
+    component: str = Field(max_length=64, primary_key=True)
+    instance: str = Field(max_length=200, primary_key=True)  # host:pid
+    started_at: Optional[datetime] = ts()
+    beat_at: Optional[datetime] = ts()
+    info: Optional[dict] = js()
 
 
 @sa.event.listens_for(Lead, "before_insert")
