@@ -351,6 +351,8 @@ class App:
         }
 
     def status(self) -> dict:
+        from .health import component_health
+
         now = self.clock()
         cfg_phase = self.settings.production.rollout_phase.current
         with self.store.read() as s:
@@ -385,11 +387,7 @@ class App:
                           "forced": breakers[n].forced if n in breakers else False,
                           "last_error": breakers[n].last_error if n in breakers else None}
                          for n in EXTERNAL_APIS],
-            "components": {
-                "database": {"ok": True, "url": self.store.display_url, "dialect": self.store.dialect},
-                "config": {"ok": True, "dir": str(self.settings.config_dir)},
-                "executor": {"ok": True, "name": executor.name, "live": self.mode == "LIVE"},
-            },
+            "components": component_health(self, now),
             "usage": self.usage(now),
             "outbox": counts,
             "awaiting_reconciliation": recon,

@@ -114,9 +114,10 @@ def run_canary(app) -> dict:
     """A synthetic internal lead through the whole pipeline; planted violations must be caught."""
     from .pipeline import Pipeline
 
-    sc = Scratch(app)
+    sc = None
     probes: list[Probe] = []
     try:
+        sc = Scratch(app)  # a canary that cannot even start has failed (recorded), never "still passing"
         a = sc.app
         lead = canary_lead(app)
         sc.add_lead(lead)
@@ -165,7 +166,10 @@ def run_canary(app) -> dict:
     except Exception as e:  # noqa: BLE001 - a canary that cannot run has failed
         probes.append(Probe("canary ran", False, "no error", f"{type(e).__name__}: {e}"))
     finally:
-        sc.close()
+        if sc is not None:
+            sc.close()
+    if not probes:
+        probes.append(Probe("canary ran", False, "at least one probe", "no probe ran"))
     return _record(app, "canary", probes)
 
 
@@ -203,8 +207,9 @@ def run_unsubscribe_test(app) -> dict:
     from .unsubscribe import make_token, verify_token
 
     probes: list[Probe] = []
-    sc = Scratch(app)
+    sc = None
     try:
+        sc = Scratch(app)
         a = sc.app
         pack = load_pack(app.settings.config_dir)
         lead = canary_lead(app)
@@ -241,5 +246,6 @@ def run_unsubscribe_test(app) -> dict:
     except Exception as e:  # noqa: BLE001
         probes.append(Probe("unsubscribe test ran", False, "no error", f"{type(e).__name__}: {e}"))
     finally:
-        sc.close()
+        if sc is not None:
+            sc.close()
     return _record(app, "unsubscribe_test", probes)

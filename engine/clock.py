@@ -45,3 +45,15 @@ def parse_iso(value: str) -> datetime:
     if v.endswith("Z"):
         v = v[:-1] + "+00:00"
     return as_utc(datetime.fromisoformat(v))
+
+
+def duration_text(d: timedelta) -> str:
+    """A duration as a person says it: ``45 s``, ``12 min``, ``5 h``, ``3 days`` (negative counts as 0)."""
+    sec = max(0, int(d.total_seconds()))
+    if sec < 90:
+        return f"{sec} s"
+    if sec < 120 * 60:
+        return f"{sec // 60} min"
+    if sec < 48 * 3600:
+        return f"{sec // 3600} h"
+    return f"{sec // 86400} days"

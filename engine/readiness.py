@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlmodel import func, select
 
 from . import audit
-from .clock import iso
+from .clock import duration_text, iso
 from .config import PHASES
 from .models import GENESIS_HASH, AuditEntry, AuditHead, CheckRun, DomainHealth, ShadowRun, VerifyRun
 
@@ -107,9 +107,7 @@ def verify_audit_chain(app) -> tuple[bool, str, str | None]:
         return audit_chain_evidence(app, s, app.clock(), full=True)
 
 
-def _ago(d: timedelta) -> str:
-    m = int(d.total_seconds() // 60)
-    return "under a minute" if m < 1 else f"{m} min" if m < 120 else f"{m // 60} h"
+_ago = duration_text
 
 
 def _latest_verify(s):
@@ -123,13 +121,19 @@ def last_verify_run(app) -> dict | None:
     return None if v is None else {"ok": v.ok, "at": iso(v.at), "checks": list(v.results or [])}
 
 
+def _failed_probes(run) -> str:
+    bad = [str(r.get("name")) for r in (run.results or []) if isinstance(r, dict) and not r.get("passed", True)]
+    return ", ".join(bad) or "see its results"
+
+
 def _recent_pass(s, kind: str, now: datetime, label: str) -> tuple[bool, str, str | None]:
     run = _latest(s, kind)
+    cmd = f"alpha {label.replace(' ', '-')}"
     if run is None:
-        return False, f"no {label} has run (alpha {label.replace(' ', '-')})", None
+        return False, f"no {label} has run ({cmd})", None
     age = now - run.at
     if not run.ok:
-        return False, f"the last {label} FAILED", iso(run.at)
+        return False, f"the last {label} FAILED: {_failed_probes(run)} (fix it and run {cmd} again)", iso(run.at)
     if age > FRESH:
         return False, f"the last {label} passed {age.days} days ago (must be within 7)", iso(run.at)
     return True, f"passed {age.total_seconds() / 3600:.1f} h ago", iso(run.at)
@@ -159,11 +163,21 @@ def evidence(app) -> dict[str, tuple[bool, str, str | None]]:
         if v is None:
             out["integrations verified"] = (False, "alpha verify has never run", None)
         else:
+            from .verify import assess
+
             fresh = now - v.at <= VERIFY_FRESH
-            bad = [c["name"] for c in (v.results or []) if c["status"] == "fail"]
-            out["integrations verified"] = (v.ok and fresh, ("green" if v.ok else "failed: " + ", ".join(bad)) + (
-                "" if fresh else " (older than 24 h: run alpha verify)"), iso(v.at))
+            verdict = assess(list(v.results or []))  # live-ready, not merely "nothing failed"
+            live = verdict["ready_for_live"]
+            out["integrations verified"] = (live and fresh, (
+                "ready for live phases: every integration configured, real and passing" if live else
+                verdict["summary"]) + ("" if fresh else " (older than 24 h: run alpha verify)"), iso(v.at))
         out["canary passing"] = _recent_pass(s, "canary", now, "canary")
+        last_canary = _latest(s, "canary")
+        out["no failed canary"] = (
+            (True, "no canary has run yet", None) if last_canary is None else
+            (True, "the last canary passed", iso(last_canary.at)) if last_canary.ok else
+            (False, f"the last canary FAILED: {_failed_probes(last_canary)} (fix it and run alpha canary again)",
+             iso(last_canary.at)))
         out["unsubscribe tested"] = _recent_pass(s, "unsubscribe_test", now, "unsubscribe test")
         kill = s.exec(select(AuditEntry).where(AuditEntry.event == "control.kill_switch", AuditEntry.status == "on")
                       .order_by(AuditEntry.seq.desc())).first()
@@ -185,9 +199,16 @@ def evidence(app) -> dict[str, tuple[bool, str, str | None]]:
         domains = {a.split("@", 1)[1] for a in app.settings.production.sender.from_addresses}
         rows = {d.domain: d for d in s.exec(select(DomainHealth).where(DomainHealth.domain.in_(domains))).all()}
         low = [f"{d} {rows[d].score:g}" for d in sorted(domains) if d in rows and rows[d].score <= 70]
-        out["domain health above 70"] = (not low, "below: " + ", ".join(low) if low else
-                                         ", ".join(f"{d} {rows[d].score:g}" if d in rows else f"{d} (no data)"
-                                                   for d in sorted(domains)), iso(now))
+        missing = [d for d in sorted(domains) if d not in rows]
+        if missing:  # no data is not a healthy domain
+            why = (f"no domain health data for {', '.join(missing)}: record the provider's reputation score "
+                   "with `alpha domains set DOMAIN SCORE --reason ...`")
+            out["domain health above 70"] = (False, why + ("; below: " + ", ".join(low) if low else ""), iso(now))
+        else:
+            out["domain health above 70"] = (not low, "below: " + ", ".join(low) if low else
+                                             ", ".join(f"{d} {rows[d].score:g}" for d in sorted(domains)),
+                                             max((iso(rows[d].updated_at) for d in domains
+                                                  if rows[d].updated_at), default=None))
         recon = len(reconciliation_items(s, app.settings, now))
         out["no sends awaiting reconciliation"] = (recon == 0, f"{recon} awaiting", iso(now))
         violations = s.exec(select(func.count()).select_from(AuditEntry).where(
@@ -223,12 +244,15 @@ CATEGORIES = {
                                    "shadow validation complete"]),
 }
 
-# What each phase requires before it can be entered from below (the go/no-go table).
+# What each phase requires before it can be entered from below (the go/no-go table). Parallel sends nothing
+# (AI drafts beside the humans), so it needs no live integration, but a canary that failed blocks any step up.
+# Assisted is the first phase that sends for real: the integrations must be real and verified (a sandbox GHL
+# or an unconfigured Slack is not ready) and the latest canary must have passed.
 GO_NO_GO = {
-    "parallel": ["shadow validation complete", "audit chain verifies"],
+    "parallel": ["shadow validation complete", "audit chain verifies", "no failed canary"],
     "assisted": ["shadow validation complete", "config matches phase", "AI vs human agreement",
                  "approver identified", "unsubscribe tested", "kill switch tested", "templates approved",
-                 "domain health above 70"],
+                 "domain health above 70", "canary passing", "integrations verified"],
     "autonomous": ["config matches phase", "AI vs human agreement", "approver identified", "unsubscribe tested",
                    "kill switch tested", "templates approved", "domain health above 70", "canary passing",
                    "integrations verified", "breakers closed", "no sends awaiting reconciliation"],

@@ -234,8 +234,98 @@ class RedactAccessLog(logging.Filter):
         return self._QUERY.sub("?[REDACTED]", self._TOKEN.sub(r"\1[TOKEN]", s))
 
 
-def serve(host: str = "127.0.0.1", port: int = 8787) -> None:
+def receiver_url(host: str, port: int) -> str:
+    """The address a local client uses to reach a receiver bound to ``host``:``port``."""
+    h = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else host
+    if ":" in h and not h.startswith("["):
+        h = f"[{h}]"
+    return f"http://{h}:{port}"
+
+
+class ReceiverHeartbeat:
+    """Beats ``webhook_receiver`` (info {"url": ...}) every ``every`` seconds once the server is listening, from a
+    daemon thread; marks it stopped when the server ends. Never raises into the server."""
+
+    def __init__(self, store, server, host: str, port: int, every: float | None = None):
+        import threading
+
+        from .health import RECEIVER_EVERY
+
+        self.store, self.server, self.host, self.port = store, server, host, port
+        self.every = RECEIVER_EVERY if every is None else every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="receiver-heartbeat", daemon=True)
+        self.url: str | None = None
+
+    def start(self) -> "ReceiverHeartbeat":
+        self._thread.start()
+        return self
+
+    def _bound_port(self) -> int:
+        try:
+            return self.server.servers[0].sockets[0].getsockname()[1]
+        except Exception:  # noqa: BLE001 - the configured port, then
+            return self.port
+
+    def _run(self) -> None:
+        from .health import RECEIVER, beat
+
+        while not self._stop.is_set() and not getattr(self.server, "started", False):
+            self._stop.wait(0.1)
+        if self._stop.is_set():
+            return
+        self.url = receiver_url(self.host, self._bound_port())
+        while not self._stop.is_set():
+            try:
+                beat(self.store, RECEIVER, {"url": self.url, "pid": os.getpid()})
+            except Exception as e:  # noqa: BLE001 - a database outage must not take the receiver down
+                log.warning("webhook receiver heartbeat not recorded: %s", e)
+            self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        from .health import RECEIVER, mark_stopped
+
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self.url is not None:
+            try:
+                mark_stopped(self.store, RECEIVER)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def serve(host: str = "127.0.0.1", port: int = 8787, engine_app=None) -> None:
+    """Run the receiver until stopped; while it listens it leaves a heartbeat with its URL (component health,
+    and `alpha verify` finds it on another port). ``GET /healthz`` answers {"ok": true} for supervisors."""
     import uvicorn
 
+    if engine_app is None:
+        from .app import App
+
+        engine_app = App()
+        engine_app.store.check_ready()
     logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(engine_app), host=host, port=port, log_level="info",
+                                           proxy_headers=True))
+    import signal
+
+    def _terminated(*_):  # uvicorn re-raises SIGTERM after its graceful shutdown: end here, heartbeat marked
+        raise SystemExit(0)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread (embedded): leave signals alone
+        previous = None
+    hb = ReceiverHeartbeat(engine_app.store, server, host, port).start()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hb.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if not server.started:  # e.g. the port is taken: uvicorn said why; exit non-zero as uvicorn.run does
+        import sys
+
+        sys.exit(3)

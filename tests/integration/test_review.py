@@ -92,4 +92,5 @@ def test_assisted_gate_needs_a_passing_blind_review(app_factory):
         label(app, it.id, it.ai_label, "ae")
     blocking = [c.name for c in app.control.gate_for("assisted") if not c.passed]
     assert "AI vs human agreement" not in blocking
-    assert set(blocking) == {"shadow validation complete", "unsubscribe tested", "kill switch tested"}
+    assert set(blocking) == {"shadow validation complete", "unsubscribe tested", "kill switch tested",
+                             "domain health above 70", "canary passing", "integrations verified"}
