@@ -3,8 +3,9 @@
     streamlit run console/app.py                 # users from config/users.yaml (`alpha users add ...`)
     ALPHA_DEMO=1 streamlit run console/app.py    # demo users ae/approver/ops/admin, password in the server log
 
-Login with streamlit-authenticator; the pages each user sees depend on their role, and every page checks
-the role again on the server (console.runtime.require_role).
+Login and sessions: console.auth (a server-side session per login, carried by a cookie, so a reload, a direct link
+or a new tab stays signed in; a growing lockout after failed logins). The pages each user sees depend on their
+role, and every page checks the role again on the server (console.runtime.require_role).
 """
 from __future__ import annotations
 
@@ -18,14 +19,13 @@ if str(ROOT) not in sys.path:  # `streamlit run console/app.py` puts console/ on
 
 import streamlit as st  # noqa: E402
 
+from console import auth  # noqa: E402
 from console.nav import NAV  # noqa: E402
 from console.runtime import ROLE_LABELS, current_user, get_app, header  # noqa: E402
 from engine.errors import AlphaError  # noqa: E402
-from engine.users import (UsersFileInvalid, UsersFileMissing, cookie_key, demo_mode, demo_password,  # noqa: E402
-                          demo_users, load_users, users_file)
+from engine.users import (UsersFileInvalid, UsersFileMissing, demo_mode, demo_password, demo_users,  # noqa: E402
+                          load_users, users_file)
 
-COOKIE_NAME = "alpha_console"
-COOKIE_DAYS = 1.0
 PAGES = ROOT / "pages"
 
 st.set_page_config(page_title="Alpha console", page_icon=":material/shield:", layout="wide")
@@ -33,7 +33,8 @@ st.set_page_config(page_title="Alpha console", page_icon=":material/shield:", la
 
 @st.cache_resource(show_spinner="Seeding demo users...")
 def _seed_demo(path: str, env_password: str) -> str:  # env_password: part of the cache key only
-    """Once per server process: the demo users get ALPHA_DEMO_PASSWORD (or a generated one, logged)."""
+    """Once per server process: the demo users get ALPHA_DEMO_PASSWORD (or a generated one, logged), in the demo
+    users file ($ALPHA_DATA_DIR/demo_users.yaml), never in the production users file."""
     password, generated = demo_password()
     names = demo_users(password, path)
     src = "generated for this run" if generated else "from ALPHA_DEMO_PASSWORD"
@@ -54,38 +55,8 @@ def _no_users_page(path: Path) -> None:
     st.stop()
 
 
-def _login(credentials: dict):
-    import streamlit_authenticator as stauth
-
-    try:
-        key = cookie_key()
-    except AlphaError as e:
-        st.error(str(e))
-        st.stop()
-    auth = stauth.Authenticate(credentials["credentials"], cookie_name=COOKIE_NAME, cookie_key=key,
-                               cookie_expiry_days=COOKIE_DAYS, auto_hash=False)
-    if st.session_state.get("authentication_status") is not True:
-        st.title("Alpha operator console")
-        try:
-            auth.login(location="main", max_login_attempts=None,
-                       fields={"Form name": "Log in", "Username": "Username", "Password": "Password",
-                               "Login": "Log in"})
-        except Exception as e:  # noqa: BLE001 - e.g. a forged/expired cookie: show it and keep the form
-            st.error(f"Login failed: {e}")
-        status = st.session_state.get("authentication_status")
-        if status is False:
-            st.error("Username or password is incorrect.")
-        if status is not True:
-            if demo_mode():
-                st.info("Demo mode: log in as ae, approver, ops or admin with the demo password "
-                        "(ALPHA_DEMO_PASSWORD, or the one printed in the server log).")
-            st.stop()
-        st.rerun()
-    return auth
-
-
 def main() -> None:
-    path = users_file()
+    path = users_file()  # in demo mode always the demo file, whatever ALPHA_USERS_FILE says
     if demo_mode():
         try:
             _seed_demo(str(path), os.environ.get("ALPHA_DEMO_PASSWORD", ""))
@@ -102,25 +73,28 @@ def main() -> None:
     if not credentials["credentials"]["usernames"]:
         _no_users_page(path)
 
-    auth = _login(credentials)
+    get_app()  # fail here, once, with an actionable message when the database or config is not usable
+    auth.authenticate()  # the login form and st.stop() unless a valid server-side session
     user = current_user()
     if not user or not user["roles"]:
         st.error(f"User {st.session_state.get('username')!r} no longer exists or has no role. Ask an admin.")
-        auth.logout("Log out", location="main", key="logout_norole")
+        if st.button("Log out", key="logout_norole"):
+            auth.logout()
+            st.rerun()
         st.stop()
     roles = set(user["roles"])
 
-    get_app()  # fail here, once, with an actionable message when the database or config is not usable
     pages = [st.Page(PAGES / f"{spec.module}.py", title=spec.title, icon=spec.icon, url_path=spec.url_path,
-                     default=spec.module == "status")
+                     default=spec.module == ("welcome" if demo_mode() else "status"))
              for spec in NAV if roles & set(spec.roles) and (PAGES / f"{spec.module}.py").is_file()]
-    nav = st.navigation(pages)
+    nav = st.navigation(pages, expanded=True)  # every page a role may open is listed, none folded away
 
     with st.sidebar:
         st.markdown(f"**{user['name']}**  \n{', '.join(ROLE_LABELS.get(r, r) for r in user['roles'])}")
-        auth.logout("Log out", location="sidebar", key="console_logout")
-    if st.session_state.get("authentication_status") is not True:  # just logged out
-        st.rerun()
+        if st.button("Log out", key="console_logout", icon=":material/logout:"):
+            auth.logout()
+            st.rerun()
+        auth.keep_cookie()
 
     header()
     nav.run()

@@ -11,19 +11,25 @@ Users live in a YAML file in the structure streamlit-authenticator reads::
           roles: [ops]
 
 The file is ``$ALPHA_USERS_FILE``, else ``users.yaml`` in the config folder (``$ALPHA_CONFIG_DIR`` or
-``./config``). In demo mode (``ALPHA_DEMO=1``) the default is ``$ALPHA_DATA_DIR/demo_users.yaml`` instead, so
-demo accounts never land in the real users file. There is no default password: outside demo mode a console
-without a users file only tells the admin to run ``alpha users add``.
+``./config``). In demo mode (``ALPHA_DEMO=1``) it is ALWAYS ``$ALPHA_DATA_DIR/demo_users.yaml``, whatever
+``ALPHA_USERS_FILE`` says, so demo accounts never land in the real users file (and the real file is never
+rewritten by demo mode). These variables are read from the environment or, like the engine does, from the
+``.env`` file (``$ALPHA_ENV_FILE`` or ``./.env``), so the console and the CLI agree from their first call.
+There is no default password: outside demo mode a console without a users file only tells the admin to run
+``alpha users add``.
 
-The cookie that keeps a browser logged in is signed with ``ALPHA_COOKIE_KEY``, else a key generated once
-into ``$ALPHA_DATA_DIR/cookie.key`` (outside git). Headless: no streamlit import here.
+Console logins are checked by ``verify_login`` (one bcrypt check whether or not the user exists, so a wrong
+password takes as long for a real user as for an unknown one) and kept server-side by ``engine.sessions``.
+Headless: no streamlit import here.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import bcrypt
@@ -39,7 +45,6 @@ DEMO_USERS = {  # username -> (name, role)
     "admin": ("Demo Admin", "admin"),
 }
 MIN_PASSWORD_LENGTH = 12
-MIN_COOKIE_KEY_LENGTH = 32
 BCRYPT_ROUNDS = 12  # tests lower this; 12 costs ~0.2 s per hash
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -59,25 +64,48 @@ def _truthy(v: str | None) -> bool:
     return (v or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _load_env() -> None:
+    """The .env file into the environment (without overriding it), as App() does: ALPHA_DEMO, ALPHA_USERS_FILE
+    and ALPHA_DATA_DIR mean the same thing before and after the engine is built."""
+    from .app import load_env_file
+
+    load_env_file()
+
+
 def demo_mode() -> bool:
+    _load_env()
     return _truthy(os.environ.get("ALPHA_DEMO"))
 
 
 def _data_dir() -> Path:
     from .app import data_dir
 
+    _load_env()
     return data_dir()
 
 
-def users_file(demo: bool | None = None) -> Path:
+def demo_users_file() -> Path:
+    """Where demo mode keeps its users: ``$ALPHA_DATA_DIR/demo_users.yaml``, never the production file."""
+    return _data_dir() / "demo_users.yaml"
+
+
+def production_users_file() -> Path:
+    """The real users file: ``$ALPHA_USERS_FILE``, else ``users.yaml`` in the config folder."""
+    _load_env()
     env = os.environ.get("ALPHA_USERS_FILE", "").strip()
     if env:
         return Path(env)
-    if demo_mode() if demo is None else demo:
-        return _data_dir() / "demo_users.yaml"
     from .config import default_config_dir
 
     return default_config_dir() / "users.yaml"
+
+
+def users_file(demo: bool | None = None) -> Path:
+    """The users file the console reads: the demo file in demo mode (ALPHA_USERS_FILE is ignored there, so demo
+    mode never touches the real users), else the production file."""
+    if demo_mode() if demo is None else demo:
+        return demo_users_file()
+    return production_users_file()
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -128,6 +156,29 @@ def _verify(password: str, hashed: str) -> bool:
         return bcrypt.checkpw(password.encode(), hashed.encode())
     except ValueError:
         return False
+
+
+def hash_cost(hashed: str) -> int | None:
+    """The bcrypt cost (log2 rounds) of a hash, or None when it is not a bcrypt hash."""
+    return int(hashed[4:6]) if isinstance(hashed, str) and _BCRYPT.match(hashed) else None
+
+
+_DUMMY: dict[int, str] = {}
+
+
+def dummy_hash(cost: int) -> str:
+    """A bcrypt hash of a random secret at ``cost``, made once per cost: what an unknown username's password is
+    checked against, so the check costs the same as for a real user."""
+    h = _DUMMY.get(cost)
+    if h is None:
+        h = _DUMMY[cost] = bcrypt.hashpw(secrets.token_urlsafe(24).encode(), bcrypt.gensalt(rounds=cost)).decode()
+    return h
+
+
+def password_stamp(hashed: str) -> str:
+    """A fingerprint of a user's password hash (first 32 hex of its SHA-256): a console session records it at
+    login and ends when the user's hash no longer matches it (a new password, by CLI or by editing the file)."""
+    return hashlib.sha256((hashed or "").encode()).hexdigest()[:32]
 
 
 # ------------------------------------------------------------------------------------------ file
@@ -217,6 +268,37 @@ def roles_of(username: str | None, path: str | Path | None = None) -> list[str]:
     return list(u.get("roles") or []) if u else []
 
 
+def find_user(username: str | None, path: str | Path | None = None) -> dict | None:
+    """The user's entry as the file says NOW (``username``, ``name``, ``roles``, ``password`` hash), or None."""
+    key = (username or "").strip().lower()
+    u = load_users(path)["credentials"]["usernames"].get(key) if key else None
+    if not u:
+        return None
+    return {"username": key, "name": u.get("name") or key, "roles": list(u.get("roles") or []),
+            "password": u.get("password") or ""}
+
+
+def verify_login(username: str | None, password: str | None, path: str | Path | None = None) -> dict | None:
+    """The user (as ``find_user``) when ``password`` is theirs, else None. Exactly one bcrypt check either way: an
+    unknown username (or a missing users file) is checked against a dummy hash of the cost the file's users have,
+    so the time taken does not tell which usernames exist."""
+    try:
+        users = load_users(path)["credentials"]["usernames"]
+    except UsersFileMissing:
+        users = {}
+    key = (username or "").strip().lower()
+    u = users.get(key) if key else None
+    if u and hash_cost(u.get("password", "")) is not None:
+        if not _verify(password or "", u["password"]):
+            return None
+        return {"username": key, "name": u.get("name") or key, "roles": list(u.get("roles") or []),
+                "password": u["password"]}
+    costs = Counter(c for c in (hash_cost(v.get("password", "")) for v in users.values()) if c is not None)
+    cost = costs.most_common(1)[0][0] if costs else BCRYPT_ROUNDS
+    _verify(password or "", dummy_hash(cost))
+    return None
+
+
 def list_users(path: str | Path | None = None) -> list[dict]:
     users = load_users(path)["credentials"]["usernames"]
     return [{"username": k, "name": v.get("name"), "email": v.get("email"), "roles": v.get("roles")}
@@ -270,8 +352,14 @@ def set_password(username: str, password: str, path: str | Path | None = None) -
 
 
 def demo_users(password: str, path: str | Path | None = None) -> list[str]:
-    """Seed (or re-key) the demo accounts ae/approver/ops/admin, each with its own role and ``password``."""
-    p = _path(path)
+    """Seed (or re-key) the demo accounts ae/approver/ops/admin, each with its own role and ``password``, in the
+    demo users file (``demo_users_file()`` unless ``path`` names another one). Refuses the production users file:
+    demo mode never writes the real users."""
+    p = Path(path) if path else demo_users_file()
+    prod = production_users_file()
+    if p.resolve() == prod.resolve() and p.resolve() != demo_users_file().resolve():
+        raise InvalidRequest(f"demo users are never written into the production users file {prod}; demo mode "
+                             f"keeps them in {demo_users_file()}")
     _check_password(password)
     data = _read(p, missing_ok=True)
     users = data["credentials"]["usernames"]
@@ -285,21 +373,6 @@ def demo_users(password: str, path: str | Path | None = None) -> list[str]:
     if changed:
         _write(p, data)
     return list(DEMO_USERS)
-
-
-# ------------------------------------------------------------------------------------------ secrets
-
-def cookie_key(data_dir: str | Path | None = None) -> str:
-    """ALPHA_COOKIE_KEY, else a key generated once into $ALPHA_DATA_DIR/cookie.key (mode 600, outside git)."""
-    env = os.environ.get("ALPHA_COOKIE_KEY", "").strip()
-    if env:
-        if len(env) < MIN_COOKIE_KEY_LENGTH:
-            raise InvalidRequest(f"ALPHA_COOKIE_KEY has {len(env)} characters; use at least {MIN_COOKIE_KEY_LENGTH} "
-                                 "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
-        return env
-    from .keyfile import generated_key
-
-    return generated_key(Path(data_dir or _data_dir()) / "cookie.key")
 
 
 def demo_password() -> tuple[str, bool]:

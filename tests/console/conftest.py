@@ -2,8 +2,8 @@
 
 The console builds its own App from the environment (DATABASE_URL, ALPHA_CONFIG_DIR), so each test points
 those at app_factory's database and config; `ctx.app` is a second App on the same database for checks.
-Login goes through streamlit-authenticator's real form (`ctx.login`); pages loaded directly (`ctx.page`)
-get the session state the authenticator sets after a successful login (authentication_status, username).
+Login goes through the console's real form and server-side session (`ctx.login`, console/auth.py); pages loaded
+directly (`ctx.page`) get the session state a successful login sets (authentication_status, username, name).
 """
 from __future__ import annotations
 

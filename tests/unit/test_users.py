@@ -1,4 +1,4 @@
-"""Console users file: structure, validation, clear errors, demo seeding and the cookie key."""
+"""Console users file: structure, validation, clear errors and demo seeding."""
 from __future__ import annotations
 
 import os
@@ -10,8 +10,9 @@ import yaml
 
 import engine.users as users
 from engine.errors import InvalidRequest, NotFound
-from engine.users import (UsersFileInvalid, UsersFileMissing, add_user, cookie_key, demo_password, demo_users,
-                          list_users, load_users, password_problem, remove_user, roles_of, set_password, users_file)
+from engine.users import (UsersFileInvalid, UsersFileMissing, add_user, demo_password, demo_users,
+                          list_users, load_users, password_problem, remove_user, roles_of, set_password, users_file,
+                          verify_login)
 
 PW = "a-strong-password-9"
 
@@ -115,7 +116,9 @@ def test_invalid_files_are_refused_naming_the_problem(path):
     assert "unknown role(s) god" in str(e.value)
 
 
-def test_demo_users_seed_four_roles_idempotently(path):
+def test_demo_users_seed_four_roles_idempotently(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALPHA_DEMO", "1")
+    path = tmp_path / "data" / "demo_users.yaml"
     assert demo_users(PW) == ["ae", "approver", "ops", "admin"]
     for name in ("ae", "approver", "ops", "admin"):
         assert roles_of(name) == [name]
@@ -132,10 +135,62 @@ def test_demo_users_seed_four_roles_idempotently(path):
 def test_users_file_location(tmp_path, monkeypatch):
     monkeypatch.setenv("ALPHA_CONFIG_DIR", str(tmp_path / "cfg"))
     assert users_file() == tmp_path / "cfg" / "users.yaml"
-    monkeypatch.setenv("ALPHA_DEMO", "1")
-    assert users_file() == tmp_path / "data" / "demo_users.yaml"  # ALPHA_DATA_DIR from tests/conftest.py
     monkeypatch.setenv("ALPHA_USERS_FILE", str(tmp_path / "x.yaml"))
     assert users_file() == tmp_path / "x.yaml"
+    monkeypatch.setenv("ALPHA_DEMO", "1")  # demo mode: always the demo file, whatever ALPHA_USERS_FILE says
+    assert users_file() == tmp_path / "data" / "demo_users.yaml"  # ALPHA_DATA_DIR from tests/conftest.py
+
+
+def _env_file(tmp_path, monkeypatch, **values) -> None:
+    """Values only in the .env file (ALPHA_ENV_FILE): unset in the environment, restored after the test."""
+    for k in values:
+        monkeypatch.setenv(k, "placeholder")  # recorded, so what load_env_file sets is undone after the test
+        monkeypatch.delenv(k)
+    env = tmp_path / "test.env"
+    env.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    monkeypatch.setenv("ALPHA_ENV_FILE", str(env))
+
+
+@pytest.mark.parametrize("where", ["environment", "dotenv"])
+def test_demo_mode_never_writes_the_production_users_file(tmp_path, monkeypatch, where):
+    """Seen: ALPHA_DEMO=1 with ALPHA_USERS_FILE (in the environment, or only in .env) wrote the demo users into the
+    production file and replaced the real admin's password."""
+    prod = tmp_path / "prod-users.yaml"
+    monkeypatch.setenv("ALPHA_USERS_FILE", str(prod))
+    add_user("boss", "Real Admin", "boss@example.com", "admin", PW)
+    add_user("admin", "Real Admin Two", "admin@example.com", "admin", "the-real-boss-secret-5")
+    before = prod.read_bytes()
+    if where == "environment":
+        monkeypatch.setenv("ALPHA_DEMO", "1")
+    else:
+        _env_file(tmp_path, monkeypatch, ALPHA_DEMO="1", ALPHA_USERS_FILE=str(prod))
+    demo = tmp_path / "data" / "demo_users.yaml"
+    assert users_file() == demo
+    assert demo_users("a-demo-password-for-t1") == ["ae", "approver", "ops", "admin"]
+    assert prod.read_bytes() == before  # untouched: the real admin keeps their password
+    assert roles_of("approver") == ["approver"] and roles_of("boss") == []  # the console reads the demo file
+    with pytest.raises(InvalidRequest, match="never written into the production users file"):
+        demo_users("a-demo-password-for-t1", prod)
+    assert prod.read_bytes() == before
+    assert users_file(demo=False) == prod
+
+
+def test_users_file_from_dotenv_before_the_engine_is_built(tmp_path, monkeypatch):
+    """The console and the CLI read ALPHA_USERS_FILE from .env at their first call, as App() does later."""
+    _env_file(tmp_path, monkeypatch, ALPHA_USERS_FILE=str(tmp_path / "from-dotenv.yaml"))
+    assert users_file() == tmp_path / "from-dotenv.yaml"
+
+
+def test_verify_login_checks_one_password_and_stamps_the_hash(path):
+    add_user("jane", "Jane Doe", "jane@example.com", "ops", PW)
+    u = verify_login("JANE ", PW)
+    assert u["username"] == "jane" and u["roles"] == ["ops"] and u["name"] == "Jane Doe"
+    assert verify_login("jane", PW + "x") is None and verify_login("nobody", PW) is None
+    assert verify_login("jane", "") is None and verify_login(None, None) is None
+    stamp = users.password_stamp(u["password"])
+    assert len(stamp) == 32 and stamp != users.password_stamp(users.hash_password(PW))  # new salt, new stamp
+    set_password("jane", "another-good-password-1")
+    assert users.password_stamp(users.find_user("jane")["password"]) != stamp
 
 
 def test_demo_password(monkeypatch):
@@ -147,17 +202,6 @@ def test_demo_password(monkeypatch):
     monkeypatch.setenv("ALPHA_DEMO_PASSWORD", "weak")
     with pytest.raises(InvalidRequest, match="ALPHA_DEMO_PASSWORD is too weak"):
         demo_password()
-
-
-def test_cookie_key_from_env_or_generated_once(tmp_path, monkeypatch):
-    k = cookie_key(tmp_path / "d")
-    assert len(k) >= 32 and cookie_key(tmp_path / "d") == k
-    assert stat.S_IMODE(os.stat(tmp_path / "d" / "cookie.key").st_mode) == 0o600
-    monkeypatch.setenv("ALPHA_COOKIE_KEY", "x" * 40)
-    assert cookie_key(tmp_path / "d") == "x" * 40
-    monkeypatch.setenv("ALPHA_COOKIE_KEY", "short")
-    with pytest.raises(InvalidRequest, match="ALPHA_COOKIE_KEY has 5 characters"):
-        cookie_key()
 
 
 def test_engine_users_is_headless():
