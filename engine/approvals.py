@@ -175,6 +175,51 @@ def identity(actor: str) -> str:
     return a.strip().lower()
 
 
+class EditRefused(InvalidRequest):
+    """An edit the gate would refuse: nothing was saved. ``findings`` holds each reason as a dict (code, detail:
+    the matched text)."""
+
+    def __init__(self, what: str, findings: list[dict]):
+        self.findings = findings
+        named = "; ".join(f"{f['code']} ({f['detail']})" if f.get("detail") else f["code"] for f in findings)
+        super().__init__(f"{what} refused: the content rules still find {named}. Nothing was saved: change the "
+                         "text and save again.")
+
+
+def recheck_message(app, record: dict, first_touch: bool | None = None, s=None) -> list[Reason]:
+    """The gate's message rules on an email action ``record`` as it stands now (after an edit): the very check
+    ``Gateway._precheck`` runs before each decision and again when an approved item executes
+    (``guardrails.static_reasons`` with the gateway's unsubscribe secret: recipient syntax and exclusions, spam
+    terms, forbidden claims, this recipient's own unsubscribe link, the postal address, a deceptive subject).
+    As in the gateway's decision the deceptive-subject rule holds for a first touch only: ``first_touch`` says
+    so, else an earlier send to the recipient in the outbox (read in ``s``, or a new read) makes it a follow-up."""
+    from . import guardrails
+    from .actions import InvalidAction, parse_action
+    from .identity import canonical_address
+    from .outbox import has_prior_send
+
+    try:
+        action = parse_action(record)
+    except InvalidAction as e:
+        raise InvalidRequest("the edited message is not a valid email: " + "; ".join(e.problems)) from None
+    secret = getattr(app.gateway, "secret", None)
+    reasons = guardrails.static_reasons(action, app.settings, first_touch=True, secret=secret)
+    if first_touch is None:
+        key = canonical_address(action.to) if action.to else ""
+        if key:
+            if s is not None:
+                prior = has_prior_send(s, key)
+            else:
+                with app.store.read() as rs:
+                    prior = has_prior_send(rs, key)
+        else:
+            prior = False
+        first_touch = not prior or action.first_touch is True
+    if not first_touch:
+        reasons = [r for r in reasons if r.code != Code.DECEPTIVE_SUBJECT]
+    return list(dict.fromkeys(reasons))
+
+
 def may_decide(entry: RosterEntry, username: str, roles: list[str]) -> bool:
     """Pure roster rule: the entry's group, an admin, or the named primary/backup (escalations go to the
     backup, who must be able to act even when outside the group)."""
@@ -243,30 +288,145 @@ class ApprovalService:
                      data={"lead_id": lead.id, "title": title, "primary": e.primary, "sla_minutes": e.sla_minutes})
         return appr
 
-    def queue(self, status: str = "pending", kind: str | None = None, action_type: str | None = None,
-              breached_only: bool = False, limit: int = 100, offset: int = 0) -> dict:
-        """The queue as plain rows for the console and `alpha approvals list`: sends and hot leads, most urgent
-        first, with SLA minutes left, breach and escalation, where a message goes and the lead. Paginated in SQL."""
-        from sqlalchemy import func
+    def _where(self, now: datetime, status: str, kind: str | None, action_type: str | None, breached_only: bool,
+               search: str | None = None, tier: int | None = None, due_within_minutes: float | None = None,
+               older_than_minutes: float | None = None, only_ids=None) -> tuple[list, bool]:
+        """The SQL conditions of a queue filter, and whether they need the lead joined."""
+        import sqlalchemy as sa
 
-        now = self.app.clock()
         where = [Approval.status == status]
+        if only_ids is not None:
+            where.append(Approval.id.in_(sorted({int(i) for i in only_ids})))
         if kind:
             where.append(Approval.kind == kind)
         if action_type:
             where.append(Approval.action_type == action_type)
         if breached_only:
             where.append(Approval.sla_due_at <= now)
+        if due_within_minutes is not None:
+            where.append(Approval.sla_due_at <= now + timedelta(minutes=float(due_within_minutes)))
+        if older_than_minutes is not None:
+            where.append(Approval.requested_at <= now - timedelta(minutes=float(older_than_minutes)))
+        need_lead = False
+        if tier is not None:
+            where.append(sa.or_(OutboxItem.tier == int(tier), sa.and_(OutboxItem.id.is_(None), Lead.tier == int(tier))))
+            need_lead = True
+        text = " ".join((search or "").split()).lower()
+        if text:
+            esc = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(sa.or_(*[sa.func.lower(c).like(f"%{esc}%", escape="\\") for c in (
+                OutboxItem.to_email, OutboxItem.subject, Lead.company, Lead.email, Lead.company_domain)]))
+            need_lead = True
+        return where, need_lead
+
+    @staticmethod
+    def _lead_on():
+        """An approval's lead: a hot lead's own, or the lead id its outbox row carries (as text)."""
+        import sqlalchemy as sa
+
+        return sa.or_(Lead.id == Approval.lead_id,
+                      sa.and_(Approval.lead_id.is_(None), sa.cast(Lead.id, sa.String) == OutboxItem.lead_id))
+
+    def queue(self, status: str = "pending", kind: str | None = None, action_type: str | None = None,
+              breached_only: bool = False, limit: int = 100, offset: int = 0, search: str | None = None,
+              tier: int | None = None, due_within_minutes: float | None = None,
+              older_than_minutes: float | None = None, only_ids=None) -> dict:
+        """The queue as plain rows for the console and `alpha approvals list`: sends and hot leads, most urgent
+        first, with SLA minutes left, breach and escalation, where a message goes and the lead. Filtered and
+        paginated in SQL: ``search`` (text in the recipient, subject, company, lead email or domain), ``tier``,
+        ``due_within_minutes`` (SLA due that soon, breaches included), ``older_than_minutes`` (waiting that
+        long); ``only_ids``: these items only. ``ids`` lists every id the filters match (all pages, in queue
+        order), for "select all"."""
+        now = self.app.clock()
+        where, need_lead = self._where(now, status, kind, action_type, breached_only, search, tier,
+                                       due_within_minutes, older_than_minutes, only_ids)
+        q = select(Approval.id).outerjoin(OutboxItem, OutboxItem.id == Approval.outbox_id)
+        if need_lead:
+            q = q.outerjoin(Lead, self._lead_on())
         with self.app.store.read() as s:
-            total = s.exec(select(func.count()).select_from(Approval).where(*where)).one()
+            ids = list(s.exec(q.where(*where).order_by(Approval.sla_due_at, Approval.id)).all())
+            page = ids[max(0, offset):max(0, offset) + max(0, limit)]
             rows = s.exec(select(Approval, OutboxItem).outerjoin(OutboxItem, OutboxItem.id == Approval.outbox_id)
-                          .where(*where).order_by(Approval.sla_due_at, Approval.id)
-                          .offset(offset).limit(limit)).all()
-            ids = {a.lead_id if a.lead_id is not None else _int(o.lead_id if o else None) for a, o in rows} - {None}
-            leads = {ld.id: ld for ld in s.exec(select(Lead).where(Lead.id.in_(sorted(ids)))).all()} if ids else {}
-        return {"total": total, "now": now, "rows": [
-            queue_row(a, o, leads.get(a.lead_id if a.lead_id is not None else _int(o.lead_id if o else None)), now)
-            for a, o in rows]}
+                          .where(Approval.id.in_(page)).order_by(Approval.sla_due_at, Approval.id)).all() \
+                if page else []
+            lead_ids = {_lead_id(a, o) for a, o in rows} - {None}
+            leads = {ld.id: ld for ld in s.exec(select(Lead).where(Lead.id.in_(sorted(lead_ids)))).all()} \
+                if lead_ids else {}
+        out = []
+        for a, o in rows:
+            r = queue_row(a, o, leads.get(_lead_id(a, o)), now)
+            r["findings"] = self._findings(o) if a.status == "pending" else []
+            out.append(r)
+        return {"total": len(ids), "now": now, "ids": ids, "rows": out}
+
+    def _findings(self, o: OutboxItem | None, s=None) -> list[dict]:
+        """The content rules on a send's message as it stands (what the gate will find when it executes)."""
+        if o is None or o.channel != "email" or not o.record:
+            return []
+        facts = (o.decision or {}).get("facts") or {}
+        first = facts.get("first_touch") if isinstance(facts.get("first_touch"), bool) else None
+        try:
+            return [r.to_dict() for r in recheck_message(self.app, dict(o.record), first_touch=first, s=s)]
+        except InvalidRequest as e:
+            return [{"code": "INVALID_ACTION", "detail": str(e)}]
+
+    def detail(self, approval_id: int, touches: int = 10) -> dict:
+        """One item as a reviewer needs it: the queue row, the gate's reasons when it decided (every rule it ran,
+        ``gate_reasons``), the content rules on the message as it stands now (``findings``: empty when the gate
+        would let it through), the lead's facts and its previous touches (newest first)."""
+        now = self.app.clock()
+        with self.app.store.read() as s:
+            appr, row = self._get(s, approval_id)
+            lead = s.get(Lead, _lead_id(appr, row)) if _lead_id(appr, row) is not None else None
+            prev = []
+            if lead is not None:
+                prev = s.exec(select(OutboxItem).where(OutboxItem.lead_id == str(lead.id),
+                                                       OutboxItem.channel == "email")
+                              .where(OutboxItem.id != (row.id if row is not None else -1))
+                              .order_by(OutboxItem.id.desc()).limit(touches)).all()
+            findings = self._findings(row, s)
+        item = queue_row(appr, row, lead, now)
+        decision = (row.decision or {}) if row is not None else {}
+        item.update({
+            "gate_reasons": [r for r in (decision.get("all_reasons") or row.reasons or []) if isinstance(r, dict)]
+            if row is not None else [],
+            "gate_evaluated_at": decision.get("evaluated_at"), "high_risk": decision.get("high_risk"),
+            "findings": findings,
+            "lead": None if lead is None else {
+                "id": lead.id, "email": lead.email, "name": " ".join(x for x in (lead.first_name, lead.last_name) if x),
+                "title": lead.title, "company": lead.company, "company_domain": lead.company_domain,
+                "tier": lead.tier, "score": lead.score, "country": lead.country, "timezone": lead.timezone,
+                "status": lead.status, "sequence": lead.sequence, "sequence_step": lead.sequence_step,
+                "reply_class": lead.reply_class, "industry": lead.industry, "employees": lead.employee_count,
+                "last_reply_at": _iso(lead.last_reply_at), "icp": ((lead.icp or {}).get("explanation")
+                                                                   if isinstance(lead.icp, dict) else None)},
+            "touches": [{"id": o.id, "at": _iso(o.sent_at if getattr(o, "sent_at", None) else o.created_at),
+                         "status": o.status, "subject": o.subject} for o in prev],
+        })
+        return item
+
+    def approve_many(self, approval_ids, actor: str) -> list[dict]:
+        """Approve each item on its own (its own transaction, four-eyes and the roster checked per item exactly
+        as ``approve``): one refusal does not stop the others. Returns one outcome per id, in order:
+        {"id", "ok", "status", "error"}."""
+        return self._many(approval_ids, lambda i: self.approve(i, actor))
+
+    def reject_many(self, approval_ids, actor: str, reason: str) -> list[dict]:
+        """Reject each item on its own with the same reason (required), as ``reject`` does one."""
+        if not (reason or "").strip():
+            raise InvalidRequest("a reason is required to reject (--reason)")
+        return self._many(approval_ids, lambda i: self.reject(i, actor, reason))
+
+    @staticmethod
+    def _many(approval_ids, one) -> list[dict]:
+        out = []
+        for i in dict.fromkeys(int(x) for x in approval_ids):
+            try:
+                a = one(i)
+                out.append({"id": i, "ok": True, "status": a.status, "error": None})
+            except InvalidRequest as e:
+                out.append({"id": i, "ok": False, "status": None, "error": str(e)})
+        return out
 
     def _get(self, s, approval_id: int) -> tuple[Approval, OutboxItem]:
         appr = s.get(Approval, approval_id)
@@ -285,11 +445,11 @@ class ApprovalService:
     def users_path(self) -> Path:
         from .users import demo_mode, users_file
 
+        if demo_mode():  # the console reads the demo file in demo mode, whatever ALPHA_USERS_FILE says
+            return users_file(demo=True)
         env = os.environ.get("ALPHA_USERS_FILE", "").strip()
         if env:
             return Path(env)
-        if demo_mode():
-            return users_file(demo=True)
         return Path(self.app.settings.config_dir) / "users.yaml"
 
     def _check_roster(self, appr: Approval, actor: str, verb: str) -> None:
@@ -373,8 +533,14 @@ class ApprovalService:
             record = dict(row.record or {})
             for k, v in (("subject", subject), ("html", html), ("text", text)):
                 if v is not None:
-                    setattr(row, k, v)
                     record[k] = v
+            # the gate checks the stored row again when it executes: an edit it would refuse is refused now
+            findings = recheck_message(self.app, record, s=s)
+            if findings:
+                raise EditRefused(f"edit of approval {approval_id}", [r.to_dict() for r in findings])
+            for k in ("subject", "html", "text"):
+                if k in record:
+                    setattr(row, k, record[k])
             row.record, row.updated_at = record, now
             appr.edited_by, appr.edited_at = actor, now
             s.add(row)
@@ -454,6 +620,16 @@ def _int(v) -> int | None:
         return None
 
 
+def _lead_id(a: Approval, o: OutboxItem | None) -> int | None:
+    return a.lead_id if a.lead_id is not None else _int(o.lead_id if o else None)
+
+
+def _iso(dt) -> str | None:
+    from .clock import iso
+
+    return iso(dt) if dt is not None else None
+
+
 def queue_row(a: Approval, o: OutboxItem | None, lead: Lead | None, now: datetime) -> dict:
     from .clock import iso
 
@@ -470,4 +646,8 @@ def queue_row(a: Approval, o: OutboxItem | None, lead: Lead | None, now: datetim
             "sla_due_at": iso(a.sla_due_at), "sla_minutes_left": None if left is None else round(left, 1),
             "breached": left is not None and left < 0, "escalated_to": a.escalated_to,
             "expires_at": iso(a.expires_at), "edited_by": a.edited_by, "decided_by": a.decided_by,
-            "reason": a.reason}
+            "reason": a.reason, "decided_at": iso(a.decided_at),
+            "tier": (o.tier if o is not None and o.tier is not None else (lead.tier if lead else None)),
+            "score": lead.score if lead else None, "country": lead.country if lead else None,
+            "reply_class": lead.reply_class if lead else None,
+            "reasons": [str(r.get("code")) for r in ((o.reasons or []) if o else []) if isinstance(r, dict)]}

@@ -292,13 +292,27 @@ def _digest(text: str | None) -> str:
     return hashlib.sha256((text or "").encode()).hexdigest()[:16]
 
 
+def edit_record(app, draft: Draft, lead: Lead | None, subject: str, html: str | None, text: str | None) -> dict:
+    """A draft as the email action the gateway would check (to the lead, from the first sending mailbox)."""
+    sender = app.settings.production.sender
+    rec = {"agent": "GHL_MASTER", "action": "send_email", "idempotency_key": f"draft-edit-{draft.id}",
+           "to": lead.email if lead else "", "from": sender.from_addresses[0], "subject": subject}
+    if html:
+        rec["html"] = html
+    if text:
+        rec["text"] = text
+    return rec
+
+
 def edit_draft(app, draft_id: int, subject: str, text: str, actor: str, reason: str = "",
                approve: bool = True):
-    """Replace a draft's subject and body (plain text; the HTML is rebuilt from it), re-run the content rules on
-    the result, and by default approve it, in one transaction. The audit trail records ``draft.edited`` (editor,
-    reason, subject before/after, body digests and the findings) and ``draft.approved``. Refused for queued or
-    sent drafts. Returns the draft."""
-    from .guardrails.content import ContentRules, check_content
+    """Replace a draft's subject and body (plain text; the HTML is rebuilt from it), re-run the gate's message
+    rules on the result (``approvals.recheck_message``, the check the gateway runs) and, when they find nothing,
+    save it and by default approve it, in one transaction. While any finding remains the edit is refused
+    (``EditRefused`` naming each finding and the matched text) and nothing is saved or approved. The audit trail
+    records ``draft.edited`` (editor, reason, subject before/after, body digests) and ``draft.approved``.
+    Refused for queued or sent drafts. Returns the draft."""
+    from .approvals import EditRefused, recheck_message
 
     subject = " ".join((subject or "").split())
     text = (text or "").replace("\r\n", "\n").replace("\r", "\n").strip("\n")
@@ -322,16 +336,18 @@ def edit_draft(app, draft_id: int, subject: str, text: str, actor: str, reason: 
         prov = dict(d.provenance or {})
         first_touch = ((prov.get("template") or {}).get("kind") or "first_touch") == "first_touch"
         lead = s.get(Lead, d.lead_id)
-        # the unsubscribe link must still be this lead's own (signed token), not another recipient's
-        findings = [r.to_dict() for r in check_content(subject, body_html, text, ContentRules.from_settings(
-            app.settings), first_touch=first_touch, recipient=lead.email if lead else None,
-            secret=getattr(app, "secret", None))]
+        # the gate's own check, for this lead (the unsubscribe link must carry the lead's own signed token);
+        # a follow-up step may say "Re:" (the gateway drops that rule once the lead had a send)
+        findings = [r.to_dict() for r in recheck_message(app, edit_record(app, d, lead, subject, body_html, text),
+                                                         first_touch=True if first_touch else False, s=s)]
+        if findings:
+            raise EditRefused(f"edit of draft {draft_id}", findings)
         # an unsupported-claim flag stays while its sentence is still in the text
         kept = [f for f in (d.flags or []) if isinstance(f, dict) and f.get("code") == "unsupported_claim"
                 and f.get("sentence") and f["sentence"] in text]
         before = {"status": d.status, "subject": d.subject, "body_sha": _digest(d.text or d.html)}
         d.subject, d.text, d.html = subject, text, body_html
-        d.flags = kept + findings
+        d.flags = kept
         prov["edited"] = {"by": actor, "at": iso(now), "reason": reason or None}
         d.provenance = prov
         after_status = "approved" if approve else d.status
@@ -346,3 +362,45 @@ def edit_draft(app, draft_id: int, subject: str, text: str, actor: str, reason: 
                          data={"before": before["status"], "reason": reason or "edited and approved",
                                "lead_id": d.lead_id, "template": d.template_id, "edited": True})
         return d
+
+
+# ------------------------------------------------------------------------------------------- many at once
+
+def decide_drafts(app, draft_ids: Iterable[int], status: str, actor: str, reason: str = "") -> list[dict]:
+    """Approve or reject several drafts, each on its own (``pipeline.set_draft_status``, its own transaction and
+    audit row): a draft already in that status, queued or sent is left alone and reported. Rejecting needs a
+    reason. Returns one outcome per id, in order: {"id", "ok", "status", "error"}."""
+    from .pipeline import set_draft_status
+
+    if status not in ("approved", "rejected"):
+        raise InvalidRequest("status must be approved or rejected")
+    if status == "rejected" and not (reason or "").strip():
+        raise InvalidRequest("a reason is required to reject drafts")
+    ids = list(dict.fromkeys(int(i) for i in draft_ids))
+    with app.store.read() as s:
+        current = dict(s.exec(select(Draft.id, Draft.status).where(Draft.id.in_(ids))).all()) if ids else {}
+    out = []
+    for i in ids:
+        was = current.get(i)
+        if was is None:
+            out.append({"id": i, "ok": False, "status": None, "error": f"draft {i} does not exist"})
+        elif was == status:
+            out.append({"id": i, "ok": False, "status": was, "error": f"draft {i} is already {was}"})
+        elif was not in EDITABLE:
+            out.append({"id": i, "ok": False, "status": was, "error": f"draft {i} is {was}: nothing left to decide"})
+        else:
+            try:
+                d = set_draft_status(app, i, status, actor, reason.strip())
+                out.append({"id": i, "ok": True, "status": d.status, "error": None})
+            except InvalidRequest as e:
+                out.append({"id": i, "ok": False, "status": was, "error": str(e)})
+    return out
+
+
+def shadow_draft_ids(app, run_id: int, *, tiers: Iterable[int] = (), decisions: Iterable[str] = (),
+                     reason: str | None = None, statuses: Iterable[str] = ()) -> list[int]:
+    """Every draft id of a run that the filters match (all pages, listing order): "select all matching"."""
+    on = _joined(app, run_id)
+    where = _filters(tiers, decisions, reason, statuses)
+    with app.store.read() as s:
+        return list(s.exec(select(Draft.id).join(OutboxItem, on).where(*where).order_by(OutboxItem.id, Draft.id)).all())

@@ -657,6 +657,20 @@ def _run(template: Template, compiled, ctx: dict, part: str) -> str:
         raise RenderError(f"template '{template.id}' ({part}): {type(e).__name__}: {str(e)[:200]}") from None
 
 
+def one_stop(out: str, values, escaped: bool = False) -> str:
+    """A value that ends with a full stop ("Acme Inc.") inserted before the template's own full stop reads
+    "Acme Inc.."; keep one. Only right after such a value, and never an ellipsis ("..." stays). ``escaped``: the
+    output is HTML, where the values appear as the template's autoescape wrote them."""
+    from markupsafe import escape
+
+    stops = sorted({v for v in values if isinstance(v, str) and v.endswith(".") and not v.endswith("..")},
+                   key=len, reverse=True)
+    for v in stops:
+        form = str(escape(v)) if escaped else v
+        out = re.sub(re.escape(form) + r"\.(?!\.)", lambda m: form, out)
+    return out
+
+
 def render(template: Template, lead: Any, sender: Any, unsubscribe_url: str, *, opening: str | None = None) -> Rendered:
     """Render a template for a lead.
 
@@ -668,12 +682,14 @@ def render(template: Template, lead: Any, sender: Any, unsubscribe_url: str, *, 
         raise RenderError(f"template '{template.id}': an unsubscribe URL is required")
     used: dict[str, Any] = {}
     ctx = _context(template, lead, sender, unsubscribe_url, used)
-    subject = clean_text(_run(template, template._subject, ctx, "subject"), 300)
+    inserted = [*lead_facts(lead, template.allowed_fields).values(), *ctx["sender"]._values.values()]
+    subject = one_stop(clean_text(_run(template, template._subject, ctx, "subject"), 300), inserted)
     shown = None
     if template.uses_opening:
         shown = clean_text(opening, 1000) if opening is not None else render_opening(template, lead, sender, used)
+        shown = one_stop(shown, inserted) if shown is not None else None
         ctx["opening"] = shown
-    html = _run(template, template._html, ctx, "body").strip() + "\n"
+    html = one_stop(_run(template, template._html, ctx, "body").strip(), [*inserted, shown], escaped=True) + "\n"
     return Rendered(subject=subject, html=html, text=html_to_plain(html), facts_used=dict(sorted(used.items())),
                     opening=shown)
 

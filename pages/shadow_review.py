@@ -1,34 +1,60 @@
-"""Shadow review (approver, admin): the emails a shadow run drafted, with the gateway's decision on each.
+"""Shadow review (approver, admin): the emails a shadow run drafted, with the gateway's decision on each, built
+for reviewing hundreds at once.
 
 Filter by AI tier, gateway decision, reason code and review status (filtered and paginated in the engine, in
-SQL); read one email as text with its guardrail findings marked; approve, reject with a reason, or edit then
-approve. Lead data and LLM output are untrusted: they are shown with st.text / st.code / dataframes, or as
-markdown with every markdown character escaped (never as HTML).
+SQL); tick rows in the table (or a whole page, or everything the filters match) and approve or reject them
+together behind one confirmation that lists them. The email in focus shows as it would go out (the HTML rendered
+without scripts, the text as plain text, so no address becomes a live link) beside its findings, the gateway's
+reasons and the lead. An edit is re-checked with the gate's rules and refused while any finding remains.
+Keyboard: A approve, X reject, J / K next / previous email. Lead data and LLM output are untrusted: they are shown
+with st.text / st.code / dataframes, sanitised st.html, or markdown with every markdown character escaped.
 """
 from __future__ import annotations
 
+import re
 
 import streamlit as st
 
 from console.runtime import actor, get_app, md_escape, require_role, run_action
-from engine.drafts import (DRAFT_STATUSES, EDITABLE, batch_progress, draft_detail, edit_draft, list_shadow_drafts,
-                           reason_codes, shadow_runs)
+from console.widgets import local_time
+from engine.approvals import EditRefused
+from engine.drafts import (DRAFT_STATUSES, EDITABLE, batch_progress, decide_drafts, draft_detail, edit_draft,
+                           list_shadow_drafts, reason_codes, shadow_draft_ids, shadow_runs)
+from engine.errors import AlphaError
 from engine.pipeline import set_draft_status
 
 require_role("approver", "admin")
 app = get_app()
 
 ANY = "(any)"
+TABLE = "sr_table"
 MARK = {"SPAM_CONTENT": "red", "FORBIDDEN_CLAIM": "red", "unsupported_claim": "orange"}
+URL = re.compile(r"(?:https?://|www\.)\S+", re.I)
+
+
+def plain_md(piece: str) -> str:
+    """Escaped markdown of untrusted text in which no web address becomes a live link: markdown links addresses
+    even when every character is escaped, so an address is shown as inline code (literal, not clickable)."""
+    out, pos = [], 0
+    for m in URL.finditer(piece):
+        out.append(md_escape(piece[pos:m.start()]))
+        url = m.group(0)
+        fence = "`" * (max((len(r) for r in re.findall(r"`+", url)), default=0) + 1)
+        out.append(f"{fence} {url} {fence}")
+        pos = m.end()
+    out.append(md_escape(piece[pos:]))
+    return "".join(out)
+
+
 def marked_markdown(segments) -> str:
     """Escaped markdown of a text cut into (piece, finding code) segments; findings get a coloured background.
-    Line breaks are kept (hard breaks), blank lines separate paragraphs."""
+    Line breaks are kept (hard breaks), blank lines separate paragraphs; addresses are never links."""
     out = []
     for piece, code in segments:
         if code:
             out.append(f":{MARK.get(code, 'red')}-background[**{md_escape(' '.join(piece.split()))}**]")
         else:
-            out.append(md_escape(piece))
+            out.append(plain_md(piece))
     lines = "".join(out).split("\n")
     paras, cur = [], []
     for line in lines:
@@ -45,19 +71,39 @@ def marked_markdown(segments) -> str:
 def _first_page() -> None:
     st.session_state["sr_page"] = 1
     st.session_state.pop("sr_pick", None)
+    st.session_state.pop(TABLE, None)
 
 
-def _done(message: str) -> None:
+def _sel() -> list[int]:
+    return list(st.session_state.get("sr_sel", []))
+
+
+def _set_sel(ids) -> None:
+    st.session_state["sr_sel"] = list(dict.fromkeys(int(i) for i in ids))
+    st.session_state.pop(TABLE, None)
+
+
+def _done(message: str, level: str = "success") -> None:
     """After a decision: say so, move on to the next pending email, clear the inputs."""
-    st.session_state["sr_flash"] = message
+    st.session_state["sr_flash"] = (level, message)
     for k in ("sr_pick", "sr_reason"):
         st.session_state.pop(k, None)
     st.rerun()
 
 
+def outcome_summary(word: str, out: list[dict]) -> str:
+    ok = [o["id"] for o in out if o["ok"]]
+    bad = [o for o in out if not o["ok"]]
+    text = f"{word} {len(ok)}" + (f" (#{', #'.join(map(str, ok))})" if ok else "")
+    if bad:
+        text += f", refused {len(bad)}: " + "; ".join(f"#{o['id']}: {o['error']}" for o in bad)
+    return text + "."
+
+
 st.title("Shadow review")
 if flash := st.session_state.pop("sr_flash", None):
-    st.success(flash)
+    level, message = flash if isinstance(flash, tuple) else ("success", flash)
+    (st.success if level == "success" else st.warning)(md_escape(message))
 
 runs = shadow_runs(app)
 if not runs:
@@ -67,7 +113,7 @@ if not runs:
 
 by_id = {r["id"]: r for r in runs}
 run_id = st.selectbox("Shadow run", list(by_id), key="sr_run", on_change=_first_page,
-                      format_func=lambda i: f"Run {i} · {by_id[i]['started_at'] or '?'} · "
+                      format_func=lambda i: f"Run {i} · {local_time(by_id[i]['started_at']) or '?'} · "
                                             f"{by_id[i]['contacts']} leads")
 prog = batch_progress(app, run_id)
 if prog["total"] == 0:
@@ -104,10 +150,10 @@ decisions = f2.multiselect("Gateway decision", decision_options, key="sr_f_decis
 reason = f3.selectbox("Reason code", reason_options, key="sr_f_reason", on_change=_first_page,
                       help="A gateway reason or a guardrail finding on the draft.")
 statuses = f4.multiselect("Review status", list(DRAFT_STATUSES), key="sr_f_status", on_change=_first_page)
+FILTERS = dict(tiers=tiers, decisions=decisions, reason=None if reason == ANY else reason, statuses=statuses)
 
 per_page = int(st.session_state.get("sr_per_page", 25))
-ok, listing = run_action(list_shadow_drafts, app, run_id, tiers=tiers, decisions=decisions,
-                         reason=None if reason == ANY else reason, statuses=statuses,
+ok, listing = run_action(list_shadow_drafts, app, run_id, **FILTERS,
                          page=int(st.session_state.get("sr_page", 1)), per_page=per_page)
 if not ok:
     st.stop()
@@ -117,28 +163,117 @@ rows = listing["rows"]
 if not rows:
     st.info("No email matches these filters.")
     st.stop()
+row_of = {r["draft_id"]: r for r in rows}
+shown = list(row_of)
+
+# the selection is a list of draft ids; the table's ticks are positions in the rows it showed last
+state = st.session_state.get(TABLE)
+ticks = state.get("selection", {}).get("rows") if state else None
+before = st.session_state.get("sr_shown", [])
+sel = _sel()
+if ticks is not None and st.session_state.get("sr_ticks_seen") != list(ticks):
+    ticked = [before[i] for i in ticks if 0 <= i < len(before)]
+    sel = [i for i in sel if i not in before] + ticked
+    if len(ticked) == 1 and ticked[0] in row_of:
+        st.session_state["sr_pick"] = ticked[0]  # one ticked row: that is the email in focus
+if sel:
+    matching = set(shadow_draft_ids(app, run_id, **FILTERS))
+    sel = [i for i in sel if i in matching]
+positions = [n for n, i in enumerate(shown) if i in set(sel)]
+st.session_state[TABLE] = {"selection": {"rows": positions, "columns": [], "cells": []}}
+st.session_state["sr_ticks_seen"] = positions
+st.session_state["sr_shown"] = shown
+st.session_state["sr_sel"] = sel
 
 first = (listing["page"] - 1) * listing["per_page"] + 1
-st.caption(f"{first}-{first + len(rows) - 1} of {listing['total']} matching emails")
+st.caption(f"{first}-{first + len(rows) - 1} of {listing['total']} matching emails · {len(sel)} selected")
 st.dataframe([{"id": r["draft_id"], "to": r["to"], "company": r["company"], "tier": r["tier"],
                "decision": r["decision"], "reasons": ", ".join(r["reasons"]), "findings": ", ".join(r["findings"]),
                "status": r["status"], "subject": r["subject"], "by": r["decided_by"] or "", "note": r["note"] or ""}
-              for r in rows], hide_index=True, width="stretch",
-             column_config={"id": st.column_config.NumberColumn(format="%d")})
-p1, p2, _ = st.columns([1, 1, 3])
-p1.number_input(f"Page (of {listing['pages']})", min_value=1, max_value=listing["pages"], step=1, key="sr_page")
+              for r in rows], hide_index=True, width="stretch", key=TABLE, on_select="rerun",
+             selection_mode="multi-row", column_config={"id": st.column_config.NumberColumn(format="%d")})
+p1, p2, s1, s2, s3 = st.columns([1, 1, 1.3, 1.3, 0.8])
+p1.number_input(f"Page (of {listing['pages']})", min_value=1, max_value=listing["pages"], step=1, key="sr_page",
+                on_change=lambda: st.session_state.pop(TABLE, None))
 p2.selectbox("Per page", [10, 25, 50, 100], index=1, key="sr_per_page", on_change=_first_page)
+open_page = [i for i in shown if row_of[i]["status"] in ("draft",)]
+s1.button(f"Select all on this page ({len(open_page)})", key="sr_sel_page", disabled=not open_page,
+          on_click=lambda: _set_sel([*_sel(), *open_page]), width="stretch",
+          help="The emails on this page still waiting for a decision")
+s2.button(f"Select all {listing['total']} matching", key="sr_sel_all",
+          on_click=lambda: _set_sel(shadow_draft_ids(app, run_id, **FILTERS)), width="stretch",
+          help="Every email the filters match, on every page")
+s3.button("Clear", key="sr_sel_clear", disabled=not sel, on_click=lambda: _set_sel([]), width="stretch")
+
+
+@st.dialog("Confirm the bulk decision", width="large", dismissible=False)
+def confirm_bulk(action: str, ids: list[int]) -> None:
+    word = "Approve" if action == "approve" else "Reject"
+    everything = list_shadow_drafts(app, run_id, **FILTERS, page=1, per_page=200)["rows"] if len(ids) > 0 else []
+    info = {r["draft_id"]: r for r in everything}
+    st.markdown(f"**{word} these {len(ids)} email(s)?** Each is decided on its own and recorded in the audit "
+                "trail; an email queued or sent already is left alone.")
+    lines = [f"#{i:<6} {(info.get(i, {}).get('to') or '')[:48]:48} "
+             + (info[i]["subject"] or "")[:90] if i in info else f"#{i:<6} (beyond the first 200 matching)"
+             for i in ids]
+    with st.container(height=min(360, 60 + 22 * len(ids)), border=True, key="sr_bulk_items"):
+        st.text("\n".join(lines))
+    why = st.text_area("Reason (required, recorded for each email)", key="sr_bulk_reason") \
+        if action == "reject" else ""
+    b1, b2 = st.columns(2)
+    if b1.button(f"{word} {len(ids)} email(s)", type="primary", key="sr_bulk_confirm"):
+        if action == "reject" and not (why or "").strip():
+            st.error("A reason is required to reject: say what is wrong, so the template can be fixed.")
+            return
+        ok, out = run_action(decide_drafts, app, ids, "approved" if action == "approve" else "rejected", actor(),
+                             (why or "").strip())
+        if not ok:
+            return
+        st.session_state.pop("sr_bulk", None)
+        _set_sel([])
+        _done(outcome_summary("Approved" if action == "approve" else "Rejected", out),
+              "success" if all(o["ok"] for o in out) else "warning")
+    if b2.button("Cancel", key="sr_bulk_cancel"):
+        st.session_state.pop("sr_bulk", None)
+        st.rerun()
+
+
+b1, b2, b3 = st.columns([1, 1, 2])
+if b1.button(f"Approve {len(sel)} selected", key="sr_bulk_approve", type="primary", disabled=not sel,
+             width="stretch"):
+    st.session_state["sr_bulk"] = ("approve", list(sel))
+if b2.button(f"Reject {len(sel)} selected", key="sr_bulk_reject", disabled=not sel, width="stretch"):
+    st.session_state["sr_bulk"] = ("reject", list(sel))
+b3.caption("Tick rows in the table, or use the select buttons. Keyboard: **A** approve, **X** reject (with the "
+           "reason typed), **J** / **K** next / previous email; shortcuts do nothing while you type.")
+if st.session_state.get("sr_bulk"):
+    confirm_bulk(*st.session_state["sr_bulk"])
 
 # ------------------------------------------------------------------------------------------ one email
 
-row_of = {r["draft_id"]: r for r in rows}
+if st.session_state.get("sr_goto") in row_of:
+    st.session_state["sr_pick"] = st.session_state.pop("sr_goto")
 if st.session_state.get("sr_pick") not in row_of:
     st.session_state.pop("sr_pick", None)
 pending = [i for i, r in row_of.items() if r["status"] == "draft"]
-pick = st.selectbox("Email to review", list(row_of), key="sr_pick",
-                    index=list(row_of).index(pending[0]) if pending else 0,
+
+
+def _move(step: int) -> None:
+    cur = st.session_state.get("sr_pick")
+    idx = shown.index(cur) if cur in shown else 0
+    st.session_state["sr_pick"] = shown[max(0, min(len(shown) - 1, idx + step))]
+
+
+st.divider()
+n1, n2, n3 = st.columns([4, 1, 1])
+pick = n1.selectbox("Email in focus", shown, key="sr_pick",
+                    index=shown.index(pending[0]) if pending else 0,
                     format_func=lambda i: f"#{i} · {row_of[i]['status']} · {row_of[i]['company'] or '-'} · "
                                           f"{(row_of[i]['subject'] or '')[:60]}")
+n2.button("Previous", key="sr_prev", shortcut="K", on_click=_move, args=(-1,), width="stretch",
+          icon=":material/keyboard_arrow_up:")
+n3.button("Next", key="sr_next", shortcut="J", on_click=_move, args=(1,), width="stretch",
+          icon=":material/keyboard_arrow_down:")
 ok, d = run_action(draft_detail, app, pick, run_id)
 if not ok:
     st.stop()
@@ -148,21 +283,32 @@ with left:
     st.subheader(f"Draft #{d['draft_id']}")
     st.text(f"To: {d['lead']['name']} <{d['to']}>")
     st.text(f"Company: {d['lead']['company'] or '-'} · {d['lead']['title'] or '-'}")
+    st.text(f"Subject: {d['subject']}")
     if d["findings"]:
         st.markdown(f"**Guardrail findings ({len(d['findings'])})**, marked in the text below:")
         st.dataframe(d["findings"], hide_index=True, width="stretch")
+        st.caption("Subject")
+        st.markdown(marked_markdown(d["subject_segments"]))
+        st.caption("Body (:red-background[spam terms and forbidden claims], :orange-background[unsupported "
+                   "claims]; addresses shown as code, never as links)")
+        with st.container(border=True):
+            st.markdown(marked_markdown(d["body_segments"]))
     else:
         st.success("No guardrail findings.")
-    st.caption("Subject")
-    st.markdown(marked_markdown(d["subject_segments"]))
-    st.caption("Body (as text; :red-background[spam terms and forbidden claims], "
-               ":orange-background[unsupported claims])")
+    st.caption("Plain text, exactly as a reader gets it (links as addresses, never clickable here)")
     with st.container(border=True):
-        st.markdown(marked_markdown(d["body_segments"]))
-    with st.expander("Exact text"):
-        st.code(f"Subject: {d['subject']}\n\n{d['text']}", language=None, wrap_lines=True)
-    with st.expander("HTML source (not rendered)"):
-        st.code(d["html"] or "", language="html", wrap_lines=True)
+        st.text(d["text"])
+    if d["html"]:
+        with st.expander("Rendered HTML (sanitised by Streamlit: no script or event handler runs)"):
+            st.html(d["html"])
+        with st.expander("HTML source"):
+            st.code(d["html"] or "", language="html", wrap_lines=True)
+
+
+def show_refusal(e: EditRefused) -> None:
+    st.error("Not saved, not approved: the gate would refuse this email. Fix each finding, then save again.\n\n"
+             + "\n".join(f"- **{md_escape(f['code'])}**: {md_escape(f.get('detail') or '')}" for f in e.findings))
+
 
 with right:
     st.markdown(f"**Status:** `{d['status']}` · **AI tier:** `{d['tier'] if d['tier'] is not None else '-'}` · "
@@ -178,37 +324,50 @@ with right:
         st.caption("none")
 
     st.divider()
+    i = d["draft_id"]
+    nxt = next((x for x in shown[shown.index(i) + 1:] + shown[:shown.index(i)] if row_of[x]["status"] == "draft"),
+               None) if i in shown else None
     if d["status"] not in EDITABLE:
         st.info(f"This email is {d['status']}: there is nothing left to decide.")
     else:
         a1, a2 = st.columns(2)
-        if a1.button("Approve", key="sr_approve", type="primary", width="stretch",
+        if a1.button(f"Approve #{i}", key="sr_approve", type="primary", width="stretch", shortcut="A",
                      disabled=d["status"] == "approved"):
-            ok, _ = run_action(set_draft_status, app, d["draft_id"], "approved", actor())
+            ok, _ = run_action(set_draft_status, app, i, "approved", actor())
             if ok:
-                _done(f"Draft #{d['draft_id']} approved.")
+                st.session_state["sr_goto"] = nxt
+                _done(f"Draft #{i} approved.")
         reject_reason = st.text_area("Reason (required to reject)", key="sr_reason", max_chars=500,
                                      placeholder="e.g. wrong facts about the company, tone, spam risk")
-        if a2.button("Reject", key="sr_reject", width="stretch", disabled=d["status"] == "rejected"):
+        if a2.button(f"Reject #{i}", key="sr_reject", width="stretch", shortcut="X",
+                     disabled=d["status"] == "rejected"):
             if not (reject_reason or "").strip():
                 st.error("A reason is required to reject: say what is wrong, so the template can be fixed.")
             else:
-                ok, _ = run_action(set_draft_status, app, d["draft_id"], "rejected", actor(),
-                                   reject_reason.strip())
+                ok, _ = run_action(set_draft_status, app, i, "rejected", actor(), reject_reason.strip())
                 if ok:
-                    _done(f"Draft #{d['draft_id']} rejected.")
-        with st.expander("Edit, then approve"):
-            with st.form(key=f"sr_edit_{d['draft_id']}"):
-                subject = st.text_input("Subject", value=d["subject"], key=f"sr_edit_subject_{d['draft_id']}")
+                    st.session_state["sr_goto"] = nxt
+                    _done(f"Draft #{i} rejected.")
+        with st.expander("Edit, then approve (re-checked by the gate's rules)"):
+            with st.form(key=f"sr_edit_{i}"):
+                subject = st.text_input("Subject", value=d["subject"], key=f"sr_edit_subject_{i}")
                 body = st.text_area("Body (plain text; links stay links)", value=d["text"], height=300,
-                                    key=f"sr_edit_body_{d['draft_id']}")
-                why = st.text_input("What you changed and why (optional)", key=f"sr_edit_why_{d['draft_id']}")
-                if st.form_submit_button("Save edit and approve", type="primary"):
-                    ok, saved = run_action(edit_draft, app, d["draft_id"], subject, body, actor(), why.strip())
-                    if ok:
-                        found = [f.get("code") for f in (saved.flags or [])]
-                        _done(f"Draft #{d['draft_id']} edited and approved."
-                              + (f" The edited text still has findings: {', '.join(found)}." if found else ""))
+                                    key=f"sr_edit_body_{i}")
+                why = st.text_input("What you changed and why (optional)", key=f"sr_edit_why_{i}")
+                save_approve = st.form_submit_button("Save edit and approve", type="primary")
+                save = st.form_submit_button(f"Save edit #{i}")
+            if save or save_approve:
+                try:
+                    edit_draft(app, i, subject, body, actor(), why.strip(), approve=bool(save_approve))
+                except EditRefused as e:
+                    show_refusal(e)
+                except AlphaError as e:
+                    st.error(md_escape(e))
+                else:
+                    if save_approve:
+                        st.session_state["sr_goto"] = nxt
+                    _done(f"Draft #{i} edited" + (" and approved." if save_approve else
+                                                  ": the gate's rules find nothing; approve it when ready."))
 
     if d["history"]:
         st.markdown("**History**")

@@ -2,6 +2,7 @@
 edits then approves; untrusted lead data stays text; 10,000 emails list in under a second."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -167,7 +168,7 @@ def test_approver_approves_and_moves_to_the_next(ctx, run):
     at.selectbox(key="sr_pick").set_value(queued)
     at = no_exception(at.run())
     assert "nothing left to decide" in text(at.info)
-    assert not at.button
+    assert not [b for b in at.button if b.key in ("sr_approve", "sr_reject")]
 
 
 def test_reject_needs_a_reason(ctx, run):
@@ -197,45 +198,132 @@ def test_reject_needs_a_reason(ctx, run):
     assert progress(at) == "1 / 5 reviewed"
 
 
-def test_edit_then_approve_records_the_editor_and_marks_findings(ctx, run):
+def edit_form(at, target, subject=None, body=None, why=None):
+    if subject is not None:
+        at.text_input(key=f"sr_edit_subject_{target}").input(subject)
+    if body is not None:
+        at.text_area(key=f"sr_edit_body_{target}").input(body)
+    if why is not None:
+        at.text_input(key=f"sr_edit_why_{target}").input(why)
+    return at
+
+
+def test_an_edit_with_findings_is_refused_listing_them_nothing_saved_nothing_approved(ctx, run):
+    """Seen: "Save edit and approve" approved a draft that now broke the content rules, with a green banner."""
     at = no_exception(ctx.page(PAGE, "admin"))
     target = picked(at)
     before = drafts(ctx.app)[target]
-    at.text_area(key=f"sr_edit_body_{target}").input("   ")  # an empty body is refused
+    edit_form(at, target, body="   ")  # an empty body is refused
     next(b for b in at.button if b.label == "Save edit and approve").click()
     at = no_exception(at.run())
     assert "the body is empty" in text(at.error)
     assert drafts(ctx.app)[target].status == "draft" and not audit(ctx.app, target)
 
-    at.text_input(key=f"sr_edit_subject_{target}").input("Act now: a quick question")
     body = before.text.replace("Best regards,", "This offer is 100% free and guaranteed results.\n\nBest regards,")
-    at.text_area(key=f"sr_edit_body_{target}").input(body)
-    at.text_input(key=f"sr_edit_why_{target}").input("shorter subject")
+    for label in ("Save edit and approve", f"Save edit #{target}"):
+        edit_form(at, target, subject="Act now: a quick question", body=body, why="shorter subject")
+        next(b for b in at.button if b.label == label).click()
+        at = no_exception(at.run())
+        err = text(at.error)
+        assert "Not saved, not approved" in err, label
+        for code, term in (("SPAM_CONTENT", "100% free"), ("SPAM_CONTENT", "Act now"),
+                           ("FORBIDDEN_CLAIM", "guaranteed results")):
+            assert code in err and term.lower() in err.lower(), (label, code, term)
+        assert not [m for m in at.success if "edited" in str(m.value)]  # no green banner
+        after = drafts(ctx.app)[target]
+        assert (after.status, after.subject, after.text, after.html) == ("draft", before.subject, before.text,
+                                                                         before.html)
+        assert not audit(ctx.app, target)
+
+    # without the findings the edit is saved and approved, and the editor recorded
+    clean = before.text.replace("Best regards,", "Happy to send a two-page overview.\n\nBest regards,")
+    edit_form(at, target, subject="A quick question", body=clean, why="shorter subject")
     next(b for b in at.button if b.label == "Save edit and approve").click()
     at = no_exception(at.run())
     assert f"Draft #{target} edited and approved." in text(at.success)
-    assert "still has findings" in text(at.success)
     after = drafts(ctx.app)[target]
-    assert after.status == "approved" and after.subject == "Act now: a quick question"
-    assert "100% free" in after.text and "100% free" in after.html
+    assert after.status == "approved" and after.subject == "A quick question" and "two-page" in after.html
     assert 'href="https://alphaswarm.example/unsubscribe/' in after.html  # the link is still a link
-    assert {"SPAM_CONTENT", "FORBIDDEN_CLAIM"} <= {f["code"] for f in after.flags}
     assert after.provenance["edited"]["by"] == "console:admin"
     events = [(r.event, r.actor) for r in audit(ctx.app, target)]
     assert events == [("draft.edited", "console:admin"), ("draft.approved", "console:admin")]
+    at.selectbox(key="sr_pick").set_value(target)
+    at = no_exception(at.run())
+    assert "edited" in at.dataframe[-1].value["event"].tolist()  # history
 
-    # the findings are marked in the text when the approver opens it again
+
+def test_findings_are_marked_and_addresses_are_never_live_links(ctx, run):
+    """Seen: URLs in an escaped email body rendered as live links (markdown links addresses even escaped)."""
+    target = min(drafts(ctx.app))
+    with ctx.app.store.write_plain() as s:  # a draft whose drafting recorded findings (an LLM's text, say)
+        d = s.get(Draft, target)
+        d.text = d.text.replace("Best regards,", "Act now: see www.example.com/offer or "
+                                                 "https://evil.example/x_(y) for 100% free.\n\nBest regards,")
+        d.flags = [{"code": "SPAM_CONTENT", "detail": 'spam terms: "Act now", "100% free"'}]
+        s.add(d)
+    at = no_exception(ctx.page(PAGE, "admin"))
     at.selectbox(key="sr_pick").set_value(target)
     at = no_exception(at.run())
     md = "\n".join(str(m.value) for m in at.markdown)  # the markdown source: escapes matter here
-    assert ":red-background[**Act now**]" in md and ":red-background[**100% free**]" not in md
-    assert r":red-background[**100\% free**]" in md and ":red-background[**guaranteed results**]" in md
-    assert {"SPAM_CONTENT", "FORBIDDEN_CLAIM"} <= set(at.dataframe[1].value["code"])
-    assert "edited" in at.dataframe[-1].value["event"].tolist()  # history
+    assert ":red-background[**Act now**]" in md and r":red-background[**100\% free**]" in md
+    assert "` www.example.com/offer `" in md and "` https://evil.example/x_(y) `" in md  # code, not links
+    for m in at.markdown:  # every other address is inside a code span
+        outside = re.sub(r"(`+) .*? \1", "", str(m.value))
+        assert not re.search(r"https?:|www\.", outside), m.value
+    assert any("https://evil.example/x_(y)" in t.value for t in at.text)  # and as plain text
+    assert {"SPAM_CONTENT"} <= set(at.dataframe[1].value["code"])
 
-    at.selectbox(key="sr_f_reason").set_value("FORBIDDEN_CLAIM")  # ... and the filter finds it by its finding
+
+def test_bulk_approve_and_reject_ticked_rows_behind_one_confirmation(ctx, run):
+    """Seen: one email at a time over 425. Rows are ticked (or a page, or everything matching) and decided
+    together behind one confirmation that lists exactly them."""
+    at = no_exception(ctx.page(PAGE, "approver"))
+    ids = at.dataframe[0].value["id"].tolist()
+    at.session_state["sr_table"] = {"selection": {"rows": [0, 2], "columns": [], "cells": []}}
     at = no_exception(at.run())
-    assert at.dataframe[0].value["id"].tolist() == [target]
+    assert f"2 selected" in text(at.caption)
+    next(b for b in at.button if b.label == "Approve 2 selected").click()
+    at = no_exception(at.run())
+    [listed] = [t.value for t in at.text if t.value.startswith(f"#{ids[0]} ")]
+    assert [int(line.split()[0][1:]) for line in listed.split("\n")] == [ids[0], ids[2]]
+    assert {drafts(ctx.app)[i].status for i in ids} == {"draft"}  # nothing until confirmed
+    at.button(key="sr_bulk_confirm").click()
+    at = no_exception(at.run())
+    assert f"Approved 2 (#{ids[0]}, #{ids[2]})." in text(at.success)
+    assert [drafts(ctx.app)[i].status for i in ids] == ["approved", "draft", "approved", "draft", "draft"]
+
+    next(b for b in at.button if b.label == "Select all on this page (3)").click()
+    at = no_exception(at.run())
+    next(b for b in at.button if b.label == "Reject 3 selected").click()
+    at = no_exception(at.run())
+    at.button(key="sr_bulk_confirm").click()
+    at = no_exception(at.run())
+    assert "reason is required" in text(at.error)
+    at.text_area(key="sr_bulk_reason").input("tone is off for this segment")
+    at.button(key="sr_bulk_confirm").click()
+    at = no_exception(at.run())
+    assert "Rejected 3" in text(at.success)
+    assert [drafts(ctx.app)[i].status for i in ids] == ["approved", "rejected", "approved", "rejected", "rejected"]
+    assert progress(at) == "5 / 5 reviewed"
+    next(b for b in at.button if b.label == "Select all 5 matching").click()
+    at = no_exception(at.run())
+    next(b for b in at.button if b.label == "Approve 5 selected").click()
+    at = no_exception(at.run())
+    at.button(key="sr_bulk_confirm").click()
+    at = no_exception(at.run())
+    summary = text(at.warning)
+    assert "Approved 3" in summary and "refused 2" in summary and "already approved" in summary
+
+
+def test_buttons_name_the_email_and_carry_shortcuts(ctx, run):
+    at = no_exception(ctx.page(PAGE, "approver"))
+    target = picked(at)
+    assert at.button(key="sr_approve").label == f"Approve #{target}"
+    assert at.button(key="sr_reject").label == f"Reject #{target}"
+    assert {b.proto.shortcut.lower() for b in at.button if b.proto.shortcut} >= {"a", "x", "j", "k"}
+    at.button(key="sr_next").click()
+    at = no_exception(at.run())
+    assert picked(at) == at.dataframe[0].value["id"].tolist()[1]
 
 
 # ------------------------------------------------------------------------------------------ untrusted text
@@ -249,16 +337,18 @@ def test_untrusted_company_renders_as_text(ctx, run):
     at = no_exception(at.run())
     assert XSS in at.dataframe[0].value["company"].tolist()  # the listing: a dataframe cell
     assert any(XSS in t.value for t in at.text)  # the detail: plain text
-    assert any(XSS in c.value for c in at.code)  # the exact text: a code block
+    assert any("&lt;img src=x onerror=alert(1)&gt;" in c.value for c in at.code)  # the HTML source, escaped
+    for h in at.get("html"):  # the rendered HTML: sanitised by Streamlit (never with JavaScript allowed)
+        assert not h.proto.unsafe_allow_javascript and XSS not in h.proto.body
     for m in at.markdown:
         assert not m.proto.allow_html or "onerror" not in m.value
         if "onerror" in m.value:
             assert XSS not in m.value and r"\<img src\=x onerror\=alert\(1\)\>" in m.value  # escaped markdown
-    assert not at.get("html") and not at.get("iframe")
+    assert not at.get("iframe")
     for node in at.main:  # the payload reaches the browser only inside text, code, dataframes and escaped markdown
         proto = getattr(node, "proto", None)
         if proto is not None and "onerror" in str(proto):
-            assert type(node).__name__ in ("Text", "Code", "Markdown", "Caption", "Selectbox", "Dataframe",
+            assert type(node).__name__ in ("Text", "Code", "Markdown", "Caption", "Selectbox", "Dataframe", "Html",
                                            "TextInput", "TextArea", "Block", "Column"), type(node).__name__
 
 

@@ -283,3 +283,112 @@ def test_cli_lists_hot_leads(app, db_url, tmp_path):
     assert "HOT LEAD cli-hot@acme.io" in alpha(env, "approvals", "list", check=True).stdout
     bad = alpha(env, "approvals", "list", "--kind", "sms")
     assert bad.returncode != 0 and "--kind 'sms'" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------ edits re-checked, bulk
+
+def _audit_events(app, ref):
+    from engine.models import AuditEntry
+
+    with app.store.read() as s:
+        return [e.event for e in s.exec(select(AuditEntry).where(AuditEntry.ref == str(ref))).all()]
+
+
+@pytest.mark.parametrize("edit,code,term", [
+    ({"subject": "100% free: a question about your sales team"}, "SPAM_CONTENT", "100% free"),
+    ({"text": "We promise guaranteed results within a month."}, "FORBIDDEN_CLAIM", "guaranteed results"),
+])
+def test_an_edit_the_gate_would_refuse_is_refused_and_nothing_is_saved(app, edit, code, term):
+    """Seen: "Save edit and approve" approved an edit with a spam term; the gate refused it later. The edit is
+    re-checked with the gate's own rules and refused, naming each finding and the matched text."""
+    from engine.approvals import EditRefused
+
+    appr, row = pending_one(app)
+    html = row.html.replace("a short note about pipeline reviews", "guaranteed results, 100% free") \
+        if "text" in edit else None
+    with pytest.raises(EditRefused) as e:
+        app.approvals.edit(appr.id, "alice", html=html, **edit)
+    assert code in str(e.value) and term in str(e.value) and "Nothing was saved" in str(e.value)
+    assert code in [f["code"] for f in e.value.findings]
+    with app.store.read() as s:
+        a, r = s.get(Approval, appr.id), s.get(OutboxItem, row.id)
+    assert (r.subject, r.html, r.text, r.record) == (row.subject, row.html, row.text, row.record)
+    assert a.edited_by is None and a.status == "pending"
+    assert "approval.edited" not in _audit_events(app, appr.id)
+    app.approvals.approve(appr.id, "alice")  # not an editor: still free to approve the unchanged message
+
+
+def test_an_edit_that_drops_the_recipients_unsubscribe_link_is_refused(app):
+    appr, row = pending_one(app)
+    with pytest.raises(InvalidRequest, match="MISSING_UNSUBSCRIBE"):
+        app.approvals.edit(appr.id, "alice", html="<p>Hi, a short note.</p>")
+    app.approvals.edit(appr.id, "alice", subject="A clean new subject")  # a clean edit is saved
+    with app.store.read() as s:
+        assert s.get(OutboxItem, row.id).subject == "A clean new subject"
+
+
+def test_approve_many_reports_each_item(app):
+    """Bulk approve at volume: each item on its own, four-eyes and the roster per item, a refusal never stops
+    the rest, and an item decided already says so."""
+    items = [pending_one(app, key=f"m{i}", to=f"p{i}@acme.io")[0].id for i in range(4)]
+    app.approvals.edit(items[1], "alice", subject="Edited by alice")
+    app.approvals.reject(items[2], "bob", "wrong persona")
+    out = app.approvals.approve_many(items + [items[0], 999999], "console:alice")
+    by = {o["id"]: o for o in out}
+    assert [o["id"] for o in out] == [*items, 999999]  # once each, in order
+    assert by[items[0]]["ok"] and by[items[0]]["status"] == "approved"
+    assert not by[items[1]]["ok"] and "four-eyes" in by[items[1]]["error"] and "edited" in by[items[1]]["error"]
+    assert not by[items[2]]["ok"] and "rejected, not pending" in by[items[2]]["error"]
+    assert by[items[3]]["ok"] and "does not exist" in by[999999]["error"]
+    with app.store.read() as s:
+        assert [s.get(Approval, i).status for i in items] == ["approved", "pending", "rejected", "approved"]
+    # the roster per item: an ae may decide nothing
+    out = app.approvals.approve_many([items[1]], "eve")
+    assert not out[0]["ok"] and "needs the group" in out[0]["error"]
+    with pytest.raises(InvalidRequest, match="reason"):
+        app.approvals.reject_many([items[1]], "bob", " ")
+    [r] = app.approvals.reject_many([items[1]], "bob", "tone")
+    assert r["ok"] and r["status"] == "rejected"
+
+
+def test_queue_filters_by_text_tier_and_age_and_lists_every_matching_id(app):
+    a1 = pending_one(app, key="f1", to="ann@northwind.io", tier=3)[0].id
+    a2 = pending_one(app, key="f2", to="bo@southwind.io", tier=2)[0].id
+    a3 = pending_one(app, key="f3", to="cy@other.io", tier=2, subject="Northwind question")[0].id
+    q = app.approvals.queue(search="NORTHWIND")
+    assert sorted(q["ids"]) == sorted([a1, a3]) and q["total"] == 2
+    assert sorted(app.approvals.queue(tier=2)["ids"]) == sorted([a2, a3])
+    assert app.approvals.queue(search="southwind", tier=2)["ids"] == [a2]
+    assert app.approvals.queue(search="northwind", tier=3)["ids"] == [a1]
+    q = app.approvals.queue(limit=1, offset=1)
+    assert q["total"] == 3 and len(q["rows"]) == 1 and q["rows"][0]["id"] == q["ids"][1]
+    assert app.approvals.queue(older_than_minutes=5)["ids"] == []
+    app.clock.advance(minutes=10)
+    assert app.approvals.queue(older_than_minutes=5)["total"] == 3
+    assert app.approvals.queue(search="100%_x")["ids"] == []  # LIKE wildcards are literal
+
+
+def test_detail_has_the_message_the_findings_and_the_leads_facts(app):
+    from engine.models import Lead
+
+    with app.store.write() as s:
+        s.add(Lead(email="jane@acme.io", email_key="jane@acme.io", company="Acme Inc.", tier=2, score=81,
+                   country="Germany", timezone="Europe/Berlin", reply_class="interested"))
+    appr, row = pending_one(app)
+    d = app.approvals.detail(appr.id)
+    assert d["to"] == "jane@acme.io" and d["html"] == row.html and d["findings"] == []
+    assert all(isinstance(r.get("code"), str) for r in d["gate_reasons"])
+    assert d["lead"]["company"] == "Acme Inc." and d["lead"]["score"] == 81 and d["lead"]["tier"] == 2
+    assert d["lead"]["timezone"] == "Europe/Berlin" and d["lead"]["reply_class"] == "interested"
+    assert d["touches"] == []
+
+
+def test_in_demo_mode_the_roster_checks_read_the_demo_users_file_like_the_console(app, monkeypatch, tmp_path):
+    """The console reads the demo users file in demo mode whatever ALPHA_USERS_FILE says; the four-eyes and roster
+    checks must read the same file, or a demo approver is judged by the production roles."""
+    from engine.users import users_file
+
+    monkeypatch.setenv("ALPHA_USERS_FILE", str(tmp_path / "production-users.yaml"))
+    assert app.approvals.users_path() == tmp_path / "production-users.yaml"
+    monkeypatch.setenv("ALPHA_DEMO", "1")
+    assert app.approvals.users_path() == users_file(demo=True) != tmp_path / "production-users.yaml"

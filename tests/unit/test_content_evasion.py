@@ -579,11 +579,16 @@ def test_drafts_and_edited_drafts_are_checked_against_the_leads_own_token(app_fa
     edit_draft(app, saved.draft.id, result.subject, result.text, "reviewer@alphaswarm.example", approve=False)
     with app.store.read() as s:
         assert s.get(Draft, saved.draft.id).flags == []
-    edit_draft(app, saved.draft.id, result.subject, result.text.replace(own, other), "reviewer@alphaswarm.example",
-               approve=False)
+    from engine.approvals import EditRefused
+
+    with pytest.raises(EditRefused) as refused:  # the gate would refuse it: the edit is refused, nothing saved
+        edit_draft(app, saved.draft.id, result.subject, result.text.replace(own, other),
+                   "reviewer@alphaswarm.example", approve=False)
+    assert [f["code"] for f in refused.value.findings] == ["MISSING_UNSUBSCRIBE"]
+    assert TOKEN_DETAIL in refused.value.findings[0]["detail"]
     with app.store.read() as s:
-        flags = s.get(Draft, saved.draft.id).flags
-    assert [f["code"] for f in flags] == ["MISSING_UNSUBSCRIBE"] and TOKEN_DETAIL in flags[0]["detail"]
+        d = s.get(Draft, saved.draft.id)
+    assert d.flags == [] and own in d.text and other not in d.text
 
 
 SOUP = ["<div>", "</div>", "<p>", "</p>", "<span style='display:none'>", "</span>", "<b>", "</b>", "<table><td>",

@@ -423,3 +423,26 @@ def test_a_template_must_render_for_a_lead_without_optional_fields(tmp_path):
     p = only(problems(pack_dir(tmp_path, files={"ghost_follow_2.html.j2": body})), "template 'ghost-follow-2'")
     assert "templates[13]" in p and "cannot render for a lead without optional fields" in p and "'company'" in p
     assert 'default(\"...\")' in p
+
+
+# ------------------------------------------------------------------------------------------ "Inc.."
+
+@pytest.mark.parametrize("tid", [t.id for t in PACK.templates])
+def test_a_company_ending_in_a_full_stop_gets_one_full_stop(tid, sender):
+    """Seen: "Inc.." in drafts: "Acme Inc." inserted before a template's own "."."""
+    lead = {**LEAD, "company": "Acme & Sons Inc."}
+    url = unsubscribe_url(sender.unsubscribe_base_url, lead["email"], SECRET)
+    r = render(PACK.get(tid), lead, sender, url)
+    for part in (r.subject, r.html, r.text, r.opening or ""):
+        assert "Inc.." not in part and "Inc.&amp;" not in part, part
+    if "company" in r.facts_used:
+        assert "Acme &amp; Sons Inc." in r.html and "Acme & Sons Inc." in r.text
+
+
+def test_one_stop_keeps_ellipses_and_other_text():
+    from engine.messaging import one_stop
+
+    assert one_stop("at Acme Inc.. Then", ["Acme Inc."]) == "at Acme Inc. Then"
+    assert one_stop("Acme Inc... and so on", ["Acme Inc."]) == "Acme Inc... and so on"  # an ellipsis stays
+    assert one_stop("Globex.. ok", ["Globex"]) == "Globex.. ok"  # not a value ending in a stop: untouched
+    assert one_stop("<p>at O&#39;Neil Co..</p>", ["O'Neil Co."], escaped=True) == "<p>at O&#39;Neil Co.</p>"
