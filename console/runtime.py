@@ -11,6 +11,7 @@ from typing import Callable
 
 import streamlit as st
 
+from console.widgets import age, clock_time, components_summary, mark
 from engine.errors import AlphaError, ConfigError
 from engine.users import ROLES, UsersFileInvalid, UsersFileMissing, roles_of
 
@@ -122,22 +123,28 @@ def _header_body() -> None:
     try:
         s = app.status()
     except Exception as e:  # noqa: BLE001 - the header must never take the page down
-        st.warning(f"Status unavailable: {e}")
+        st.warning(f"Status unavailable: {md_escape(e)} (checked {clock_time()})")
         return
     kill = s["kill_switch"]
-    c1, c2, c3, c4 = st.columns([1.2, 1.6, 1, 1.2])
+    c1, c2, c3, c4, c5 = st.columns([0.8, 1.5, 0.6, 2.3, 1.0])
     c1.markdown(f"**Phase:** `{s['phase']}`")
     if kill["on"]:
-        why = "EMERGENCY_STOP" if kill["source"] == "env" else md_escape(kill["reason"] or "no reason")
+        why = "forced by EMERGENCY_STOP" if kill["source"] == "env" else md_escape(kill["reason"] or "no reason")
         c2.markdown(f":red-background[**KILL SWITCH ON**] ({why})")
     else:
-        c2.markdown(":green-background[kill switch off]")
+        c2.markdown(":green-badge[kill switch off]")
     mode = s["mode"]
-    c3.markdown(f":orange-background[**{mode}**]" if mode == "LIVE" else f":blue-background[{mode}]")
-    c4.caption(f"live sending: {'yes' if s['live_sending'] else 'no'} · {s['checked_at']}")
+    c3.markdown(f":orange-badge[**{mode}**]" if mode == "LIVE" else f":blue-badge[{mode}]")
+    open_ = [b for b in s.get("breakers") or [] if b.get("state") != "CLOSED"]
+    breakers = ("breakers: " + ", ".join(f"{md_escape(b['name'])} {mark(str(b['state']).lower())}" for b in open_)
+                if open_ else "breakers: " + mark("closed", "all closed"))
+    c4.markdown(breakers + "  \n" + components_summary(s.get("components") or {}))
+    c5.caption(f"live sending: {'yes' if s['live_sending'] else 'no'}  \n"
+               f"checked {clock_time(s.get('checked_at'))} ({age(s.get('checked_at'))})")
 
 
 @st.fragment(run_every=5)
 def header() -> None:
-    """Phase, kill switch and SANDBOX/LIVE on every page, refreshed every 5 seconds."""
+    """Phase, kill switch (EMERGENCY_STOP named), SANDBOX/LIVE, open circuit breakers and component health on every
+    page, refreshed every 5 seconds."""
     _header_body()

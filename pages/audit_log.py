@@ -8,6 +8,7 @@ from datetime import datetime, time, timedelta, timezone
 import streamlit as st
 
 from console.runtime import get_app, require_role
+from console.widgets import local_time, stamp
 from engine import audit_log
 from engine.audit_log import AuditFilter
 
@@ -49,6 +50,13 @@ with st.container(border=True):
     size = c9.selectbox("Rows", PAGE_SIZES, key="audit_size")
 
 
+def _preview(data) -> str:
+    """The row's data as one line of JSON; nothing at all when there is none (never a bare ``{}``)."""
+    if data in (None, {}, [], ""):
+        return ""
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)[:DATA_PREVIEW]
+
+
 def _utc(d) -> datetime | None:
     return datetime.combine(d, time(0), tzinfo=timezone.utc) if d else None
 
@@ -87,18 +95,20 @@ first = (len(cursors) - 1) * size
 
 if rows:
     st.markdown(f"Rows **{first + 1:,}-{first + len(rows):,}** of **{total:,}** matching, newest first.")
+    stamp(what="Rows")
     event = st.dataframe(
-        [{"seq": r["seq"], "at": r["at"], "actor": r["actor"], "agent": r["agent"] or "", "event": r["event"],
+        [{"seq": r["seq"], "at": local_time(r["at"], with_seconds=True), "actor": r["actor"], "agent": r["agent"] or "", "event": r["event"],
           "action": r["action"] or "", "status": r["status"] or "", "ref": r["ref"] or "",
           "reasons": ", ".join(map(str, r["reasons"])),
-          "data": json.dumps(r["data"], ensure_ascii=False, sort_keys=True)[:DATA_PREVIEW]} for r in rows],
+          "data": _preview(r["data"])} for r in rows],
         hide_index=True, width="stretch", key="audit_table", on_select="rerun", selection_mode="single-row")
     picked = event.selection.rows
     if picked and picked[0] < len(rows):
         r = rows[picked[0]]
         with st.container(border=True):
-            st.markdown(f"**Row {r['seq']}** · `{r['event']}` · {r['at']}")
-            st.json(r, expanded=2)
+            st.markdown(f"**Row {r['seq']}** · `{r['event']}` · {local_time(r['at'], with_seconds=True)} "
+                        f"(stored as `{r['at']}`)")
+            st.json({k: v for k, v in r.items() if v not in (None, {}, [], "")}, expanded=2)
     else:
         st.caption("Select a row to see all of it.")
 elif total == 0 and flt == AuditFilter():
@@ -124,7 +134,8 @@ if st.button("Verify the hash chain", key="audit_verify", type="primary"):
         st.session_state["audit_verify_result"] = audit_log.verify_chain(app)
 res = st.session_state.get("audit_verify_result")
 if res:
-    checked = f"{res['rows']:,} row(s) checked in {res['seconds']:.2f} s at {res['checked_at']}"
+    checked = (f"{res['rows']:,} row(s) checked in {res['seconds']:.2f} s at "
+               f"{local_time(res['checked_at'], with_seconds=True)}")
     if res["ok"]:
         st.success(f"Chain intact: {checked}. Head row {res['head_seq']}, hash `{res['head_hash'][:16]}...`. "
                    "Rows written since then are not covered: verify again to include them.")

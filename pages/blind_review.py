@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from console.runtime import actor, get_app, require_role, run_action
+from console.widgets import stamp
 from engine.review import latest_set, next_item
 from engine.review import label as label_item
 from engine.review import undo as undo_label
@@ -66,7 +67,8 @@ if item is None:
     st.stop()
 
 done, total = item.labeled, item.total
-st.progress(done / total if total else 0.0, text=f"Set {set_id}: {done} / {total} labelled")
+st.progress(done / total if total else 0.0, text=f"Set {set_id}: {done} / {total} labelled")  # theme blue: neutral
+stamp(what="Progress")
 
 facts = item.facts
 with st.container(border=True):

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import plotly.graph_objects as go
 import streamlit as st
 
-from console.runtime import get_app, reason_and_confirm, require_role
+from console.runtime import get_app, md_escape, reason_and_confirm, require_role
+from console.widgets import browser_zone, clock_time, local_rows, local_time
 from engine import audit_log
 from engine.clock import as_utc, parse_iso
 
@@ -30,6 +31,7 @@ st.caption("One breaker per external API. CLOSED lets calls through; OPEN refuse
 
 
 def _when(dt: datetime | None, now: datetime) -> str:
+    """Local readable time and how far away: ``Sun 6 Dec 14:05:03 CET (3 min ago)`` or ``(in 40 s)``."""
     if dt is None:
         return "-"
     dt = as_utc(dt)
@@ -37,7 +39,12 @@ def _when(dt: datetime | None, now: datetime) -> str:
     ago = abs(secs)
     span = f"{ago // 86400} d" if ago >= 86400 else f"{ago // 3600} h" if ago >= 3600 else \
         f"{ago // 60} min" if ago >= 60 else f"{ago} s"
-    return f"{dt:%Y-%m-%d %H:%M:%S} UTC ({'in ' + span if secs > 0 else span + ' ago'})"
+    return f"{local_time(dt, with_seconds=True)} ({'in ' + span if secs > 0 else span + ' ago'})"
+
+
+def _local(dt: datetime) -> datetime:
+    """A UTC time as the viewer's wall-clock time, for plotly (which draws a datetime's wall clock as it is)."""
+    return as_utc(dt).astimezone(browser_zone()).replace(tzinfo=None)
 
 
 def _ask(name: str, target: str) -> None:
@@ -53,7 +60,8 @@ def cards() -> None:
     for i, b in enumerate(rows):
         cfg = app.breakers.cfg(b.name)
         with cols[i % 3].container(border=True):
-            st.markdown(f"#### {b.name} {BADGE.get(b.state, b.state)}" + (" :red[forced]" if b.forced else ""))
+            st.markdown(f"#### {md_escape(b.name)} {BADGE.get(b.state, b.state)}"
+                        + (" :orange-badge[forced]" if b.forced else ""))
             m1, m2 = st.columns(2)
             m1.metric("Consecutive failures", b.consecutive_failures, help=f"opens at {cfg.failure_threshold}")
             m2.metric("Recovery timeout", f"{cfg.recovery_timeout_seconds} s",
@@ -82,7 +90,7 @@ def cards() -> None:
                          width="stretch", help="Let calls through again"):
                 _ask(b.name, "CLOSED")
                 st.rerun()
-    st.caption(f"Checked {now:%H:%M:%S} UTC")
+    st.caption(f"Checked {clock_time(now)} (refreshes every 5 s).")
 
 
 def _clear() -> None:
@@ -126,7 +134,7 @@ page = audit_log.search(app, flt, limit=TIMELINE_LIMIT)
 events = list(reversed(page["rows"]))  # oldest first
 if page["next_before_seq"] is not None:
     st.warning(f"More than {TIMELINE_LIMIT} breaker changes in the {span_label}: the timeline starts at the oldest "
-               f"of the newest {TIMELINE_LIMIT} ({events[0]['at']}). The Audit log page lists them all.")
+               f"of the newest {TIMELINE_LIMIT} ({local_time(events[0]['at'])}). The Audit log page lists them all.")
 
 
 def _segments(current: dict[str, str]) -> list[dict]:
@@ -158,34 +166,34 @@ for state in STATES:
         continue
     fig.add_trace(go.Bar(
         name=state, orientation="h", y=[s["breaker"] for s in mine],
-        base=[s["start"] for s in mine],
+        base=[_local(s["start"]) for s in mine],
         x=[(s["end"] - s["start"]).total_seconds() * 1000 for s in mine],
         marker_color=COLORS[state],
-        customdata=[[f"{s['start']:%Y-%m-%d %H:%M}", f"{s['end']:%Y-%m-%d %H:%M}", html.escape(s["why"][:200])]
-                    for s in mine],
-        hovertemplate="%{y}: " + state + "<br>%{customdata[0]} to %{customdata[1]} UTC<br>%{customdata[2]}"
+        customdata=[[local_time(s["start"]), local_time(s["end"]), html.escape(s["why"][:200])] for s in mine],
+        hovertemplate="%{y}: " + state + "<br>%{customdata[0]} to %{customdata[1]}<br>%{customdata[2]}"
                       "<extra></extra>"))
 if events:  # a marker per change, so an OPEN of a few minutes still shows in a week-long window
     fig.add_trace(go.Scatter(
-        name="change", mode="markers", y=[e["ref"] for e in events], x=[parse_iso(e["at"]) for e in events],
+        name="change", mode="markers", y=[e["ref"] for e in events], x=[_local(parse_iso(e["at"])) for e in events],
         marker={"symbol": "diamond", "size": 10, "line": {"width": 1, "color": "#000"},
                 "color": [COLORS.get(e["data"].get("after") or e["status"], "#777") for e in events]},
         customdata=[[e["data"].get("before") or "?", e["data"].get("after") or e["status"],
                      ("forced by " if e["event"] == "breaker.forced" else "by ") + e["actor"],
                      html.escape(str(e["data"].get("reason") or ""))[:200]] for e in events],
-        hovertemplate="%{y}: %{customdata[0]} -> %{customdata[1]} at %{x|%Y-%m-%d %H:%M:%S} UTC<br>"
+        hovertemplate="%{y}: %{customdata[0]} -> %{customdata[1]} at %{x|%a %-d %b %H:%M:%S}<br>"
                       "%{customdata[2]}<br>%{customdata[3]}<extra></extra>"))
-fig.update_layout(barmode="overlay", xaxis={"type": "date", "range": [since, now]}, height=60 + 40 * len(current),
+fig.update_layout(barmode="overlay", xaxis={"type": "date", "range": [_local(since), _local(now)],
+                                            "title": f"time ({local_time(now).rsplit(' ', 1)[-1]})"}, height=60 + 40 * len(current),
                   margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h", "y": -0.25},
                   yaxis={"categoryorder": "array", "categoryarray": list(reversed(current))})
 st.plotly_chart(fig, key="breaker_timeline")
 
 if events:
-    st.dataframe([{"at": e["at"], "breaker": e["ref"], "from": e["data"].get("before"),
+    st.dataframe(local_rows(({"at": e["at"], "breaker": e["ref"], "from": e["data"].get("before"),
                    "to": e["data"].get("after") or e["status"],
                    "how": "forced" if e["event"] == "breaker.forced" else "automatic", "by": e["actor"],
                    "reason": e["data"].get("reason") or "", "last error": e["data"].get("last_error") or ""}
-                  for e in reversed(events)], hide_index=True, width="stretch", key="breaker_changes")
+                             for e in reversed(events)), "at"), hide_index=True, width="stretch", key="breaker_changes")
 else:
     st.info(f"No breaker changes in the {span_label}: every breaker kept its state. A breaker opens by itself "
             "after repeated failures of its API; `alpha breakers open NAME --reason ...` (or the buttons above) "

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from console.runtime import get_app, require_role, run_action
+from console.widgets import stamp
 from engine.leads_io import write_safe_csv
 from engine.review import analyze, latest_set
 
@@ -31,6 +32,7 @@ set_id = st.selectbox("Review set", list(range(latest, 0, -1)), key="cmp_set",
 ok, r = run_action(analyze, app, set_id)
 if not ok:
     st.stop()
+stamp(what=f"Set {set_id} analysed")
 
 if r["n"] == 0:
     st.info(f"Set {set_id} has no labels yet: an AE labels its leads on the **Blind review** page (the AI's tier "

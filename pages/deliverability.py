@@ -7,12 +7,26 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from console.runtime import get_app, require_role, run_action
+from console.widgets import local_rows, local_time, stamp
 from engine import deliverability as dv
 
 require_role("ops", "admin")
 app = get_app()
 
 st.title("Deliverability")
+
+# Colours carry meaning: green healthy, orange near the cooling threshold, red only below it (cooling).
+HEALTHY, NEAR, DANGER, NEUTRAL = "#15803d", "#d97706", "#b91c1c", "#374151"
+NEAR_MARGIN = 10  # points above the recovery threshold that still count as "near the threshold"
+
+
+def health_band(d: dict) -> tuple[str, str]:
+    """(word, colour) of a domain's health score against its thresholds."""
+    if d["cooling"] or d["score"] < d["cooling_threshold"]:
+        return "below the threshold: cooling", DANGER
+    if d["score"] < d["recovery_threshold"] + NEAR_MARGIN:
+        return "near the threshold", NEAR
+    return "healthy", HEALTHY
 
 
 def _pct(v: float | None, digits: int = 2) -> str:
@@ -35,6 +49,7 @@ else:
 ok, rep = run_action(dv.report, app, start=start, end=end)
 if not ok:
     st.stop()
+stamp(what="Figures")
 daily, rates, doms = rep["daily"], rep["rates"], rep["domains"]
 wu = rep["warmup"]
 c2.caption(f"{rep['window']['start']} to {rep['window']['end']} ({rep['window']['days']} days, "
@@ -76,7 +91,7 @@ for status, color in (("sent", "#1565c0"), ("reconcile", "#ef6c00"), ("sending",
         fig.add_trace(go.Bar(name=status if status != "reconcile" else "awaiting reconciliation", x=days, y=ys,
                              marker_color=color))
 fig.add_trace(go.Scatter(name="effective daily cap", x=days, y=[r["cap"] for r in daily], mode="lines",
-                         line={"shape": "hv", "color": "#c62828", "width": 2},
+                         line={"shape": "hv", "color": NEUTRAL, "width": 2, "dash": "dot"},
                          customdata=[[r["warmup_phase"], r["binding"]] for r in daily],
                          hovertemplate="cap %{y} (warm-up phase %{customdata[0]}, %{customdata[1]})<extra></extra>"))
 over = [r for r in daily if r["over_cap"]]
@@ -98,7 +113,7 @@ if held:
 
 with st.container(border=True):
     st.markdown(f"**Warm-up plan**: {'on' if wu['enabled'] else 'off (the cap is daily_limit)'} · phase "
-                f"{wu['phase']} of {wu['phases']} since {wu['started_at']} · effective daily cap "
+                f"{wu['phase']} of {wu['phases']} since {local_time(wu['started_at'])} · effective daily cap "
                 f"{wu['effective_daily_cap']} ({wu['binding']}; daily_limit {rep['daily_limit']})")
     left, right = st.columns([3, 2])
     left.dataframe([{"phase": p["phase"], "": "current" if p["phase"] == wu["phase"] else "",
@@ -118,11 +133,11 @@ with st.container(border=True):
 st.subheader("Bounce and complaint rates")
 rf = make_subplots(rows=1, cols=2, subplot_titles=("bounce rate", "complaint rate"))
 for col, (key, limit, color) in enumerate((("bounce_rate", rates["max_bounce_rate"], "#6a1b9a"),
-                                           ("complaint_rate", rates["max_complaint_rate"], "#ad1457")), 1):
+                                           ("complaint_rate", rates["max_complaint_rate"], "#0e7490")), 1):
     rf.add_trace(go.Scatter(name=key.replace("_", " "), x=days, y=[r[key] for r in daily], mode="lines+markers",
                             line={"color": color}, connectgaps=False, showlegend=False), row=1, col=col)
     rf.add_trace(go.Scatter(name="domain-health maximum", x=[days[0], days[-1]], y=[limit, limit], mode="lines",
-                            line={"dash": "dash", "color": "#c62828"}, showlegend=col == 1), row=1, col=col)
+                            line={"dash": "dash", "color": NEAR}, showlegend=col == 1), row=1, col=col)
     rf.update_yaxes(tickformat=".1%" if key == "bounce_rate" else ".2%", rangemode="tozero", row=1, col=col)
 rf.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": -0.25})
 rf.update_xaxes(type="date")
@@ -140,11 +155,24 @@ st.dataframe([{"sending domain": r["domain"], "sent": r["sent"], "bounced": r["b
 # ------------------------------------------------------------------------------------------ domain health
 
 st.subheader("Domain health")
-st.dataframe([{"domain": d["domain"], "score": d["score"], "state": d["state"], "why": d["reason"] or "",
-               "updated": d["updated_at"] or "never", "configured sender": d["configured"]} for d in doms],
+if doms:
+    bands = [health_band(d) for d in doms]
+    hf = go.Figure(go.Bar(
+        x=[d["score"] for d in doms], y=[d["domain"] for d in doms], orientation="h",
+        marker_color=[c for _, c in bands], text=[f"{d['score']:.1f} ({w})" for d, (w, _) in zip(doms, bands)],
+        textposition="auto", hovertemplate="%{y}: %{x:.1f}<extra></extra>"))
+    for x, name in ((doms[0]["cooling_threshold"], "cools below"), (doms[0]["recovery_threshold"], "resumes at")):
+        hf.add_vline(x=x, line={"dash": "dash", "color": NEUTRAL, "width": 1},
+                     annotation_text=f"{name} {x:g}", annotation_position="top")
+    hf.update_layout(height=80 + 40 * len(doms), margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                     xaxis={"range": [0, 100], "title": "health score"}, yaxis={"autorange": "reversed"})
+    st.plotly_chart(hf, key="dv_health")
+st.dataframe(local_rows(({"domain": d["domain"], "score": d["score"], "state": d["state"],
+                          "health": health_band(d)[0], "why": d["reason"] or "",
+                          "updated": d["updated_at"] or "", "configured sender": d["configured"]} for d in doms),
+                        "updated"),
              hide_index=True, width="stretch", key="dv_domains",
-             column_config={"score": st.column_config.ProgressColumn("score", min_value=0, max_value=100,
-                                                                     format="%.1f")})
+             column_config={"score": st.column_config.NumberColumn("score", format="%.1f")})
 if doms:
     st.caption(f"A domain cools below {doms[0]['cooling_threshold']:g} and resumes at "
                f"{doms[0]['recovery_threshold']:g}; bounces and complaints from GHL recompute its score "
@@ -154,9 +182,9 @@ if doms:
 
 st.subheader("Cooling and pause events")
 if rep["events"]:
-    st.dataframe([{"at": e["at"], "what": e["what"], "domain": e["ref"] or "",
-                   "score": "" if e["score"] is None else f"{e['score']:g}",
-                   "by": e["actor"], "reason": e["reason"] or ""} for e in rep["events"]],
+    st.dataframe(local_rows(({"at": e["at"], "what": e["what"], "domain": e["ref"] or "",
+                              "score": "" if e["score"] is None else f"{e['score']:g}",
+                              "by": e["actor"], "reason": e["reason"] or ""} for e in rep["events"]), "at"),
                  hide_index=True, width="stretch", key="dv_events")
 else:
     st.info("No cooling, kill switch, maintenance or warm-up changes in this window.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from console.runtime import get_app, require_role, run_action
+from console.widgets import age, local_time, stamp, word
 from engine.approvals import load_roster
 from engine.config import load_settings
 from engine.errors import ConfigError
@@ -20,6 +21,7 @@ cdir = app.settings.config_dir
 st.title("Integrations & settings")
 st.caption(f"Configuration folder {cdir}. This page only reads it: change the files, check them with "
            "`alpha config-check`, then restart the engine and the console.")
+stamp(what="Page")
 
 
 def problems(e: ConfigError, what: str) -> None:
@@ -41,11 +43,14 @@ if last is None:
     st.code("alpha verify", language="bash")
 else:
     (st.success if last["ok"] else st.error)(
-        f"Last verify {'passed' if last['ok'] else 'FAILED'} at {last['at']}"
+        f"Last verify {'passed' if last['ok'] else 'FAILED'} at {local_time(last['at'], with_seconds=True)} "
+        f"({age(last['at'])})"
         + ("" if last["ok"] else ": fix the failing checks below and run it again."))
-    st.dataframe([{"integration": c["name"], "status": c["status"], "detail": c["reason"],
-                   "seconds": c.get("seconds")} for c in last["checks"]], hide_index=True, width="stretch",
-                 key="verify_checks")
+    checks = sorted(last["checks"], key=lambda c: c["status"] == "pass")  # what needs work first
+    st.dataframe([{"integration": c["name"], "status": word(c["status"]),
+                   "detail": c["reason"], "seconds": c.get("seconds")} for c in checks], hide_index=True,
+                 width="stretch", key="verify_checks",
+                 column_config={"detail": st.column_config.TextColumn(width="large")})
 
 # ------------------------------------------------------------------------------------------ limits
 

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from console.runtime import get_app, md_escape, require_role, run_action
+from console.widgets import local_rows, local_time, stamp
 from engine.errors import AlphaError
 from engine.events import lead_replies
 from engine.leads import TIER_FILTERS, errors_csv, get_lead, search_leads
@@ -137,9 +138,9 @@ if found.pages > 1:
     st.number_input("Page", min_value=1, max_value=found.pages, step=1, key="leads_page")
 
 st.dataframe(
-    [{**r, "tier": _tier(r)} for r in found.rows],
-    hide_index=True, width="stretch", key="leads_table",
-    column_config={"created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm")})
+    local_rows(({**r, "tier": _tier(r)} for r in found.rows), "created_at"),
+    hide_index=True, width="stretch", key="leads_table", column_config={"created_at": "created"})
+stamp(what="List")
 
 # ------------------------------------------------------------------------------------------ ICP breakdown
 
@@ -187,20 +188,21 @@ st.text(fit.explain())
 
 st.subheader("Replies")
 if lead.paused_until is not None:
-    st.info(f"Out of office: no step goes out before {lead.paused_until:%Y-%m-%d %H:%M} UTC.")
+    st.info(f"Out of office: no step goes out before {local_time(lead.paused_until)}.")
 ok, found_replies = run_action(lead_replies, app, lead.id, 20)
 if ok and found_replies:
     st.caption(f"Last reply class: {(lead.reply_class or '-').replace('_', ' ')} · sequence "
                + (f"stopped ({lead.stop_reason})" if lead.sequence_stopped_at else "running"))
-    st.dataframe([{"received": r["received_at"], "class": r["class"].replace("_", " "),
+    st.dataframe(local_rows(({"received": r["received_at"], "class": r["class"].replace("_", " "),
                    "confidence": r["confidence"], "return date": r["return_date"] or "",
                    "referral": r["referral"] or "", "queued steps changed": r["queue_changed"],
-                   "LLM second opinion": r["second_opinion"] or "", "excerpt": r["excerpt"]} for r in found_replies],
-                 hide_index=True, width="stretch", key="leads_replies",
-                 column_config={"received": st.column_config.DatetimeColumn("received", format="YYYY-MM-DD HH:mm")})
+                   "LLM second opinion": r["second_opinion"] or "", "excerpt": r["excerpt"]} for r in found_replies),
+                            "received", "return date"), hide_index=True, width="stretch", key="leads_replies")
 elif ok:
     st.caption("No reply from this lead yet.")
 
 with st.expander("Lead record"):
-    st.dataframe([{"field": k, "value": "" if v is None else str(v)} for k, v in lead.model_dump().items()
-                  if k not in ("icp",)], hide_index=True, width="stretch", key="leads_record")
+    st.dataframe([{"field": k, "value": "" if v is None else local_time(v, with_seconds=True)
+                   if hasattr(v, "tzinfo") and hasattr(v, "hour") else str(v)}
+                  for k, v in lead.model_dump().items() if k not in ("icp",)],
+                 hide_index=True, width="stretch", key="leads_record")

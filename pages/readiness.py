@@ -2,13 +2,11 @@
 each piece of evidence and its age, and what to do next to fix each failing check."""
 from __future__ import annotations
 
-from datetime import datetime
-
 import plotly.graph_objects as go
 import streamlit as st
 
-from console.runtime import get_app, require_role, run_action
-from engine.clock import parse_iso
+from console.runtime import get_app, md_escape, require_role, run_action
+from console.widgets import age, local_time, mark, stamp
 from engine.readiness import readiness, verify_audit_chain
 
 require_role("approver", "ops", "admin")
@@ -60,26 +58,13 @@ NEXT_STEPS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def age(at: str | None, now: datetime) -> str:
-    """How long ago an ISO time was, in words ("never" when there is none)."""
-    if not at:
-        return "never"
-    secs = (now - parse_iso(at)).total_seconds()
-    if secs < 60:
-        return "just now" if secs > -60 else "in the future (clock skew?)"
-    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
-        if secs >= size:
-            n = int(secs // size)
-            return f"{n} {unit}{'s' if unit == 'day' and n != 1 else ''} ago"
-    return "just now"
-
-
 st.title("Readiness")
 with st.spinner("Gathering the evidence..."):
     ok, r = run_action(readiness, app)
 if not ok:
     st.stop()
 now = app.clock()
+stamp(now, "Evidence gathered")
 
 # ------------------------------------------------------------------------------------------ score and gate
 
@@ -103,7 +88,7 @@ with right:
                    "page.")
     else:
         st.warning(f"The go/no-go gate for **{nxt}** is closed. Blocking:")
-        st.dataframe([{"blocking check": b} for b in r["blocking"]], hide_index=True, width="stretch")
+        st.markdown("\n".join(f"- {mark('fail')} {md_escape(b)}" for b in r["blocking"]))
 
 # ------------------------------------------------------------------------------------------ categories
 
@@ -121,19 +106,19 @@ st.plotly_chart(bars, key="categories")
 for c in cats:
     passed = sum(ch["passed"] for ch in c["checks"])
     with st.expander(f"{c['name']}: {c['score']} / {c['max']} ({passed} of {len(c['checks'])} checks pass)"):
-        st.dataframe([{"check": ch["name"], "result": "pass" if ch["passed"] else "FAIL",
-                       "points": f"{ch['points']} / {ch['max']}", "age": age(ch["at"], now),
-                       "evidence": ch["evidence"], "recorded": ch["at"] or ""} for ch in c["checks"]],
-                     hide_index=True, width="stretch")
+        st.table([{"check": md_escape(ch["name"]), "result": mark("pass" if ch["passed"] else "fail"),
+                   "points": f"{ch['points']} / {ch['max']}", "age": age(ch["at"], now),
+                   "evidence": md_escape(ch["evidence"]), "recorded": local_time(ch["at"], with_seconds=True) if ch["at"] else ""}
+                  for ch in sorted(c["checks"], key=lambda ch: ch["passed"])])
 
 # ------------------------------------------------------------------------------------------ go / no-go
 
 st.subheader(f"Go / no-go{f' for {nxt}' if nxt else ''}")
-rows = sorted(r["go_no_go"], key=lambda g: (not g["required"], g["status"] == "pass"))
-st.dataframe([{"criterion": g["criterion"], f"required for {nxt or '-'}": "yes" if g["required"] else "",
-               "status": g["status"], "age": age(g["at"], now), "evidence": g["evidence"],
-               "recorded": g["at"] or ""} for g in rows], hide_index=True, width="stretch", height="content",
-             column_config={"evidence": st.column_config.TextColumn(width="large")}, key="go_no_go")
+# failures first (the ones required for the next phase first), each piece of evidence in full (a table that wraps)
+rows = sorted(r["go_no_go"], key=lambda g: (g["status"] == "pass", not g["required"]))
+st.table([{"criterion": md_escape(g["criterion"]), f"required for {nxt or '-'}": "yes" if g["required"] else "",
+           "status": mark(g["status"]), "age": age(g["at"], now), "evidence": md_escape(g["evidence"]),
+           "recorded": local_time(g["at"], with_seconds=True) if g["at"] else ""} for g in rows])
 st.caption("Recorded is when the evidence was produced; the audit chain's is its last full walk (readiness then "
            "checks only the rows added since, and walks it all again after 24 h).")
 if st.button("Walk the whole audit chain now", key="walk_chain",

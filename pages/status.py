@@ -6,6 +6,7 @@ import streamlit as st
 from datetime import timedelta
 
 from console.runtime import get_app, md_escape, require_role
+from console.widgets import component_state, local_rows, local_time, mark, stamp, when
 from engine.report import weekly
 from engine.users import ROLES
 
@@ -14,12 +15,14 @@ app = get_app()
 s = app.status()
 
 st.title("Status")
-st.caption(f"Checked at {s['checked_at']} · database {s['components']['database']['url']} · "
-           f"config {s['components']['config']['dir']}")
+comps = s.get("components") or {}
+stamp(s["checked_at"], "Status")
+st.caption(f"Database {md_escape((comps.get('database') or {}).get('url') or '?')} · "
+           f"config {md_escape((comps.get('config') or {}).get('dir') or app.settings.config_dir)}")
 
 kill = s["kill_switch"]
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("Rollout phase", s["phase"], help=f"changed {s['phase_changed_at']} by {s['phase_changed_by']}",
+c1.metric("Rollout phase", s["phase"], help=f"changed {when(s['phase_changed_at'])} by {s['phase_changed_by']}",
           border=True)
 c2.metric("Kill switch", "ON" if kill["on"] else "off", border=True,
           help=md_escape(kill["reason"] or "") + (" (forced by EMERGENCY_STOP)" if kill["source"] == "env" else ""))
@@ -37,6 +40,14 @@ if s["awaiting_reconciliation"]:
              "`alpha outbox resolve ID sent|failed --reason ...`.")
 if s["permission_violations"]:
     st.warning(f"{s['permission_violations']} permission violation(s) recorded in the audit trail.")
+
+st.subheader("Components")
+if comps:
+    st.table([{"component": md_escape(name.replace("_", " ")), "state": mark(component_state(c)),
+               "detail": md_escape(c.get("detail") or ""),
+               "last seen": when(c["seen_at"]) if c.get("seen_at") else ""} for name, c in comps.items()])
+else:
+    st.info("No component health reported.")
 
 st.subheader("Usage vs limits")
 u = s["usage"]
@@ -57,9 +68,10 @@ if pd_["busiest"]:
 left, right = st.columns(2)
 with left:
     st.subheader("Circuit breakers")
-    st.dataframe([{"breaker": b["name"], "state": b["state"], "failures": b["consecutive_failures"],
-                   "retry at": b["retry_at"] or "", "forced": b["forced"], "last error": b["last_error"] or ""}
-                  for b in s["breakers"]], hide_index=True, width="stretch")
+    st.dataframe(local_rows(({"breaker": b["name"], "state": b["state"].replace("_", " "),
+                              "failures": b["consecutive_failures"], "retry at": b["retry_at"] or "",
+                              "forced": b["forced"], "last error": b["last_error"] or ""} for b in s["breakers"]),
+                            "retry at"), hide_index=True, width="stretch")
 with right:
     st.subheader("Outbox")
     if s["outbox"]:

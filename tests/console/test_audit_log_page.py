@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -140,3 +142,15 @@ def test_a_tampered_row_is_named(arranged):
     assert f"{target:,} row(s) checked" in err
     bad = at.json[-1].value
     assert '"attacker@evil.example"' in bad and '"k2"' in bad
+
+
+def test_empty_data_shows_nothing_and_times_are_local_and_readable(arranged):
+    """Issue 13: `{}` was shown for rows without data, and times were raw ISO with microseconds."""
+    at = ok(arranged.page(PAGE, "ops"))
+    t = table(at).set_index("ref")
+    assert "{}" not in t["data"].tolist()
+    assert t.loc["k1", "data"] == "" and t.loc["k3", "data"] == ""
+    assert t.loc["visitor", "data"].startswith('{"company"')  # real data is still there
+    when = t.loc["k1", "at"]
+    assert re.fullmatch(r"\w{3} \d{1,2} \w{3}( \d{4})? \d\d:\d\d:\d\d UTC", when), when  # no ISO, no microseconds
+    assert "Rows as of" in text(at.caption)

@@ -4,6 +4,7 @@ The page runs on the real clock (its window ends today), so data is arranged rel
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, time, timedelta, timezone
 
 import pytest
@@ -116,3 +117,23 @@ def test_an_impossible_window_is_explained(ctx):
     at.date_input(key="dv_window").set_value((end - timedelta(days=6), end))
     at = ok(at.run())
     assert len(chart(at, "dv_sends")["data"][0]["x"]) == 7
+
+
+def test_domain_health_colours_carry_meaning(ctx):
+    """Issue 13: a healthy domain's bar was red (the theme's primary colour). Green healthy, orange near the
+    threshold, red only below it."""
+    app = ctx.app
+    cfg = app.settings.production.domain_health
+    app.clock.now = datetime.now(timezone.utc) - timedelta(hours=1)
+    at = ok(ctx.page(PAGE, "ops"))
+    bars = chart(at, "dv_health")["data"][0]
+    assert bars["y"] == ["alphaswarm.example"] and bars["marker"]["color"] == ["#15803d"]  # healthy: green
+    assert frame(at, "domain")["health"].tolist() == ["healthy"]
+    app.set_domain_health("alphaswarm.example", cfg.recovery_threshold + 1, "a few bounces", "test")
+    at = ok(at.run())
+    assert chart(at, "dv_health")["data"][0]["marker"]["color"] == ["#d97706"]  # near the threshold: orange
+    assert frame(at, "domain")["health"].tolist() == ["near the threshold"]
+    app.set_domain_health("alphaswarm.example", cfg.cooling_threshold - 1, "bounce storm", "test")
+    at = ok(at.run())
+    assert chart(at, "dv_health")["data"][0]["marker"]["color"] == ["#b91c1c"]  # below: red
+    assert re.fullmatch(r"\w{3} \d{1,2} \w{3}( \d{4})? \d\d:\d\d:\d\d \w+", frame(at, "at")["at"].tolist()[0])  # not ISO

@@ -12,6 +12,7 @@ from engine.approvals import load_roster
 from engine.messaging import load_pack
 from engine.models import VerifyRun
 from engine.verify import run_verify
+from console.widgets import local_time
 from tests.console.conftest import no_exception, text
 
 PAGE = "pages/integrations.py"
@@ -66,9 +67,9 @@ def test_verify_never_run_then_run_from_the_button(ctx, offline):
     assert verify_runs(ctx.app) == 1  # stored: readiness evidence
     checks = {r["integration"]: r for r in table(at, "integration")}
     assert set(checks) == {"ghl", "slack", "llm", "webhooks", "breakers"}
-    assert checks["ghl"]["status"] == "not_configured" and checks["slack"]["status"] == "not_configured"
-    assert checks["webhooks"]["status"] == "fail" and "127.0.0.1:9" in checks["webhooks"]["detail"]
-    assert checks["breakers"]["status"] == "pass"
+    assert checks["ghl"]["status"] == "not configured" and checks["slack"]["status"] == "not configured"
+    assert checks["webhooks"]["status"] == "FAIL" and "127.0.0.1:9" in checks["webhooks"]["detail"]
+    assert checks["breakers"]["status"] == "PASS"
     assert "Last verify FAILED" in text(at.error)
 
 
@@ -76,9 +77,10 @@ def test_the_last_stored_result_and_its_time(ctx, offline, monkeypatch):
     ctx.app.breakers.force("llm", "OPEN", "provider outage", "ops")
     r = run_verify(ctx.app, send_slack=False)  # e.g. `alpha verify` from a shell
     at = no_exception(ctx.page(PAGE, "admin"))
-    assert f"Last verify FAILED at {r['at']}" in text(at.error)
+    assert f"Last verify FAILED at {local_time(r['at'], with_seconds=True)} (" in text(at.error)  # local, with age
+    assert r["at"] not in text(at.error)  # never the raw ISO time
     checks = {c["integration"]: c for c in table(at, "integration")}
-    assert checks["breakers"]["status"] == "fail" and "llm=OPEN" in checks["breakers"]["detail"]
+    assert checks["breakers"]["status"] == "FAIL" and "llm=OPEN" in checks["breakers"]["detail"]
     assert verify_runs(ctx.app) == 1  # showing it ran nothing
 
 

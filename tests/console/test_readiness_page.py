@@ -3,6 +3,7 @@ fast on a long audit trail (it walks the whole chain once, then only the rows ad
 from __future__ import annotations
 
 import json
+import re
 import time
 from types import SimpleNamespace
 
@@ -10,11 +11,12 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from console.widgets import local_time
 from engine import audit
 from engine.clock import system_clock
 from engine.models import AuditEntry, AuditHead, CheckRun
 from engine.readiness import AUDIT_KIND, readiness, verify_audit_chain
-from tests.console.conftest import no_exception, text
+from tests.console.conftest import _ESCAPED, no_exception, text
 
 PAGE = "pages/readiness.py"
 
@@ -23,9 +25,19 @@ def charts(at) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
+_BADGE = re.compile(r"^:[a-z]+-badge\[(.*)\]$")
+
+
+def plain(value) -> str:
+    """A table cell as a person reads it: a status mark's word, markdown escapes removed."""
+    v = str(value)
+    m = _BADGE.match(v)
+    return _ESCAPED.sub(r"\1", m.group(1) if m else v)
+
+
 def table(at, column: str):
-    """The dataframe that has ``column`` (AppTest does not expose a dataframe's key)."""
-    return next(d.value for d in at.dataframe if column in d.value.columns)
+    """The table that has ``column`` (AppTest does not expose a table's key), its cells as read."""
+    return next(d.value for d in [*at.table, *at.dataframe] if column in d.value.columns).map(plain)
 
 
 def go_no_go(at) -> dict[str, dict]:
@@ -54,7 +66,7 @@ def _chain_runs(app) -> list[CheckRun]:
 def test_ae_is_refused_and_approver_ops_admin_see_it(ctx):
     at = no_exception(ctx.page(PAGE, "ae"))
     assert "Access refused: this page needs the role approver or ops or admin" in text(at.error)
-    assert not at.title and not at.get("plotly_chart") and not at.dataframe
+    assert not at.title and not at.get("plotly_chart") and not at.dataframe and not at.table
     for username in ("approver", "ops", "admin"):
         at = no_exception(ctx.page(PAGE, username))
         assert [t.value for t in at.title] == ["Readiness"], username
@@ -86,15 +98,16 @@ def test_page_shows_the_engines_score_categories_and_go_no_go(synced):
     assert set(gng) == {g["criterion"] for g in r["go_no_go"]}
     for g in r["go_no_go"]:
         row = gng[g["criterion"]]
-        assert row["status"] == g["status"]
+        assert row["status"] == g["status"].upper()
         assert row["evidence"] == g["evidence"] or g["criterion"] == "audit chain verifies"  # its age moved on
         assert row["required for parallel"] == ("yes" if g["required"] else "")
         assert bool(row["recorded"]) == bool(g["at"])
-    assert gng["canary passing"]["age"] == "never" and gng["canary passing"]["status"] == "fail"
-    assert gng["breakers closed"]["age"] == "just now"
+    assert gng["canary passing"]["age"] == "never" and gng["canary passing"]["status"] == "FAIL"
+    assert gng["breakers closed"]["age"].endswith(" s ago")
     # the chain was walked in full by the page; ctx.app's readiness reuses that walk: same time
-    assert gng["audit chain verifies"]["recorded"] == next(
-        g["at"] for g in r["go_no_go"] if g["criterion"] == "audit chain verifies")
+    assert gng["audit chain verifies"]["recorded"] == local_time(next(
+        g["at"] for g in r["go_no_go"] if g["criterion"] == "audit chain verifies"), with_seconds=True)
+    assert re.fullmatch(r"\w{3} \d{1,2} \w{3}( \d{4})? \d\d:\d\d:\d\d \w+", gng["audit chain verifies"]["recorded"])
     assert "gate for **parallel** is closed" in text(at.warning)
 
     # what to do next: each failing check with the command that fixes it
@@ -109,6 +122,33 @@ def test_page_shows_the_engines_score_categories_and_go_no_go(synced):
     assert steps[0] == "shadow validation complete"  # the one required for parallel comes first
 
 
+def test_go_no_go_lists_failures_first_with_the_whole_evidence(synced, monkeypatch):
+    """Issue 13: the gate's reasons were cut off in a narrow cell and failures were not first."""
+    import engine.readiness as rd
+
+    real = rd.readiness
+    long = "the canary failed at step 4 of 6: " + "the webhook receiver did not answer in time, " * 6 + "end."
+
+    def patched(app):
+        r = real(app)
+        for g in r["go_no_go"]:
+            if g["criterion"] == "canary passing":
+                g["evidence"], g["required"] = long, False  # a failure that is not required still comes before passes
+        return r
+
+    monkeypatch.setattr(rd, "readiness", patched)
+    at = no_exception(synced.page(PAGE, "ops"))
+    rows = table(at, "criterion").to_dict("records")
+    statuses = [r["status"] for r in rows]
+    assert "PASS" in statuses and "FAIL" in statuses
+    assert statuses == sorted(statuses, key=lambda s: s == "PASS"), statuses  # every FAIL before every PASS
+    required = "required for parallel"
+    fails = [r for r in rows if r["status"] == "FAIL"]
+    assert [r[required] for r in fails] == sorted((r[required] for r in fails), reverse=True)  # required first
+    assert next(r for r in rows if r["criterion"] == "canary passing")["evidence"] == long  # in full
+    assert not [d for d in at.dataframe if "criterion" in d.value.columns]  # a wrapping table, not a grid
+
+
 def test_an_old_piece_of_evidence_shows_its_age(synced):
     ctx = synced
     ctx.app.clock.advance(hours=-3)  # the kill switch drill was three hours ago
@@ -116,9 +156,9 @@ def test_an_old_piece_of_evidence_shows_its_age(synced):
     ctx.app.control.set_kill(False, "drill over", "ops")
     at = no_exception(ctx.page(PAGE, "ops"))
     row = go_no_go(at)["kill switch tested"]
-    assert row["status"] == "pass" and row["age"] == "3 h ago" and "last flipped on by ops" in row["evidence"]
-    detail = {r["check"]: r for e in at.expander for df in e.dataframe for r in df.value.to_dict("records")}
-    assert detail["kill switch tested"]["age"] == "3 h ago" and detail["kill switch tested"]["result"] == "pass"
+    assert row["status"] == "PASS" and row["age"] == "3 h ago" and "last flipped on by ops" in row["evidence"]
+    detail = {r["check"]: r for e in at.expander for df in e.table for r in df.value.map(plain).to_dict("records")}
+    assert detail["kill switch tested"]["age"] == "3 h ago" and detail["kill switch tested"]["result"] == "PASS"
     assert not any(c.value.startswith("alpha kill on") for c in at.code)  # a passing check has no next step
 
 
@@ -148,15 +188,15 @@ def test_walk_button_catches_an_old_edit_that_the_quick_check_cannot(synced):
     at = no_exception(ctx.page(PAGE, "admin"))
     runs = _chain_runs(ctx.app)
     assert len(runs) == 1 and runs[0].ok  # the first render walked the chain in full and recorded it
-    assert go_no_go(at)["audit chain verifies"]["status"] == "pass"
+    assert go_no_go(at)["audit chain verifies"]["status"] == "PASS"
     _exec(ctx.app, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 1")
     at = no_exception(at.run())
-    assert go_no_go(at)["audit chain verifies"]["status"] == "pass"  # only rows after the checkpoint are walked
+    assert go_no_go(at)["audit chain verifies"]["status"] == "PASS"  # only rows after the checkpoint are walked
     at.button(key="walk_chain").click()
     at = no_exception(at.run())
     assert "The audit chain is BROKEN: row 1 was edited" in text(at.info)
     row = go_no_go(at)["audit chain verifies"]
-    assert row["status"] == "fail" and "row 1 was edited" in row["evidence"]
+    assert row["status"] == "FAIL" and "row 1 was edited" in row["evidence"]
     assert _chain_runs(ctx.app)[-1].ok is False
     assert "alpha audit verify" in [c.value for c in at.code]
 
