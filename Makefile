@@ -14,12 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# `make run`: init, the demo data and a blind-review set, then console + local GHL sandbox + webhook receiver +
+# worker on 127.0.0.1 (`alpha dev`); Ctrl-C stops everything. `make run DEMO=assisted` also steps the demo into the
+# assisted phase so Approvals has work; other ports: make run RUN_ARGS="--console-port 8502".
 run: setup
-	$(BIN)/alpha init
-	$(BIN)/alpha demo
-	$(BIN)/alpha status
-	@echo "Console: http://localhost:8501 (demo users ae, approver, ops, admin; password: ALPHA_DEMO_PASSWORD, or generated and printed below)"
-	@bash -c 'trap "kill 0" EXIT; $(BIN)/alpha up & ALPHA_DEMO=1 $(BIN)/streamlit run console/app.py'
+	$(if $(filter-out assisted,$(DEMO)),$(error DEMO=$(DEMO) is not known: use DEMO=assisted or leave it out))
+	$(BIN)/alpha dev $(if $(filter assisted,$(DEMO)),--assisted) $(RUN_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest

@@ -19,6 +19,7 @@ class PageSpec(NamedTuple):
 
 
 NAV: tuple[PageSpec, ...] = (
+    PageSpec("welcome", "Welcome", ":material/waving_hand:", "welcome", ("ae", "approver", "ops", "admin")),
     PageSpec("status", "Status", ":material/monitoring:", "status", ("ae", "approver", "ops", "admin")),
     PageSpec("readiness", "Readiness", ":material/speed:", "readiness", ("approver", "ops", "admin")),
     PageSpec("blind_review", "Blind review", ":material/visibility_off:", "blind-review", ("ae", "admin")),

@@ -12,6 +12,7 @@ import click
 import typer
 from sqlalchemy.exc import OperationalError
 
+from .clock import parse_iso
 from .errors import AlphaError, DatabaseNotReady, InvalidRequest
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -173,7 +174,12 @@ def status(as_json: bool = JsonOpt):
     print("outbox         " + (", ".join(f"{k}={v}" for k, v in sorted(st["outbox"].items())) or "empty"))
     print(f"reconciliation {st['awaiting_reconciliation']} awaiting")
     print(f"audit          {st['audit']['rows']} rows, violations {st['permission_violations']}")
-    print(f"database       {st['components']['database']['url']}")
+    print(f"database       {st['components']['database'].get('url', '')}")
+    print("components")
+    for name, c in st["components"].items():
+        seen = parse_iso(c["seen_at"]).strftime("%Y-%m-%d %H:%M:%S UTC") if c.get("seen_at") else None
+        print(f"  {name:17} {c['state'].upper():15} {c['detail']}"
+              + (f"  (last seen {seen})" if seen and c["state"] != "ok" else ""))
 
 
 @cli.command("codes")
@@ -691,25 +697,59 @@ def up(host: str = typer.Option("127.0.0.1", "--host"),
     serve(host, webhook_port)
 
 
+@cli.command("dev")
+def dev(console_port: int = typer.Option(8501, "--console-port", help="Port of the console (Streamlit)."),
+        ghl_port: int = typer.Option(8765, "--ghl-port", help="Port of the local GHL sandbox."),
+        webhook_port: int = typer.Option(8787, "--webhook-port", help="Port of the webhook receiver."),
+        assisted: bool = typer.Option(False, "--assisted",
+                                      help="Demo step into the assisted phase (a demo configuration that sends to "
+                                           "the local sandbox only), so approvals have work."),
+        ready_timeout: float = typer.Option(90.0, "--ready-timeout", help="Seconds each part may take to answer.")):
+    """What `make run` runs: init, the demo data (with a blind-review set), then the console, the local GHL
+    sandbox, the webhook receiver and a worker, all on 127.0.0.1, supervised: the demo password is printed once
+    everything answers; when any part stops, everything stops (exit 1); Ctrl-C stops everything."""
+    from .devstack import run_dev
+
+    raise typer.Exit(run_dev(console_port=console_port, ghl_port=ghl_port, webhook_port=webhook_port,
+                             assisted=assisted, ready_timeout=ready_timeout))
+
+
 @cli.command()
 def verify(as_json: bool = JsonOpt,
            no_send: bool = typer.Option(False, "--no-send", help="Do not send a Slack test message."),
            webhook_url: Optional[str] = typer.Option(None, "--webhook-url",
-                                                     help="Receiver to check (default $ALPHA_WEBHOOK_URL or "
-                                                          "http://127.0.0.1:8787).")):
-    """Check GHL, Slack, the LLM chain, the webhook receiver and the breakers; exit 0 only if all configured pass."""
+                                                     help="Receiver to check (default $ALPHA_WEBHOOK_URL, else "
+                                                          "the running receiver's address from its heartbeat, "
+                                                          "else http://127.0.0.1:8787)."),
+           sandbox: bool = typer.Option(False, "--sandbox",
+                                        help="Accept the local sandbox loop: exit 0 when nothing fails, even with "
+                                             "the GHL sandbox and no Slack (not ready for live phases).")):
+    """Check GHL, Slack, the LLM chain, the webhook receiver and the breakers. Exit 0 only when ready for live
+    phases (every required integration configured, real and passing), or with --sandbox when the local loop
+    works."""
     from .verify import run_verify
 
     app = _app()
     report = run_verify(app, send_slack=not no_send, webhook_url=webhook_url)
     app.alerts.flush()
+    passed = report["ready_for_sandbox"] if sandbox else report["ready_for_live"]
     if as_json:
-        _out(report)
+        _out({**report, "accepted": "sandbox" if sandbox else "live", "passed": passed})
     else:
         for c in report["checks"]:
             print(f"{c['name']:9} {c['status'].upper():15} {c['reason']}")
-        print("verify: " + ("PASS" if report["ok"] else "FAIL"))
-    raise typer.Exit(0 if report["ok"] else 1)
+        print(report["sandbox_summary"])
+        print(report["summary"])
+        if passed:
+            print("verify: PASS" + (" (sandbox loop; not ready for live phases)" if sandbox
+                                    and not report["ready_for_live"] else ""))
+        elif sandbox:
+            print("verify: FAIL (the local loop does not work: fix the failing checks)")
+        else:
+            print("verify: FAIL (not ready for live phases" + (
+                "; `alpha verify --sandbox` accepts the local sandbox loop, which works)"
+                if report["ready_for_sandbox"] else ")"))
+    raise typer.Exit(0 if passed else 1)
 
 
 @cli.command()
@@ -800,28 +840,56 @@ def shadow_export(file: str, run: Optional[int] = typer.Option(None, "--run", he
 
 
 @cli.command()
-def demo(file: str = typer.Option("data/demo_leads.csv", "--file", help="The demo CSV.")):
-    """Into an EMPTY database only: import the demo leads and run a shadow run over them (nothing is sent)."""
+def demo(file: str = typer.Option("data/demo_leads.csv", "--file", help="The demo CSV."),
+         assisted: bool = typer.Option(False, "--assisted",
+                                       help="Then step the rollout into assisted (gated; on demo data a recorded "
+                                            "demo override) and run the daily cycle, so sends wait in Approvals. "
+                                            "Needs a config that lets assisted send: `make run DEMO=assisted`."),
+         review_size: int = typer.Option(50, "--review-size", help="Leads in the blind-review set for the AE.")):
+    """Into an EMPTY database only: import the demo leads and run a shadow run over them (nothing is sent). On a
+    demo database: a blind-review set for the AE if none exists, and with --assisted the step into assisted."""
     from sqlmodel import func, select
 
+    from .devstack import check_assisted_demo, demo_database_problem, ensure_review_set, step_into_assisted
     from .models import Lead
-    from .pipeline import shadow_run
+    from .pipeline import daily_run, shadow_run
 
     app = _app()
+    if assisted:
+        check_assisted_demo(app)  # before anything is loaded
     with app.store.read() as s:
         n = s.exec(select(func.count()).select_from(Lead)).one()
     if n:
         print(f"demo: the database already holds {n} leads; nothing loaded")
+    else:
+        update, bar = _progress("importing demo leads")
+        with bar:
+            report = app.import_leads(file, progress=update)
+        print(f"demo: imported {report['imported']} leads ({report['rejected']} bad rows reported, as intended)")
+        update, bar = _progress("shadow run")
+        with bar:
+            summary = shadow_run(app, report["imported"] + report["updated"], progress=update)
+        print(f"demo: shadow run {summary['run_id']} over {summary['leads']} leads: "
+              + ", ".join(f"{k}={v}" for k, v in summary["by_status"].items()) + " (nothing sent)")
+    problem = demo_database_problem(app)
+    if problem is None:
+        made, existing = ensure_review_set(app, review_size, actor=f"alpha demo ({default_actor()})")
+        if made:
+            print(f"demo: blind-review set {made['set_id']} of {made['size']} leads for the AE (log in as ae, "
+                  "open Blind review)")
+        else:
+            print(f"demo: blind-review set {existing} exists")
+    elif n:
+        print("demo: no blind-review set made here (not a demo database); `alpha compare generate 50` makes one")
+    if not assisted:
         return
-    update, bar = _progress("importing demo leads")
+    step_into_assisted(app, f"alpha demo ({default_actor()})")
+    update, bar = _progress("daily run")
     with bar:
-        report = app.import_leads(file, progress=update)
-    print(f"demo: imported {report['imported']} leads ({report['rejected']} bad rows reported, as intended)")
-    update, bar = _progress("shadow run")
-    with bar:
-        summary = shadow_run(app, report["imported"] + report["updated"], progress=update)
-    print(f"demo: shadow run {summary['run_id']} over {summary['leads']} leads: "
-          + ", ".join(f"{k}={v}" for k, v in summary["by_status"].items()) + " (nothing sent)")
+        summary = daily_run(app, progress=update)
+    pending = summary["by_status"].get("pending_approval", 0)
+    print(f"demo: daily run {summary['day']}: " + ", ".join(f"{k}={v}" for k, v in summary["by_status"].items())
+          + (f"; {pending} sends wait in Approvals (log in as approver)" if pending else ""))
 
 
 @daily_cli.command("run")
@@ -830,10 +898,17 @@ def daily_run_cmd(import_file: Optional[str] = typer.Option(None, "--import", he
     """Import, score, route, draft and queue the day's next steps; safe to run twice the same day."""
     from .pipeline import daily_run
 
+    from .health import SCHEDULER, beat
+
     app = _app()
     update, bar = _progress("daily run")
     with bar:
         summary = daily_run(app, import_file, progress=update, use_llm=llm)
+    try:  # the scheduler's heartbeat: component health shows when the last daily run was
+        beat(app.store, SCHEDULER, {"day": summary.get("day"), "leads": summary.get("leads"),
+                                    "by_status": summary.get("by_status")})
+    except Exception as e:  # noqa: BLE001 - the run itself is done and recorded
+        print(f"warning: scheduler heartbeat not recorded: {e}", file=sys.stderr)
     if as_json:
         _out(summary)
         return
@@ -983,10 +1058,18 @@ def worker(interval: float = typer.Option(5.0, "--interval", help="Seconds to wa
     from .anchor import PeriodicCheckpoints
 
     checkpoints = PeriodicCheckpoints(app).start()  # signed audit checkpoints (ALPHA_AUDIT_CHECKPOINT_*)
+    from .health import WORKER, Beater, mark_stopped
+
+    # the worker's heartbeat, from its own loop (run_forever calls stop() every iteration), about once per interval
+    heartbeat = Beater(app.store, WORKER, every=max(1.0, interval), info={"interval": interval, "pid": os.getpid()})
     print(f"worker started (database {app.store.display_url}); Ctrl-C stops it")
     try:
-        app.approvals.run_forever(interval, stop=lambda: stopping["now"])
+        app.approvals.run_forever(interval, stop=lambda: (heartbeat(), stopping["now"])[1])
     except KeyboardInterrupt:
+        pass
+    try:
+        mark_stopped(app.store, WORKER)
+    except Exception:  # noqa: BLE001 - stopping anyway
         pass
     checkpoints.stop()
     app.alerts.flush()
@@ -1098,23 +1181,67 @@ def users_add(username: str, name: str = typer.Option(..., "--name"), email: str
     print(f"user {username} added with role {role}")
 
 
+def _revoke_sessions(username: str, reason: str) -> None:
+    """End the user's console sessions on the server (audited). Without a usable database they end anyway at
+    their next click (the console checks the user and the password fingerprint on every run)."""
+    from .sessions import SessionService
+
+    try:
+        app = _app()
+        n = SessionService.for_app(app).revoke_user(username, reason, f"cli:{default_actor()}")
+    except (AlphaError, OperationalError) as e:
+        print(f"note: open console sessions of {username} were not revoked in the database ({e}); they are "
+              "refused at their next click anyway", file=sys.stderr)
+        return
+    print(f"{n} open console session(s) of {username} ended")
+
+
 @users_cli.command("remove")
 def users_remove(username: str):
-    """Remove a console user (their next click is refused)."""
+    """Remove a console user and end their console sessions."""
     from .users import remove_user
 
     remove_user(username)
     print(f"user {username} removed")
+    _revoke_sessions(username, "user_removed")
 
 
 @users_cli.command("set-password")
 def users_set_password(username: str):
-    """Set a console user's password (asked for, twice)."""
+    """Set a console user's password (asked for, twice) and end their console sessions."""
     from .users import set_password
 
     password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
     set_password(username, password)
     print(f"password of {username} changed")
+    _revoke_sessions(username, "password_changed")
+
+
+@users_cli.command("sessions")
+def users_sessions(username: Optional[str] = typer.Argument(None, help="Only this user's sessions."),
+                   include_ended: bool = typer.Option(False, "--all", help="Also ended (revoked, expired) ones."),
+                   as_json: bool = JsonOpt):
+    """Console sessions: who is signed in, since when, from where (never the token)."""
+    from .sessions import SessionService
+
+    rows = SessionService.for_app(_app()).sessions(username, include_ended=include_ended)
+    if as_json:
+        _out(rows)
+        return
+    if not rows:
+        print("no open console sessions" if not include_ended else "no console sessions")
+    for r in rows:
+        print(f"{r['id']:>6} {r['username']:20} {r['state']:26} since {r['created_at']:%Y-%m-%d %H:%M} UTC  "
+              f"last seen {r['last_seen_at']:%Y-%m-%d %H:%M} UTC  {r['client'] or ''}")
+
+
+@users_cli.command("revoke")
+def users_revoke(username: str, actor: Optional[str] = ActorOpt):
+    """End every open console session of a user now (they must log in again)."""
+    from .sessions import SessionService
+
+    n = SessionService.for_app(_app()).revoke_user(username, "revoked", f"cli:{actor or default_actor()}")
+    print(f"{n} open console session(s) of {username} ended")
 
 
 @users_cli.command("list")

@@ -36,7 +36,6 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-d
                  "--disable-background-networking"]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 PASSWORD = "e2e-browser-password-42"
-COOKIE_KEY = "e2e-cookie-key-0123456789abcdefghijklmnopqrstuvwxyz"
 ROLES = ("ae", "approver", "ops", "admin")  # username = role
 XSS = "<img src=x onerror=alert(1)>"
 BOOT_TIMEOUT = 60.0
@@ -159,8 +158,9 @@ def _seed_xss(app, d: Path) -> dict:
 
 
 def _xss_queue(app, d: Path, env: dict, emails: dict) -> None:
-    """A pending send of each XSS lead's shadow draft (the gateway in the assisted phase, through a second engine
-    with assisted settings; the phase goes back to shadow after) and a hot-lead escalation for each CSV lead."""
+    """A pending send of each XSS lead's shadow draft and of each ordinary lead's (the gateway in the assisted
+    phase, through a second engine with assisted settings; the phase goes back to shadow after) and a hot-lead
+    escalation for each CSV lead."""
     from sqlmodel import select
 
     from engine.app import App
@@ -178,10 +178,18 @@ def _xss_queue(app, d: Path, env: dict, emails: dict) -> None:
     assert len(pairs) == len(emails), "the shadow run drafted every XSS lead"
     for phase in ("parallel", "assisted"):
         app.control.set_phase(phase, "e2e: pending sends to the XSS leads", "e2e", force=True)
+    with app.store.read() as s:  # the ordinary leads' drafts too: a queue to filter and bulk-approve
+        volume = s.exec(select(Draft, Lead).join(Lead, Lead.id == Draft.lead_id)
+                        .where(Lead.email.like("person%@company%.example")).order_by(Lead.id)).all()
+    assert len(volume) >= 5, "the shadow run drafted most ordinary leads"
     try:
         for draft, lead in pairs:
             r = assisted.gateway.submit(lead_action(assisted, lead, assisted.score(lead), draft, assisted.clock(),
                                                     idempotency_key=f"e2e-xss-{draft.id}"))
+            assert r.status == "pending_approval", r
+        for draft, lead in volume:
+            r = assisted.gateway.submit(lead_action(assisted, lead, assisted.score(lead), draft, assisted.clock(),
+                                                    idempotency_key=f"e2e-volume-{draft.id}"))
             assert r.status == "pending_approval", r
     finally:
         app.control.set_phase("shadow", "e2e: back to shadow after queueing the XSS sends", "e2e", force=True)
@@ -267,7 +275,6 @@ def console(tmp_path_factory):
         "ALPHA_DATA_DIR": str(d / "data"),
         "ALPHA_ENV_FILE": str(d / "test.env"),  # not the developer's .env
         "ALPHA_USERS_FILE": str(d / "users.yaml"),
-        "ALPHA_COOKIE_KEY": COOKIE_KEY,
         "ALPHA_UNSUBSCRIBE_SECRET": "e2e-unsubscribe-secret-0123456789",
         "PYTHONUNBUFFERED": "1",
     })
@@ -308,7 +315,10 @@ def console(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def browser(console):
+def chromium_browser():
+    """One Playwright and one Debian chromium for the whole session (Playwright's sync API allows one per
+    process: every browser test, with or without the shared console, uses this one)."""
+    _require_browser()
     from playwright.sync_api import sync_playwright
 
     if SCREENSHOTS.exists():
@@ -321,6 +331,11 @@ def browser(console):
     finally:
         b.close()
         pw.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(console, chromium_browser):
+    return chromium_browser
 
 
 @pytest.fixture
