@@ -114,10 +114,29 @@ def _queued(s: Session, lead: Lead | None, emails: list[str | None], rules: Rule
                        .order_by(OutboxItem.id)).all())
 
 
+def _cancel_hot_leads(s: Session, lead: Lead | None, detail: str, now: datetime, actor: str) -> list[int]:
+    """The person said no (opted out, bounced, not interested): a pending hot-lead escalation of the lead is
+    ``cancelled`` by ``system`` in the caller's transaction, so nobody calls someone who just declined. Audited."""
+    if lead is None or lead.id is None:
+        return []
+    pending = s.exec(select(Approval).where(Approval.kind == "hot_lead", Approval.lead_id == lead.id,
+                                            Approval.status == "pending")).all()
+    for appr in pending:
+        appr.status, appr.decided_by, appr.decided_at, appr.reason = "cancelled", "system", now, detail[:500]
+        s.add(appr)
+        audit.append(s, event="approval.cancelled", actor=actor, now=now, ref=str(appr.id), status="cancelled",
+                     data={"kind": "hot_lead", "lead_id": lead.id, "detail": detail[:500]})
+    return [a.id for a in pending]
+
+
 def _cancel_queue(s: Session, lead: Lead | None, emails: list[str | None], detail: str, now: datetime, actor: str,
-                  rules: Rules) -> int:
+                  rules: Rules, hot_leads: bool = True) -> int:
     """Cancel the lead's waiting rows (final status ``cancelled``, reason SEQUENCE_STOPPED) and any pending approval
-    of them (``cancelled`` by ``system``), in the caller's transaction; audited. Returns how many."""
+    of them (``cancelled`` by ``system``), in the caller's transaction; audited. With ``hot_leads`` (every path but
+    a reply showing interest) a pending hot-lead escalation of the lead is cancelled too. Returns how many queued
+    rows were cancelled."""
+    if hot_leads:
+        _cancel_hot_leads(s, lead, detail, now, actor)
     rows = _queued(s, lead, emails, rules)
     if not rows:
         return 0
@@ -270,7 +289,7 @@ class EventService:
         done: list[str] = []
         if c.label in replies.HUMAN:
             detail = f"lead replied ({c.label}) at {when}"
-            reply.cancelled = _cancel_queue(s, lead, [person], detail, now, "webhook:ghl", rules)
+            reply.cancelled = _cancel_queue(s, lead, [person], detail, now, "webhook:ghl", rules, hot_leads=not c.hot)
             done.append(f"{reply.cancelled} queued step(s) cancelled")
             if c.label == "unsubscribe":
                 added = person and _suppress(s, person, "unsubscribed", "reply", f"reply: {'; '.join(c.evidence)}",

@@ -26,9 +26,13 @@ NEXT_STEPS: dict[str, tuple[str, str | None]] = {
         "(true / false in assisted and autonomous); then restart the engine. Check the files with:",
         "alpha config-check"),
     "integrations verified": (
-        "Run the integration checks (or press Run verify now on the Integrations & settings page); a passing run "
-        "counts for 24 h.", "alpha verify"),
+        "Configure real GHL credentials and a Slack webhook, then run the integration checks (or press Run "
+        "verify now on the Integrations & settings page); only a run ready for live phases counts, for 24 h "
+        "(a local sandbox or an unconfigured integration never does).", "alpha verify"),
     "canary passing": ("Run the canary: a synthetic internal lead through the whole pipeline.", "alpha canary"),
+    "no failed canary": (
+        "The latest canary failed: read which probe failed in its evidence, fix it, then run the canary again "
+        "(a passing run clears this).", "alpha canary"),
     "unsubscribe tested": ("Run the unsubscribe test (RFC 8058 headers, suppression, one-click).",
                            "alpha unsubscribe-test"),
     "kill switch tested": (

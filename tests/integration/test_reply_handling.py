@@ -309,6 +309,59 @@ def test_only_interest_and_referrals_raise_hot_leads(app):
     assert {lead_of(app, a).status for a in ("int@a.io", "ref@b.io")} == {"hot"}
 
 
+# ------------------------------------------------------------------------------------------ a "no" after a hot lead
+
+INTERESTED = "Sounds interesting - can you send pricing and a calendar link?"
+
+
+def _hot_lead_status(app) -> list[str]:
+    return [a.status for a in hot_leads(app)]
+
+
+@pytest.mark.parametrize("no", ["reply_unsubscribe", "reply_not_interested", "one_click", "dnd", "bounce_event",
+                                "complaint_event", "bounce_notification"])
+def test_a_later_no_cancels_the_pending_hot_lead(app, no):
+    """Seen before: a hot-lead escalation stayed pending after the same person unsubscribed; an approver would
+    then call someone who had just said no. Every opt-out path and a 'not interested' reply cancel it at once."""
+    make_lead(app)
+    reply(app, INTERESTED, wid="in-interest")
+    assert _hot_lead_status(app) == ["pending"]
+    app.clock.advance(minutes=5)
+    if no == "reply_unsubscribe":
+        reply(app, "Please remove me from your list.", wid="in-no")
+    elif no == "reply_not_interested":
+        reply(app, "Actually, no thanks. We went with another vendor.", wid="in-no")
+    elif no == "one_click":
+        assert EventService(app).unsubscribe(LEAD) is True
+    elif no == "bounce_notification":
+        reply(app, "Delivery Status Notification (Failure)\n\nThe email account that you tried to reach does not "
+                   "exist. 550 5.1.1 User unknown", subject="Undeliverable: Re: pricing",
+              sender="mailer-daemon@target.io", wid="in-no")
+    else:
+        event = {
+            "dnd": {"type": "ContactDndUpdate", "webhookId": "d-9", "id": "cid-ana", "email": LEAD, "dnd": True},
+            "bounce_event": {"type": "LCEmailStats", "webhookPayload": {"event": "failed", "id": "b-9",
+                                                                        "severity": "permanent", "recipient": LEAD}},
+            "complaint_event": {"type": "LCEmailStats", "webhookPayload": {"event": "complained", "id": "c-9",
+                                                                           "recipient": LEAD}},
+        }[no]
+        assert EventService(app).ghl(event, json.dumps(event).encode()).status == "processed"
+    assert _hot_lead_status(app) == ["cancelled"]
+    with app.store.read() as s:
+        appr = s.exec(select(Approval).where(Approval.kind == "hot_lead")).one()
+        assert appr.decided_by == "system" and appr.reason
+        assert s.exec(select(audit.AuditEntry).where(audit.AuditEntry.event == "approval.cancelled",
+                                                     audit.AuditEntry.ref == str(appr.id))).first() is not None
+
+
+def test_a_second_interested_reply_keeps_the_hot_lead(app):
+    make_lead(app)
+    reply(app, INTERESTED, wid="in-interest")
+    app.clock.advance(minutes=5)
+    reply(app, "Also, could you include a case study? Thanks!", wid="in-interest-2")
+    assert _hot_lead_status(app) == ["pending"]
+
+
 # ------------------------------------------------------------------------------------------ the weekly report
 
 def test_the_weekly_report_counts_replies_by_class(app):
