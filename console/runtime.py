@@ -118,6 +118,17 @@ def reason_and_confirm(label: str, key: str, fn: Callable, *args) -> str | None:
     return None
 
 
+def follow_control(kill_on: bool, kill_source, kill_changed_at, phase: str, phase_changed_at) -> None:
+    """Called by every fragment that re-reads the control plane (the header, the kill switch panel): when the kill
+    switch or the phase changed since the page was drawn, the WHOLE page runs again, so no part of it (a gate row
+    'kill switch off', the history, a button) goes on contradicting the new state. Times as ``engine.clock.iso``."""
+    seen = (bool(kill_on), kill_source or "", str(kill_changed_at or ""), phase, str(phase_changed_at or ""))
+    before = st.session_state.get("_control_seen")
+    st.session_state["_control_seen"] = seen
+    if before is not None and before != seen:
+        st.rerun()  # from inside a fragment: the whole app
+
+
 def _header_body() -> None:
     app = get_app()
     try:
@@ -126,6 +137,7 @@ def _header_body() -> None:
         st.warning(f"Status unavailable: {md_escape(e)} (checked {clock_time()})")
         return
     kill = s["kill_switch"]
+    follow_control(kill["on"], kill["source"], kill["changed_at"], s["phase"], s["phase_changed_at"])
     c1, c2, c3, c4, c5 = st.columns([0.8, 1.5, 0.6, 2.3, 1.0])
     c1.markdown(f"**Phase:** `{s['phase']}`")
     if kill["on"]:
@@ -147,4 +159,5 @@ def _header_body() -> None:
 def header() -> None:
     """Phase, kill switch (EMERGENCY_STOP named), SANDBOX/LIVE, open circuit breakers and component health on every
     page, refreshed every 5 seconds."""
-    _header_body()
+    with st.container(key="alpha_header"):
+        _header_body()

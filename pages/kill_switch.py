@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from console.runtime import actor, get_app, md_escape, reason_and_confirm, require_role, run_action
+from console.runtime import (actor, follow_control, get_app, md_escape, reason_and_confirm, require_role,
+                             run_action)
 from console.widgets import age, clock_time, local_time, mark, stamp
+from engine.clock import iso
 from engine.config import PHASES
 from engine.history import recent_changes
 
@@ -50,6 +52,9 @@ def kill_switch() -> None:
     """The kill switch as the database (and EMERGENCY_STOP) says now, re-read every run of this fragment."""
     kill = app.control.kill()
     now_ctl = app.control.state()
+    # changed since the page was drawn (the CLI, another console)? then the whole page runs again: the header, the
+    # gate's "kill switch off" row and the history must not contradict this panel
+    follow_control(kill.on, kill.source, iso(now_ctl.kill_changed_at), now_ctl.phase, iso(now_ctl.phase_changed_at))
     locked = kill.source == "env"  # EMERGENCY_STOP: nothing here can turn it off
     who = md_escape(now_ctl.kill_actor or "-")
     changed = (f"{local_time(now_ctl.kill_changed_at, with_seconds=True)} ({age(now_ctl.kill_changed_at)})"

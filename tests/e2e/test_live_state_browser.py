@@ -1,7 +1,8 @@
 """Live state in a real browser: the kill switch page follows a flip made from the CLI while it is open.
 
 Issue 13: after `alpha kill on` from a shell, only the header refreshed; the page body still said "off" with the
-toggle off. The page body's kill switch block must show the database's state within 5 seconds, both ways.
+toggle off. The page body's kill switch block must show the database's state within 5 seconds, both ways, and
+the rest of the page (the header, the gate's "kill switch off" row) must agree with it, not lag behind.
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def test_the_kill_switch_page_follows_a_cli_flip_within_five_seconds(page, conso
         expect(on_panel).to_contain_text("e2e")
         expect(page.locator(".st-key-kill_button_off")).to_contain_text("Turn kill switch OFF")
         expect(off_panel).to_have_count(0)
+        # and the rest of the page agrees at once: the header and the gate's "kill switch off" row
+        expect(page.locator(".st-key-alpha_header")).to_contain_text("KILL SWITCH ON", timeout=FOLLOW_MS)
+        expect(page.get_by_text("kill switch is off")).to_have_count(0, timeout=FOLLOW_MS)
         screenshot(page, "kill-on-from-cli")
 
         out = alpha_cli(console, "kill", "off", "--reason", "e2e over")
@@ -38,6 +42,8 @@ def test_the_kill_switch_page_follows_a_cli_flip_within_five_seconds(page, conso
         expect(off_panel).to_contain_text("Kill switch off", timeout=FOLLOW_MS)
         expect(page.locator(".st-key-kill_button_on")).to_contain_text("TURN KILL SWITCH ON")
         expect(on_panel).to_have_count(0)
+        expect(page.locator(".st-key-alpha_header")).to_contain_text("kill switch off", timeout=FOLLOW_MS)
+        expect(page.get_by_text("kill switch is off")).to_have_count(1, timeout=FOLLOW_MS)
         screenshot(page, "kill-off-from-cli")
     finally:  # the other browser tests need it off
         if alpha_json(console, "status")["kill_switch"]["on"]:
