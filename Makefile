@@ -4,15 +4,23 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup bench clean
+.PHONY: run test setup bench clean lock
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Installs exactly the tested versions (requirements.lock, a pip constraints file); pyproject.toml holds the floors.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	@touch $(STAMP)
+
+# Re-pin requirements.lock to what is installed now (after changing pyproject.toml's dependencies and `make setup`).
+lock:
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@{ echo "# The tested environment: every package 'make setup' installs, pinned (pip install -c requirements.lock -e '.[dev]')."; \
+	   echo "# Regenerate after changing dependencies: make lock"; \
+	   $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e'; } > requirements.lock
 
 # `make run`: init, the demo data and a blind-review set, then console + local GHL sandbox + webhook receiver +
 # worker on 127.0.0.1 (`alpha dev`); Ctrl-C stops everything. `make run DEMO=assisted` also steps the demo into the
