@@ -274,6 +274,11 @@ def phase_set(phase: str, reason: str = ReasonOpt, actor: Optional[str] = ActorO
     app = _app()
     r = app.control.set_phase(phase, reason, actor or default_actor(), force=force)
     print(f"phase {r['before']} -> {r['after']}" + ("  (FORCED past a failing gate; recorded)" if r["forced"] else ""))
+    queue = r.get("queue") or {}
+    if queue.get("held"):
+        print(f"{queue['held']} queued send(s) will be held (deferred, PHASE_HELD) until the phase sends again")
+    if queue.get("released"):
+        print(f"{queue['released']} held send(s) released: due now")
 
 
 # ---------------------------------------------------------------------------------------------- breakers

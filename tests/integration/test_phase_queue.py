@@ -237,3 +237,26 @@ def test_cli_init_force_needs_a_reason_and_is_recorded_as_forced(db_url, config_
         app.store.dispose()
     assert data["status"] == "autonomous" and data["forced"] is True and "drill: staging box" in data["reason"]
     assert data["failed"]["phase"] == "parallel"
+
+
+def test_alpha_phase_set_says_how_many_sends_it_held_and_released(app_factory, monkeypatch):
+    """Seen before: the held and released counts were only in the audit row and the alert, not in the CLI's answer."""
+    from typer.testing import CliRunner
+
+    import engine.cli as cli
+
+    app = app_factory(production=ASSISTED, warmup={"enabled": False})
+    climb_to(app, "assisted")
+    add_users(app.settings.config_dir)
+    r = app.gateway.submit(email("ok", to="ny@acme.io"))
+    with app.store.read() as s:
+        appr = s.exec(select(Approval).where(Approval.outbox_id == r.outbox_id)).one()
+    app.approvals.approve(appr.id, "alice")
+    monkeypatch.setattr(cli, "_app", lambda ready=True: app)
+    down = CliRunner().invoke(cli.cli, ["phase", "set", "parallel", "--reason", "pause", "--actor", "ops"])
+    assert down.exit_code == 0, down.output
+    assert "phase assisted -> parallel" in down.output and "1 queued send(s) will be held" in down.output
+    app.gateway.process_due()
+    up = CliRunner().invoke(cli.cli, ["phase", "set", "assisted", "--reason", "resume", "--actor", "ops", "--force"])
+    assert up.exit_code == 0, up.output
+    assert "1 held send(s) released: due now" in up.output
