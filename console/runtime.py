@@ -125,8 +125,20 @@ def follow_control(kill_on: bool, kill_source, kill_changed_at, phase: str, phas
     seen = (bool(kill_on), kill_source or "", str(kill_changed_at or ""), phase, str(phase_changed_at or ""))
     before = st.session_state.get("_control_seen")
     st.session_state["_control_seen"] = seen
-    if before is not None and before != seen:
-        st.rerun()  # from inside a fragment: the whole app
+    if before is not None and before != seen and _fragment_only_run():
+        st.rerun()  # from inside a fragment: the whole app (a full run draws everything fresh anyway, and
+        # rerunning it would drop the click that started it)
+
+
+def _fragment_only_run() -> bool:
+    """Whether this script run re-runs fragments only (a timer tick), not the whole page."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return bool(ctx and ctx.fragment_ids_this_run)
+    except Exception:  # noqa: BLE001 - an internal API: without it, never force a rerun
+        return False
 
 
 def _header_body() -> None:
