@@ -8,6 +8,10 @@
 - ``GET /unsubscribe/{token}``: a plain confirmation page (a GET never unsubscribes: mail scanners prefetch links).
 - ``POST /unsubscribe/{token}`` with ``List-Unsubscribe=One-Click`` (RFC 8058): suppresses the address at once.
   No cookies, no redirect, no login.
+- ``GET /healthz``: 200 when the database answers and its schema is at the code's revision, 503 otherwise; the
+  JSON body carries database, schema, worker (heartbeats), webhook receiver and scheduler health (engine.health).
+- ``GET /metrics``: Prometheus text format (engine.metrics); with ``ALPHA_METRICS_TOKEN`` set it needs
+  ``Authorization: Bearer <token>``.
 """
 from __future__ import annotations
 
@@ -194,7 +198,42 @@ def create_app(engine_app=None, keys: SignatureKeys | None = None, alert=None) -
         return PlainTextResponse(f"{email} is unsubscribed. You will receive no further email from us.")
 
     async def health(request: Request):
-        return JSONResponse({"ok": True, "service": "alpha webhooks"})
+        """200 when the database answers and its schema is at the code's revision, else 503; the body (JSON) also
+        reports the workers' and the scheduler's heartbeats, which never fail it (restarting the receiver would
+        not bring a worker back)."""
+        from .health import component_health
+
+        try:
+            comps = await asyncio.wait_for(run_in_threadpool(component_health, engine_app), timeout=ANSWER_WITHIN)
+        except asyncio.TimeoutError:
+            return JSONResponse({"ok": False, "service": "alpha webhooks", "status": "unavailable",
+                                 "detail": f"the health check took longer than {ANSWER_WITHIN:g} s"}, 503)
+        ready = bool(comps.get("database", {}).get("ok") and comps.get("schema", {}).get("ok"))
+        body = {"ok": ready, "service": "alpha webhooks", "status": "ok" if ready else "unavailable",
+                "workers": int((comps.get("worker") or {}).get("workers") or 0),
+                "components": {k: comps[k] for k in ("database", "schema", "worker", "webhook_receiver",
+                                                     "scheduler") if k in comps}}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def metrics(request: Request):
+        """Prometheus text format; with ALPHA_METRICS_TOKEN set, only for ``Authorization: Bearer <token>``."""
+        from .metrics import CONTENT_TYPE, metrics_text
+
+        token = os.environ.get("ALPHA_METRICS_TOKEN", "").strip()
+        if token:
+            given = request.headers.get("authorization", "")
+            scheme, _, value = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+                return PlainTextResponse("metrics need Authorization: Bearer <ALPHA_METRICS_TOKEN>\n", 401,
+                                         headers={"WWW-Authenticate": 'Bearer realm="alpha metrics"'})
+        try:
+            text = await asyncio.wait_for(run_in_threadpool(metrics_text, engine_app), timeout=ANSWER_WITHIN)
+        except asyncio.TimeoutError:
+            return PlainTextResponse(f"metrics took longer than {ANSWER_WITHIN:g} s\n", 503)
+        except Exception as e:  # noqa: BLE001 - a scrape error is an answer (and a log line), never a crash
+            log.exception("metrics failed")
+            return PlainTextResponse(f"metrics failed: {type(e).__name__}\n", 500)
+        return PlainTextResponse(text, headers={"content-type": CONTENT_TYPE})
 
     return Starlette(routes=[
         Route("/webhooks/ghl", ghl, methods=["POST"]),
@@ -202,6 +241,7 @@ def create_app(engine_app=None, keys: SignatureKeys | None = None, alert=None) -
         Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe_post, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ])
 
 
@@ -296,8 +336,12 @@ class ReceiverHeartbeat:
 
 def serve(host: str = "127.0.0.1", port: int = 8787, engine_app=None) -> None:
     """Run the receiver until stopped; while it listens it leaves a heartbeat with its URL (component health,
-    and `alpha verify` finds it on another port). ``GET /healthz`` answers {"ok": true} for supervisors."""
+    and `alpha verify` finds it on another port). ``GET /healthz`` answers {"ok": true} (HTTP 200) while the
+    database is reachable and migrated, for supervisors. After engine.logs.configure_logging() uvicorn's own log
+    lines go through the same structured handler."""
     import uvicorn
+
+    from .logs import configured
 
     if engine_app is None:
         from .app import App
@@ -305,8 +349,10 @@ def serve(host: str = "127.0.0.1", port: int = 8787, engine_app=None) -> None:
         engine_app = App()
         engine_app.store.check_ready()
     logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
-    server = uvicorn.Server(uvicorn.Config(create_app(engine_app), host=host, port=port, log_level="info",
-                                           proxy_headers=True))
+    structured = configured()
+    server = uvicorn.Server(uvicorn.Config(create_app(engine_app), host=host, port=port,
+                                           log_level=None if structured else "info", proxy_headers=True,
+                                           log_config=None if structured else uvicorn.config.LOGGING_CONFIG))
     import signal
 
     def _terminated(*_):  # uvicorn re-raises SIGTERM after its graceful shutdown: end here, heartbeat marked
