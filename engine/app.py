@@ -19,6 +19,7 @@ from .clock import Clock, iso, system_clock
 from .config import EXTERNAL_APIS, Settings, database_url, load_settings
 from .control import ControlPlane, EnvKillSwitch, kill_state, live_sending_allowed
 from .db import Store
+from .envcheck import require_valid_env
 from .errors import InvalidRequest
 from .executors import Executor, SandboxExecutor
 from .gateway import Gateway
@@ -28,7 +29,7 @@ from .guardrails.recipients import syntax_problem
 from .models import AuditHead, BreakerState, ControlState, DomainHealth, OutboxItem, Suppression
 from .outbox import COUNTED, reconciliation_items, status_counts
 from .permissions import Permissions
-from .unsubscribe import load_secret
+from .unsubscribe import load_secret, require_shared_secret
 
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "dnd", "manual")
 
@@ -101,6 +102,8 @@ class App:
     def __init__(self, settings: Settings | None = None, store: Store | None = None, clock: Clock | None = None,
                  executors: dict[str, Executor] | None = None, env_file: str | Path | None = None):
         load_env_file(env_file)
+        # every bad environment variable listed (EnvError, exit code 2) before anything runs
+        require_valid_env(env_file=env_file or os.environ.get("ALPHA_ENV_FILE") or Path.cwd() / ".env")
         self.settings = settings or load_settings()
         identity.use_rules(identity.Rules.from_settings(self.settings))
         self.store = store or Store(database_url())
@@ -163,16 +166,24 @@ class App:
         return score_lead(lead, self.icp, self.settings.customer_exclusions, self.settings.competitor_exclusions)
 
     def check_ready(self) -> None:
-        """Refuse (DatabaseNotReady) unless the database is reachable and at the current schema."""
+        """Refuse unless the database is reachable (DatabaseUnreachable) and at the current schema
+        (DatabaseNotReady), and, on a multi-host database, ALPHA_UNSUBSCRIBE_SECRET is set (EnvError). For
+        long-running processes: the console, the worker, the webhook receiver."""
         self.store.check_ready()
+        self.require_shared_secret()
 
-    def import_leads(self, path, progress=None, parse_progress=None, workers=None) -> dict:
+    def require_shared_secret(self, what: str = "this process") -> None:
+        """EnvError unless the unsubscribe secret is shared: set explicitly, or the database is SQLite (one host)."""
+        require_shared_secret(self.store.dialect, what)
+
+    def import_leads(self, path, progress=None, parse_progress=None, workers=None, encoding: str | None = None) -> dict:
         """Upsert the leads of a CSV file (engine.leads_io.import_leads on this engine's store and clock), storing
-        the new and changed leads scored against the ICP."""
+        the new and changed leads scored against the ICP. ``encoding`` names the file's encoding when detection
+        refuses it."""
         from .leads_io import import_leads
 
         return import_leads(self.store, path, self.clock, progress=progress, parse_progress=parse_progress,
-                            scorer=self.scorer(), workers=workers)
+                            scorer=self.scorer(), workers=workers, encoding=encoding)
 
     def scorer(self):
         """A picklable function of a lead (or a row) to its stored ICP fields (score, tier, icp,

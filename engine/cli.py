@@ -70,12 +70,17 @@ ReasonOpt = typer.Option(..., "--reason", help="Why (required; recorded in the a
 JsonOpt = typer.Option(False, "--json", help="Print JSON.")
 
 
-def _app(ready: bool = True):
+def _app(ready: bool = True, serving: str | None = None):
+    """The engine (a bad environment or configuration is refused, every problem listed); ``ready``: the database
+    must be reachable and migrated; ``serving``: a long-running process, refused on PostgreSQL (several hosts)
+    without a shared ALPHA_UNSUBSCRIBE_SECRET."""
     from .app import App
 
     app = App()
     if ready:
         app.store.check_ready()
+    if serving:
+        app.require_shared_secret(serving)
     return app
 
 
@@ -193,15 +198,19 @@ def codes():
 
 @cli.command("config-check")
 def config_check():
-    """Validate every configuration file (settings, ICP, approver roster, messaging pack) and print a summary;
-    every problem in every file is listed, each naming the file and the key."""
+    """Validate every configuration file (settings, ICP, approver roster, messaging pack) and the environment
+    variables, and print a summary; every problem is listed, each naming the file and the key, or the variable."""
+    from .app import load_env_file
     from .approvals import load_roster
     from .config import default_config_dir, load_settings
+    from .envcheck import check_env
     from .errors import ConfigError
     from .icp import load_icp
     from .messaging import load_pack
 
-    problems: list[str] = []
+    load_env_file()
+    env_file = os.environ.get("ALPHA_ENV_FILE") or os.path.join(os.getcwd(), ".env")
+    problems: list[str] = [str(p) for p in check_env(env_file=env_file)]  # the environment, validated the same way
     loaded: dict = {}
     try:
         loaded["settings"] = load_settings()
@@ -653,10 +662,13 @@ def warmup_set(phase: int, reason: str = ReasonOpt, actor: Optional[str] = Actor
 
 @webhooks_cli.command("serve")
 def webhooks_serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8787, "--port")):
-    """Serve POST /webhooks/ghl, POST /webhooks/rb2b and /unsubscribe/{token} (RFC 8058 one-click)."""
+    """Serve POST /webhooks/ghl, POST /webhooks/rb2b and /unsubscribe/{token} (RFC 8058 one-click), GET /healthz
+    and GET /metrics (Prometheus)."""
+    from .logs import configure_logging
     from .webhooks import serve
 
-    _app()  # fail early, with a clear message, on bad config or an uninitialised database
+    configure_logging()  # ALPHA_LOG_FORMAT=json|text, ALPHA_LOG_LEVEL
+    _app(serving="the webhook receiver")  # fail early, with a clear message: bad env/config, database not ready
     print(f"webhook receiver on http://{host}:{port} (POST /webhooks/ghl, /webhooks/rb2b; /unsubscribe/TOKEN)")
     serve(host, port)
 
@@ -684,7 +696,7 @@ def up(host: str = typer.Option("127.0.0.1", "--host"),
         with socket.socket() as sock:
             return sock.connect_ex((host, port)) != 0
 
-    _app()  # bad config or an uninitialised database: say so before starting anything
+    _app(serving="`alpha up`")  # bad config or an uninitialised database: say so before starting anything
     if not (os.environ.get("GHL_API_KEY") and os.environ.get("GHL_LOCATION_ID")):
         if not free(ghl_port):
             raise AlphaError(f"port {ghl_port} is in use: stop what runs there or pass --ghl-port")
@@ -789,15 +801,20 @@ def _progress(label: str):
 
 
 @leads_cli.command("import")
-def leads_import(file: str, as_json: bool = JsonOpt):
+def leads_import(file: str, as_json: bool = JsonOpt,
+                 encoding: Optional[str] = typer.Option(None, "--encoding",
+                                                        help="The file's encoding (e.g. cp1251, shift_jis), when it "
+                                                             "is not UTF-8 and detection refuses to guess.")):
     """Import leads from a CSV (aliases, encodings and delimiters detected); bad rows reported, good rows kept."""
     app = _app()
     update, bar = _progress("importing")
     with bar:
-        report = app.import_leads(file, progress=update)
+        report = app.import_leads(file, progress=update, encoding=encoding)
     if as_json:
         _out(report)
         return
+    for note in report.get("notes") or []:
+        print(f"note: {note}")
     print(f"imported {report['imported']}, updated {report['updated']}, rejected {report['rejected']}")
     for e in report["errors"][:50]:
         print(f"  row {e['row']}: {e['field']}: {e['error']}")
@@ -904,8 +921,10 @@ def daily_run_cmd(import_file: Optional[str] = typer.Option(None, "--import", he
     from .pipeline import daily_run
 
     from .health import SCHEDULER, beat
+    from .logs import configure_logging
 
-    app = _app()
+    configure_logging()  # ALPHA_LOG_FORMAT=json|text, ALPHA_LOG_LEVEL
+    app = _app(serving="the daily run")
     update, bar = _progress("daily run")
     with bar:
         summary = daily_run(app, import_file, progress=update, use_llm=llm)
@@ -1053,7 +1072,10 @@ def worker(interval: float = typer.Option(5.0, "--interval", help="Seconds to wa
     """Run the execution queue continuously (Ctrl-C or SIGTERM stops it after the current item)."""
     import signal
 
-    app = _app()
+    from .logs import configure_logging
+
+    configure_logging()  # ALPHA_LOG_FORMAT=json|text, ALPHA_LOG_LEVEL
+    app = _app(serving="the worker")
     stopping = {"now": False}
 
     def stop(*_):

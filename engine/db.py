@@ -21,6 +21,42 @@ from sqlmodel import Session, create_engine, select
 from .errors import DatabaseNotReady
 from .models import AuditHead
 
+
+class DatabaseUnreachable(DatabaseNotReady):
+    """The database cannot be connected to (server down, wrong host or port, login refused, SQLite file that
+    cannot be opened): nothing is known about its schema."""
+
+
+def _reason(err: BaseException) -> str:
+    """The driver's reason on one line."""
+    orig = getattr(err, "orig", None) or err
+    text = " ".join(str(orig).split()) or type(orig).__name__
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def unreachable_message(url: str, err: BaseException) -> str:
+    """Why the database at ``url`` cannot be connected to and what to check; the password is never shown."""
+    u = make_url(url)
+    reason = _reason(err)
+    if u.get_backend_name() == "sqlite":
+        return (f"cannot open the SQLite database file {u.database}: {reason} Check that its folder exists and "
+                "that this user may write there (DATABASE_URL, default sqlite:///.data/alpha.db)")
+    where = f"{u.host or 'localhost'}:{u.port or 5432}"
+    shown = u.render_as_string(hide_password=True)
+    low = reason.lower()
+    if "password" in low or "authentication" in low or ("role" in low and "does not exist" in low):
+        return (f"the database server at {where} refused the login of user {u.username!r} ({shown}): {reason} "
+                "Check the user and password in DATABASE_URL and the server's pg_hba.conf")
+    if "database" in low and "does not exist" in low:
+        return (f"the database server at {where} is reachable but has no database {u.database!r} ({shown}): "
+                f"{reason} Create it (createdb -h {u.host or 'localhost'} -p {u.port or 5432} {u.database}), "
+                "then run `alpha init`")
+    return (f"the database server at {where} is unreachable ({shown}): {reason} Check that PostgreSQL is "
+            f"running and accepts connections on {where} (pg_isready -h {u.host or 'localhost'} -p "
+            f"{u.port or 5432}), that the host and port in DATABASE_URL are right, and that no firewall is in the "
+            "way")
+
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -52,7 +88,9 @@ def make_engine(url: str) -> sa.Engine:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # a server that drops packets must not hang a command for minutes: fail (unreachable) after 10 s
+    args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": 10}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=args)
 
 
 class Store:
@@ -115,24 +153,45 @@ class Store:
 
         return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
 
-    def current_revision(self) -> str | None:
+    def connect(self) -> sa.Connection:
+        """A connection, or DatabaseUnreachable (never "not initialised") when none can be made."""
         try:
-            with self.engine.connect() as conn:
+            return self.engine.connect()
+        except OperationalError as e:
+            raise DatabaseUnreachable(unreachable_message(self.url, e)) from None
+
+    def current_revision(self) -> str | None:
+        """The schema's alembic revision; None when the database is reachable but not initialised. Raises
+        DatabaseUnreachable when it cannot be connected to."""
+        with self.connect() as conn:
+            try:
+                if not sa.inspect(conn).has_table("alembic_version"):
+                    return None
                 return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-        except (OperationalError, ProgrammingError):
-            return None
+            except (OperationalError, ProgrammingError):
+                return None
 
     def check_ready(self) -> None:
-        """Fail closed on a database that is unreachable, empty or on an older schema."""
-        try:
-            current = self.current_revision()
-        except OperationalError as e:
-            raise DatabaseNotReady(f"cannot reach the database {self.display_url}: {e.orig}") from None
+        """Fail closed on a database that is unreachable (DatabaseUnreachable), empty or on another schema."""
+        current = self.current_revision()
         if current is None:
-            raise DatabaseNotReady(f"the database {self.display_url} is not initialised: run `alpha init`")
+            raise DatabaseNotReady(f"the database {self.display_url} is reachable but not initialised: "
+                                   "run `alpha init`")
         head = self.head_revision()
-        if current != head:
+        if current != head and self._knows(current):
             raise DatabaseNotReady(f"the database schema is at {current}, the code needs {head}: run `alpha init`")
+        if current != head:
+            raise DatabaseNotReady(f"the database schema is at {current}, which this code does not know (it needs "
+                                   f"{head}): a newer release migrated it; run that release here (`alpha init` "
+                                   "never downgrades)")
+
+    def _knows(self, revision: str) -> bool:
+        from alembic.script import ScriptDirectory
+
+        try:
+            return ScriptDirectory.from_config(self.alembic_config()).get_revision(revision) is not None
+        except Exception:  # noqa: BLE001 - an unknown revision id
+            return False
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -4,7 +4,9 @@
 upserts the parsed rows by email in batches; ``export_leads`` writes every lead to a spreadsheet-safe CSV.
 
 Reading
-    Encoding: a UTF-8 or UTF-16 byte-order mark, else UTF-8, else cp1252, else Latin-1. Delimiter: ``,`` ``;`` or
+    Encoding: a UTF-8, UTF-16 or UTF-32 byte-order mark, else UTF-8, else the legacy encoding charset-normalizer
+    finds with confidence (Windows-1252, -1251, Shift-JIS, ...: see ``_decode_legacy``; named in the result's
+    ``encoding`` and ``notes``), else the file is refused: never read as garbled text. Delimiter: ``,`` ``;`` or
     tab: the one that splits the header row into the most columns (ties broken by ``csv.Sniffer`` on a sample, then
     in that order). Cells are read as text by pandas (C engine, ``keep_default_na=False``); when pandas would skip or
     merge a malformed row, the file is read again with the stdlib ``csv`` reader, which keeps every row, so row
@@ -16,8 +18,8 @@ Rows
     rejected with an error naming the row. Any other bad value (employee count, date, time zone, domain,
     LinkedIn URL, visits, a too-long text) is dropped with an error naming row and field; the row is kept.
     Columns matching no alias are kept in ``data`` under their header, so nothing in the file is lost.
-    Text that is not UTF-8 as a whole is read line by line (UTF-8, else Windows-1252, else Latin-1), so a file
-    glued together from exports in different encodings keeps every line's characters. A stray NUL byte is removed
+    Text that is not UTF-8 as a whole is read line by line (UTF-8, else the legacy encoding detected), so a file
+    glued together from a UTF-8 export and a legacy one keeps every line's characters. A stray NUL byte is removed
     from its cell and reported (row and field); the row is kept.
 Files that cannot be read
     (missing, a directory, binary, empty, no header row) raise ``LeadFileError``. A file without an email column is
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import os
@@ -143,6 +146,7 @@ class ParseResult:
     delimiter: str
     total_rows: int = 0         # non-blank data rows in the file
     columns: dict[str, str] = field(default_factory=dict)  # header -> the field it is read into ("data" = kept)
+    notes: list[str] = field(default_factory=list)  # for a person: e.g. the legacy encoding the file was read in
 
     @property
     def rejected(self) -> int:
@@ -195,16 +199,21 @@ def _read_bytes(path: Path) -> bytes:
         raise LeadFileError(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def _decode(raw: bytes, path: Path) -> tuple[str, str]:
-    """(text, encoding name). Raises LeadFileError for binary files."""
+def _decode(raw: bytes, path: Path, encoding: str | None = None) -> tuple[str, str]:
+    """(text, encoding name). Raises LeadFileError for binary files and for text whose encoding cannot be told
+    for sure (never mojibake). ``encoding``, when given, is used as it is (strictly)."""
     for magic, what in _BINARY_MAGIC.items():
         if raw.startswith(magic):
             raise LeadFileError(f"{path} is {what}, not a CSV file: {_SAVE_AS}")
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return raw.decode("utf-16"), "utf-16"
-        except UnicodeDecodeError:
-            raise LeadFileError(f"{path} starts like UTF-16 text but is not valid UTF-16: {_SAVE_AS}") from None
+    if encoding is not None:
+        return _decode_as(raw, path, encoding)
+    for bom, enc in _BOMS:  # a byte-order mark decides (UTF-32 first: its little-endian mark starts like UTF-16's)
+        if raw.startswith(bom):
+            try:
+                return raw[len(bom):].decode(enc), enc.replace("-le", "").replace("-be", "")
+            except UnicodeDecodeError:
+                raise LeadFileError(f"{path} starts like {enc[:6].upper()} text but is not valid "
+                                    f"{enc[:6].upper()}: {_SAVE_AS}") from None
     # Binary data (or UTF-16 without a byte-order mark) is full of NUL bytes; a few stray ones in a broken export
     # are kept, and reported on their rows (parse_leads_csv), rather than refusing every good row of the file.
     head = raw[:65536]
@@ -217,33 +226,223 @@ def _decode(raw: bytes, path: Path) -> tuple[str, str]:
         return raw.decode("utf-8"), "utf-8-sig" if bom else "utf-8"
     except UnicodeDecodeError:
         pass  # (a BOM on text that is not UTF-8 after all is dropped too)
-    text, enc = _decode_lines(raw)
-    # Legacy 8-bit text never has many C0 control characters; binary data does.
-    sample = text[:65536]
-    controls = sum(1 for c in sample if c < " " and c not in "\t\r\n\x00")
-    if controls > max(2, len(sample) // 100):
+    # Text never has many C0 control characters (no legacy code page uses those bytes inside a character); binary
+    # data does.
+    controls = sum(head.count(bytes([b])) for b in range(32) if b not in (9, 10, 13, 0))
+    if controls > max(2, len(head) // 100):
         raise LeadFileError(f"{path} is not a text CSV file (it contains binary data): {_SAVE_AS}")
-    return text, enc
+    return _decode_legacy(raw, path)
 
 
-def _decode_lines(raw: bytes) -> tuple[str, str]:
-    """Text that is not UTF-8 as a whole, line by line: UTF-8 where a line is UTF-8 (files glued together from
-    several exports mix encodings), else Windows-1252, else Latin-1 (which reads any byte)."""
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+# The legacy encodings a CSV comes in: the Windows code pages Excel saves "CSV" in (by how common they are: the
+# first of several that read a file into the same likely text is named), then a few others still exported.
+_LEGACY = ("cp1252", "cp1251", "cp1250", "cp932", "gb18030", "cp949", "cp950", "cp1253", "cp1254", "cp1257",
+           "cp1255", "cp1256", "cp1258", "cp874", "koi8_r", "koi8_u", "shift_jis", "euc_jp", "euc_kr", "big5",
+           "gbk", "gb2312", "iso8859_2", "iso8859_15", "mac_roman")
+_LEGACY_NAMES = {"cp1252": "Windows-1252 (Western European)", "cp1251": "Windows-1251 (Cyrillic)",
+                 "cp1250": "Windows-1250 (Central European)", "cp932": "Shift-JIS (Japanese, Windows cp932)",
+                 "shift_jis": "Shift-JIS (Japanese)", "euc_jp": "EUC-JP (Japanese)",
+                 "gb18030": "GB18030 (Simplified Chinese)", "gbk": "GBK (Simplified Chinese)",
+                 "gb2312": "GB2312 (Simplified Chinese)", "cp950": "Big5 (Traditional Chinese, Windows cp950)",
+                 "big5": "Big5 (Traditional Chinese)", "cp949": "Korean (Windows cp949)", "euc_kr": "EUC-KR (Korean)",
+                 "cp1253": "Windows-1253 (Greek)", "cp1254": "Windows-1254 (Turkish)",
+                 "cp1255": "Windows-1255 (Hebrew)", "cp1256": "Windows-1256 (Arabic)",
+                 "cp1257": "Windows-1257 (Baltic)", "cp1258": "Windows-1258 (Vietnamese)",
+                 "cp874": "Windows-874 (Thai)", "koi8_r": "KOI8-R (Russian)", "koi8_u": "KOI8-U (Ukrainian)",
+                 "iso8859_2": "ISO-8859-2 (Central European)", "iso8859_15": "ISO-8859-15 (Western European)",
+                 "mac_roman": "Mac Roman (Western European)"}
+_MULTI_BYTE = {"cp932", "shift_jis", "euc_jp", "gb18030", "gbk", "gb2312", "cp949", "euc_kr", "cp950", "big5"}
+_COMMON = ("cp1252", "cp1251", "cp932")  # the code pages most legacy CSVs are in
+_KOREAN, _CHINESE = {"cp949", "euc_kr"}, {"gb18030", "gbk", "gb2312", "cp950", "big5"}
+_HANGUL, _HAN, _KANA = re.compile("[\uac00-\ud7a3]"), re.compile("[\u3400-\u9fff]"), re.compile("[\u3040-\u30ff]")
+_SAMPLE_WINDOW = 64 * 1024  # detection reads at most 4 windows of the file's non-UTF-8 lines (start, 1/3, 2/3, end)
+_MAX_CHAOS = 0.1            # charset-normalizer's mess ratio above which a reading is not plausible text
+_SAVE_UTF8 = ("save it as UTF-8 (in Excel: Save As > \"CSV UTF-8 (Comma delimited)\") and import that file, or "
+              "import it with its encoding named (`alpha leads import FILE --encoding cp1251`)")
+_UNFIT = re.compile("[\x80-\x9f\ufffd\ue000-\uf8ff]")  # C1 controls, replacement, private use: a wrong reading
+_WORD = re.compile(r"(?:[^\W\d_]|[\xa8\xaf\xb4\xb8\u02c6\u02dc])+")  # letters (and spacing accents: "à¨ü" is no word)
+
+
+def encoding_label(encoding: str) -> str:
+    """A person's name for a ParseResult.encoding ("cp1251" -> "Windows-1251 (Cyrillic)")."""
+    base = encoding.split(" and ")[0]
+    name = _LEGACY_NAMES.get(base, base.upper())
+    return name + " (with some lines in UTF-8)" if " and " in encoding else name
+
+
+def _decode_as(raw: bytes, path: Path, encoding: str) -> tuple[str, str]:
+    import codecs
+
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise LeadFileError(f"unknown encoding {encoding!r} for {path}: name a Python codec such as utf-8, "
+                            "cp1252, cp1251 or shift_jis") from None
+    if name == "utf-8" and raw.startswith(b"\xef\xbb\xbf"):
+        raw, name = raw[3:], "utf-8-sig"
+    try:
+        return raw.decode(name), name
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise LeadFileError(f"{path} is not valid {encoding} text (line {line}, byte {e.start}: "
+                            f"{raw[e.start:e.end]!r}): {_SAVE_UTF8}") from None
+
+
+def _case_flip(w: str) -> bool:
+    """A lower-case letter followed by a non-ASCII capital ("иВАН", "aÀ": a code page read as its mirror image;
+    "McDonald" is fine)."""
+    return any(a.islower() and b.isupper() and not b.isascii() for a, b in zip(w, w[1:]))
+
+
+def _script(c: str) -> str:
+    name = unicodedata.name(c, "")
+    word = name.split(" ", 1)[0]
+    if word.startswith(("CJK", "HIRAGANA", "KATAKANA", "HALFWIDTH", "IDEOGRAPHIC")):  # Japanese mixes kana, kanji
+        return "CJK"
+    if word == "HANGUL":
+        return "HANGUL"
+    return word
+
+
+def _fit(text: str) -> tuple[float, int, set[str]] | None:
+    """How much ``text`` reads like names and words: (the share of its words with non-ASCII letters that look
+    natural, the non-ASCII letters in those, their scripts). Natural: a Latin word with at least one ASCII letter
+    or of one letter ("Müller", "à"), or a word in one other script ("Иван", "山田"); not natural: "Èâàí",
+    "Mü汻er", "Josй" (a wrong reading). None: characters no text holds (C1 controls, private use)."""
+    if _UNFIT.search(text):
+        return None
+    natural = total = letters = 0
+    scripts: set[str] = set()
+    for w in itertools.islice(dict.fromkeys(_WORD.findall(text)), 5000):  # distinct words: names repeat
+        if w.isascii() or not any(c.isalpha() for c in w):
+            continue
+        total += 1
+        found = {_script(c) for c in w if not c.isascii()}
+        ascii_letters = any(c.isascii() for c in w)
+        if len(found) == 1 and not _case_flip(w) and (
+                ascii_letters or len(w) == 1 if found == {"LATIN"} else not ascii_letters):
+            natural += 1
+            letters += sum(1 for c in w if not c.isascii())
+            scripts |= found
+    return (natural / total if total else 1.0), letters, scripts
+
+
+def _sample(lines: list[bytes]) -> bytes:
+    """The non-UTF-8 lines detection reads: all of them, or four windows of whole lines across a large file."""
+    size = sum(len(x) for x in lines)
+    if size <= 4 * _SAMPLE_WINDOW:
+        return b"".join(lines)
+    out: list[bytes] = []
+    for k in range(4):
+        i, n = (len(lines) - 1) * k // 3, 0
+        while i < len(lines) and n < _SAMPLE_WINDOW:
+            out.append(lines[i])
+            n += len(lines[i])
+            i += 1
+        if k < 3:
+            out.append(b"\n")
+    return b"".join(out)
+
+
+def _detect(sample: bytes) -> tuple[str | None, list[str]]:
+    """(encoding, plausible encodings) of the non-UTF-8 part of a file, by charset-normalizer among _LEGACY. The
+    encoding is None when no reading is confident, or when readings in different scripts are about as good."""
+    from charset_normalizer import from_bytes
+
+    steps = max(5, min(64, len(sample) // 2048))
+    found = []  # in charset-normalizer's order (least chaos, then most coherent language)
+    for m in from_bytes(sample, steps=steps, cp_isolation=list(_LEGACY), threshold=0.2):
+        text = str(m)
+        fit = _fit(text) if m.chaos <= _MAX_CHAOS else None
+        if fit is None or fit[0] < 0.8:
+            continue
+        name = next((e for e in _LEGACY if e in m.could_be_from_charset), m.encoding)
+        if name in _KOREAN and len(_HANGUL.findall(text)) * 2 < len(_HAN.findall(text)) + 1:
+            continue  # Korean that is mostly not Hangul: Japanese or Chinese read as Korean
+        if name in _CHINESE and _KANA.search(text):
+            continue  # Chinese with kana: Japanese (EUC-JP's kana are GB2312's) read as Chinese
+        found.append((fit, m.chaos, m.coherence, name, text))
+    if not found:
+        return None, []
+    plausible = [f[3] for f in found]
+    top = max(f[0][0] for f in found)
+    best = next(f for f in found if f[0][0] == top)
+    # Readings about as good as the best one (within the detector's precision). Several Latin ones (Windows-1252
+    # or -1250? the same letters mostly): the most common code page. A reading in another script counts when
+    # it has letters to show for it (a lone "Ђ" against "€" does not); readings that disagree are ambiguous.
+    rivals = [f for f in found if f[0][0] >= top - 0.05 and f[1] <= best[1] + 0.05 and f[2] >= best[2] - 0.1]
+    latin = sorted((f for f in rivals if f[0][2] <= {"LATIN"}), key=lambda f: _LEGACY.index(f[3]))
+    other = [f for f in rivals if not f[0][2] <= {"LATIN"}]
+    if latin and latin[0][0][1] == 0:
+        other = [f for f in other if f[0][1] >= 2]
+    texts = {f[4] for f in latin[:1] + other}
+    if len(texts) > 1:
+        return None, [f[3] for f in latin[:1] + other]
+    chosen = latin[0] if latin else min(other, key=lambda f: _LEGACY.index(f[3]))
+    # The most common code pages (Windows-1252, -1251, Shift-JIS) read the sample as naturally, in other words
+    # (even where the detector found them messy: "AAaÀ" against "AAaĄ", "Мфуп" against Thai)? Then the less
+    # common one found is a guess. Any Latin reading in Windows-1252 makes another single-byte one a guess.
+    for alt in _COMMON:
+        if alt == chosen[3]:
+            continue
+        try:
+            text = sample.decode(alt)
+        except UnicodeDecodeError:
+            continue
+        fit = _fit(text) if text != chosen[4] else None
+        need = (0.5 if chosen[3] in _MULTI_BYTE else 0.25) if alt == "cp1252" else 0.8
+        if (fit is not None and fit[0] >= min(need, chosen[0][0] - 0.05)
+                and (fit[1] >= 2 or chosen[0][1] > 0)):  # (a lone "Ђ" is no rival to "€")
+            return None, [chosen[3], alt]
+    return chosen[3], plausible
+
+
+def _decode_legacy(raw: bytes, path: Path) -> tuple[str, str]:
+    """Text that is not UTF-8 as a whole: its UTF-8 lines as UTF-8 (files glued together from several exports mix
+    encodings), the others in the one legacy encoding charset-normalizer finds for them with confidence; else the
+    file is refused, naming the encodings that were plausible."""
+    lines = raw.splitlines(keepends=True)
+    legacy: list[bytes] = []
+    utf8 = False
+    for line in lines:
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            utf8 = True
+        except UnicodeDecodeError:
+            legacy.append(line)
+    enc, plausible = _detect(_sample(legacy).replace(b"\x00", b""))  # (stray NULs are reported on their rows)
+    if enc is None:
+        if plausible:
+            could = ", ".join(_LEGACY_NAMES.get(e, e) for e in dict.fromkeys(plausible[:5]))
+            why = f"its encoding cannot be told for sure (it could be {could})"
+        else:
+            why = "it reads as no single text encoding (it may be binary, damaged, or mix several encodings)"
+        raise LeadFileError(f"{path} is not UTF-8 and {why}; to import it without garbled names, {_SAVE_UTF8}")
     parts: list[str] = []
-    used: set[str] = set()
-    for line in raw.splitlines(keepends=True):
+    for n, line in enumerate(lines, 1):
         if line.isascii():
             parts.append(line.decode("ascii"))
             continue
-        for enc in ("utf-8", "cp1252", "latin-1"):
-            try:
-                parts.append(line.decode(enc))
-            except UnicodeDecodeError:
-                continue
-            used.add(enc)
-            break
-    legacy = "latin-1" if "latin-1" in used else "cp1252"
-    return "".join(parts), f"{legacy} and utf-8 (mixed)" if "utf-8" in used else legacy
+        try:
+            parts.append(line.decode("utf-8"))
+            continue
+        except UnicodeDecodeError:
+            pass
+        try:
+            text = line.decode(enc)
+        except UnicodeDecodeError:
+            text = None
+        if text is None or _UNFIT.search(text):
+            raise LeadFileError(f"{path} is not UTF-8 and reads as {_LEGACY_NAMES.get(enc, enc)} except on line "
+                                f"{n} (it may mix several encodings); to import it without garbled names, "
+                                f"{_SAVE_UTF8}")
+        parts.append(text)
+    return "".join(parts), f"{enc} and utf-8 (mixed)" if utf8 else enc
 
 
 _DELIMITERS = (",", ";", "\t")
@@ -786,10 +985,10 @@ class _Parse:
     a scorer is given), and merged in file order."""
 
     def __init__(self, path: str | Path, now: datetime | None, progress: Callable[[int, int], None] | None,
-                 scorer: Callable[[Mapping], dict] | None, workers: int | None):
+                 scorer: Callable[[Mapping], dict] | None, workers: int | None, encoding: str | None = None):
         path = Path(path)
         self.progress = progress
-        text, encoding = _decode(_read_bytes(path), path)
+        text, encoding = _decode(_read_bytes(path), path, encoding)
         delimiter = _detect_delimiter(text)
         records, unterminated = _records(text, delimiter)
         h = next((i for i, r in enumerate(records) if any(c.strip() for c in r)), None)
@@ -801,6 +1000,9 @@ class _Parse:
                 raise LeadFileError(f"{path} has no header row: row {h + 1} holds an email address ({_show(c)}); "
                                     "add a first row naming the columns (e.g. email,first_name,last_name,company)")
         self.result = result = ParseResult(rows=[], errors=[], encoding=encoding, delimiter=delimiter)
+        if not encoding.startswith(("utf-8", "utf-16", "utf-32")):
+            result.notes.append(f"{path.name} is not UTF-8: read as {encoding_label(encoding)}; check a few names "
+                                "with accents or non-Latin letters, or save the file as CSV UTF-8")
         fields, data_keys, result.columns = _map_columns(header)
         own_export = tuple(header) == EXPORT_COLUMNS
         if own_export:
@@ -909,15 +1111,17 @@ def _mp_context():
 
 def parse_leads_csv(path: str | Path, *, now: datetime | None = None,
                     progress: Callable[[int, int], None] | None = None,
-                    scorer: Callable[[Mapping], dict] | None = None, workers: int | None = None) -> ParseResult:
+                    scorer: Callable[[Mapping], dict] | None = None, workers: int | None = None,
+                    encoding: str | None = None) -> ParseResult:
     """Read a lead CSV (pure: no database). ``now``, when given, rejects engagement dates more than a day after it.
     ``progress(done, total)``, when given, is called with the data rows read so far, every ``PROGRESS_EVERY`` rows
     (every ``CHUNK`` rows when worker processes share a large file) and once at the end with (total, total).
     ``scorer``, when given (a picklable function of a row, see ``icp.scored_fields``), puts each row's ICP fields
     under ``SCORED``. ``workers``: processes converting the rows (default: every core from ``PARALLEL_MIN`` rows
-    on; the result is the same). Raises LeadFileError only when the file cannot be read as a CSV with a header
-    row."""
-    p = _Parse(path, now, progress, scorer, workers)
+    on; the result is the same). ``encoding`` (a Python codec name): read the file in it, strictly, instead of
+    detecting it. Raises LeadFileError only when the file cannot be read as a CSV with a header row (or its
+    encoding cannot be told for sure)."""
+    p = _Parse(path, now, progress, scorer, workers, encoding)
     for _ in p.chunks():
         pass
     return p.result
@@ -1023,9 +1227,10 @@ def _upsert_batch(store, batch: list[dict], now: datetime, default_source: str,
 def import_leads(store, path: str | Path, clock: Clock,
                  progress: Callable[[int, int], None] | None = None,
                  parse_progress: Callable[[int, int], None] | None = None,
-                 scorer: Callable[[Mapping], dict] | None = None, workers: int | None = None) -> dict:
+                 scorer: Callable[[Mapping], dict] | None = None, workers: int | None = None,
+                 encoding: str | None = None) -> dict:
     """Upsert the leads of a CSV by email. Returns {"imported", "updated", "unchanged", "rejected", "errors",
-    "rows", "encoding", "delimiter"}: imported = new leads, updated = existing leads with at least one changed
+    "rows", "encoding", "delimiter", "notes"} (notes: for a person, e.g. the legacy encoding the file was read in): imported = new leads, updated = existing leads with at least one changed
     field, rejected = rows that could not be imported (no/invalid/duplicate email, malformed row). ``errors``
     also lists values that were dropped from rows that were imported. Raises LeadFileError when the file cannot
     be read. ``parse_progress(done, total)`` follows the reading of the file (data rows), then
@@ -1034,9 +1239,9 @@ def import_leads(store, path: str | Path, clock: Clock,
     last call, (saved, saved)).
 
     ``scorer`` (see ``icp.scored_fields``): new leads and the leads the file changes are stored scored, so no
-    rescore is needed after the import. ``workers``: see ``parse_leads_csv``."""
+    rescore is needed after the import. ``workers``, ``encoding``: see ``parse_leads_csv``."""
     now = clock()
-    p = _Parse(path, now, parse_progress, scorer, workers)
+    p = _Parse(path, now, parse_progress, scorer, workers, encoding)
     if p.ctx is not None and not p.parallel:
         p.ctx.scorer = None  # read here: only the rows that become new or changed leads are scored (_upsert_batch)
     imported = updated = saved = 0
@@ -1065,7 +1270,7 @@ def import_leads(store, path: str | Path, clock: Clock,
     report(len(rows), len(rows))
     return {"imported": imported, "updated": updated, "unchanged": len(rows) - imported - updated,
             "rejected": p.result.rejected, "errors": p.result.errors, "rows": p.result.total_rows,
-            "encoding": p.result.encoding, "delimiter": p.result.delimiter}
+            "encoding": p.result.encoding, "delimiter": p.result.delimiter, "notes": p.result.notes}
 
 
 # ------------------------------------------------------------------------------------------------ export
