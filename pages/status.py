@@ -6,7 +6,7 @@ import streamlit as st
 from datetime import timedelta
 
 from console.runtime import get_app, md_escape, require_role
-from console.widgets import component_state, local_rows, local_time, mark, stamp, when
+from console.widgets import component_state, local_rows, mark, stamp, when
 from engine.report import weekly
 from engine.users import ROLES
 
