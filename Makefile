@@ -30,6 +30,7 @@ run: setup
 	$(BIN)/alpha dev $(if $(filter assisted,$(DEMO)),--assisted) $(RUN_ARGS)
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 # Benchmarks against the bare cost of the same work: benchmarks/results.json and benchmarks/RESULTS.md.

@@ -106,8 +106,8 @@ def build_dataset(path: Path, tmp: Path, leads: int, queue: int, audit_rows: int
             for i, (oid, tier) in enumerate(queued)])
         s.exec(sa.update(m.OutboxItem).where(m.OutboxItem.status == "pending_approval").values(
             approval_id=sa.select(m.Approval.id).where(m.Approval.outbox_id == m.OutboxItem.id).scalar_subquery()))
-        insert_rows(s, m.Suppression.__table__, [{"email": e, "address_key": canonical_address(e), "reason": "unsubscribed",
-                                              "source": "bench", "created_at": now}
+        insert_rows(s, m.Suppression.__table__, [{"email": e, "address_key": canonical_address(e),
+                                              "reason": "unsubscribed", "source": "bench", "created_at": now}
                                              for e in sorted({lead.email for lead in fit[::30]})])
         insert_rows(s, m.DomainHealth.__table__, [{"domain": d, "score": 80.0 + i, "cooling": False, "updated_at": now}
                                               for i, d in enumerate(sorted({a.split("@")[1]
@@ -180,7 +180,7 @@ def run(ctx) -> list[Figure]:
             if not path.exists():
                 continue
 
-            def render():
+            def render(path=path):
                 at = AppTest.from_file(str(path), default_timeout=120)
                 at.session_state["authentication_status"] = True
                 at.session_state["username"] = "admin"

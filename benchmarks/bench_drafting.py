@@ -1,9 +1,9 @@
 """(d) Drafting with an LLM: 1,000 first-touch drafts, each asking a local fake of the Anthropic Messages API
 (loopback HTTP, tests/fake_servers.AnthropicFake) that answers every request after 200 ms and refuses (429)
 any request beyond its rate limit of 6,000 requests a minute, enforced as a token bucket of one second's worth
-(100 requests, refilled at 100 a second), as providers do. The chain is configured the way an operator would: ANTHROPIC_RPM=5700 (5% headroom) and
-ALPHA_LLM_CONCURRENCY=32. Goal: under 15 s, never above the provider's limit (zero 429s), and zero LLM calls
-when the same drafts are made again (the response cache).
+(100 requests, refilled at 100 a second), as providers do. The chain is configured the way an operator would:
+ANTHROPIC_RPM=5700 (5% headroom) and ALPHA_LLM_CONCURRENCY=32. Goal: under 15 s, never above the provider's limit
+(zero 429s), and zero LLM calls when the same drafts are made again (the response cache).
 
 Bare: the same number of HTTP requests to the same fake with the same concurrency and the same requests-per-
 minute limiter, straight through httpx (no prompt, no cache, no database, no drafting): the floor the rate
@@ -136,8 +136,8 @@ def run(ctx) -> list[Figure]:
                 server.reset()
                 server.fake.reset()
                 server.fake.always(server._answer)
-                t1, drafts = timed(lambda: draft_many(jobs, pack, app.settings, app.secret, llm=app.llm,
-                                                      now=app.clock(), approved_only=False))
+                t1, drafts = timed(lambda jobs=jobs, pack=pack, app=app: draft_many(
+                    jobs, pack, app.settings, app.secret, llm=app.llm, now=app.clock(), approved_only=False))
                 calls.append(server.fake.count)
                 refused.append(server.refused)
                 peak.append(server.max_per_second)
@@ -149,8 +149,8 @@ def run(ctx) -> list[Figure]:
                 if why_not:
                     p.note(f"{len(drafts) - from_llm[-1]} drafts without the LLM: {sorted(why_not)[:3]}")
                 before = server.fake.count
-                t2, _ = timed(lambda: draft_many(jobs, pack, app.settings, app.secret, llm=app.llm,
-                                                 now=app.clock(), approved_only=False))
+                t2, _ = timed(lambda jobs=jobs, pack=pack, app=app: draft_many(
+                    jobs, pack, app.settings, app.secret, llm=app.llm, now=app.clock(), approved_only=False))
                 again_calls.append(server.fake.count - before)
                 app.llm.close()
                 app.store.dispose()

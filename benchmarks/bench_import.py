@@ -46,18 +46,18 @@ def run(ctx) -> list[Figure]:
     for i in range(1, runs + 1):
         with database("sqlite", ctx.tmp) as url:
             app = make_app(url)
-            t_imp, c_imp, report = timed_cpu(lambda: app.import_leads(path))
+            t_imp, c_imp, report = timed_cpu(lambda app=app: app.import_leads(path))
             with app.store.read() as s:
                 unscored = s.exec(select(func.count()).select_from(Lead).where(Lead.score.is_(None))).one()
             if unscored:
                 raise RuntimeError(f"{unscored} imported leads were stored without a score")
-            t_score, scored = timed(lambda: score_leads(app))
+            t_score, scored = timed(lambda app=app: score_leads(app))
             if scored["changed"]:
                 raise RuntimeError(f"a rescore after the import changed {scored['changed']} leads")
             app.store.dispose()
         with database("sqlite", ctx.tmp) as url:
             app = make_app(url)
-            t_bare, _ = timed(lambda: _bare(app, path))
+            t_bare, _ = timed(lambda app=app: _bare(app, path))
             app.store.dispose()
         total.append(t_imp)
         rescore.append(t_score)

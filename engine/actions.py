@@ -159,7 +159,10 @@ class InvalidAction(ValueError):
     def __init__(self, problems: list[str], idempotency_key: str | None = None, raw: Any = None):
         self.problems = [safe_text(p) for p in problems]
         self.idempotency_key = safe_text(idempotency_key) if isinstance(idempotency_key, str) else None
-        field = (lambda k: safe_text(raw[k])[:64] if isinstance(raw, dict) and isinstance(raw.get(k), str) else None)
+
+        def field(k: str) -> str | None:
+            return safe_text(raw[k])[:64] if isinstance(raw, dict) and isinstance(raw.get(k), str) else None
+
         self.agent = field("agent")
         self.action = field("action")
         super().__init__("; ".join(self.problems))

@@ -124,7 +124,8 @@ def run_canary(app) -> dict:
         pipe = Pipeline(a)
         outcome, plan, _ = pipe.prepare(lead, a.clock())
         if plan is None:
-            probes.append(Probe("pipeline reaches the gateway", False, "a draft", f"{outcome.status} {outcome.reasons}"))
+            probes.append(Probe("pipeline reaches the gateway", False, "a draft",
+                                f"{outcome.status} {outcome.reasons}"))
             return _record(app, "canary", probes)
         base = dict(plan["action"])
         n = [0]

@@ -231,7 +231,8 @@ def config_check():
     print(f"  phase {p.rollout_phase.current}, {len(s.spam_terms)} spam terms, {len(s.forbidden_claims)} forbidden "
           f"claims, {len(s.permissions.agents)} agents, warm-up {'on' if s.warmup.enabled else 'off'}")
     print(f"  roster: {len(loaded['roster'].action_types)} action types; messaging pack: "
-          f"{len(loaded['pack'].templates)} templates; ICP tiers at {loaded['icp'].tiers.tier_1_min}/{loaded['icp'].tiers.tier_2_min}")
+          f"{len(loaded['pack'].templates)} templates; "
+          f"ICP tiers at {loaded['icp'].tiers.tier_1_min}/{loaded['icp'].tiers.tier_2_min}")
 
 
 # ---------------------------------------------------------------------------------------------- control
@@ -509,7 +510,7 @@ def check_email(file: str = typer.Argument("-", help="One JSON email, or - for s
         out = {"decision": "deny", "reasons": [{"code": "INVALID_ACTION", "detail": p} for p in e.problems],
                "headers": {}}
         _out(out)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     from sqlmodel import select
 
     from .identity import canonical_address

@@ -271,7 +271,7 @@ def analyze_csv(path: str | Path, **kw: Any) -> dict:
         if not any(c.strip() for c in record):
             continue
 
-        def cell(i: int | None) -> str:
+        def cell(i: int | None, record: list[str] = record) -> str:
             return record[i] if i is not None and i < len(record) else ""
 
         labels = {}

@@ -466,7 +466,8 @@ def load_settings(config_dir: str | Path | None = None) -> Settings:
     cdir = Path(config_dir) if config_dir else default_config_dir()
     problems: list[str] = []
     if not cdir.is_dir():
-        raise ConfigError([f"{cdir}: configuration folder not found (set ALPHA_CONFIG_DIR or run from the repository root)"])
+        raise ConfigError([f"{cdir}: configuration folder not found "
+                           "(set ALPHA_CONFIG_DIR or run from the repository root)"])
     prod = _validate(ProductionConfig, cdir / "production.json", problems)
     warm = _validate(WarmupPlan, cdir / "warmup_plan.json", problems)
     perms = _validate(PermissionsConfig, cdir / "permissions.json", problems)

@@ -139,7 +139,7 @@ def unsupported_claims(sentence: str, facts: Mapping[str, Any], also_known: tupl
         w = m.group(0)
         if w.lower() not in known:
             add(w)
-    for i, m in enumerate(_TOKEN.finditer(sentence)):
+    for _i, m in enumerate(_TOKEN.finditer(sentence)):
         tok = _norm_token(m.group(0))
         if not tok or not tok[0].isupper():
             continue

@@ -60,7 +60,8 @@ class Outcome:
 def event_id(source: str, payload: dict, raw: bytes) -> str:
     """A stable id for replay detection: the sender's id when it gives one, else a hash of the body."""
     wp = payload.get("webhookPayload") if isinstance(payload.get("webhookPayload"), dict) else {}
-    for cand in (payload.get("webhookId"), payload.get("webhook_id"), wp.get("id") and f"{wp.get('id')}:{wp.get('event')}",
+    for cand in (payload.get("webhookId"), payload.get("webhook_id"),
+                 wp.get("id") and f"{wp.get('id')}:{wp.get('event')}",
                  payload.get("messageId") and f"{payload.get('type')}:{payload.get('messageId')}"):
         if cand:
             return f"{source}:{str(cand)[:250]}"

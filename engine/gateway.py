@@ -651,7 +651,8 @@ class Gateway:
             zones.append(action.timezone)  # narrows: both zones must be in working hours
             ignored.append({"claim": "timezone", "claimed": action.timezone, "derived": zone, "source": source,
                             "note": "working hours must hold in both"})
-        prior = reads.prior_send(to_key) if to_key and action.spec is not None and action.spec.kind == "email" else False
+        prior = (reads.prior_send(to_key) if to_key and action.spec is not None and action.spec.kind == "email"
+                 else False)
         first_touch = not prior or action.first_touch is True
         if action.first_touch is False and not prior:
             ignored.append({"claim": "first_touch", "claimed": False, "derived": True,

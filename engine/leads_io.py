@@ -182,8 +182,10 @@ def unneutralise(value: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ reading the file
 
-_BINARY_MAGIC = {b"PK\x03\x04": "a zip archive or an Excel .xlsx workbook", b"\xd0\xcf\x11\xe0": "an Excel .xls workbook",
-                 b"%PDF": "a PDF", b"\x1f\x8b": "a gzip archive", b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image",
+_BINARY_MAGIC = {b"PK\x03\x04": "a zip archive or an Excel .xlsx workbook",
+                 b"\xd0\xcf\x11\xe0": "an Excel .xls workbook",
+                 b"%PDF": "a PDF", b"\x1f\x8b": "a gzip archive", b"\x89PNG": "a PNG image",
+                 b"\xff\xd8\xff": "a JPEG image",
                  b"SQLite format 3": "a SQLite database"}
 _SAVE_AS = "save or export it as CSV (UTF-8) and import that file"
 
@@ -993,7 +995,8 @@ class _Parse:
         records, unterminated = _records(text, delimiter)
         h = next((i for i, r in enumerate(records) if any(c.strip() for c in r)), None)
         if h is None:
-            raise LeadFileError(f"{path} is empty: a lead CSV needs a header row (e.g. email,first_name,last_name,company)")
+            raise LeadFileError(f"{path} is empty: a lead CSV needs a header row "
+                                "(e.g. email,first_name,last_name,company)")
         header = [unneutralise(c.replace(_NUL, "").strip().lstrip("\ufeff").strip()) for c in records[h]]
         for c in header:
             if "@" in c and not email_problem(normalise_email(c)):
@@ -1019,7 +1022,8 @@ class _Parse:
             found = ", ".join(repr(c) for c in header if c) or "none"
             accepted = ", ".join(ALIASES["email"])
             result.errors.append(_err(h + 1, "email", f"no email column: the columns found are {found}; an email "
-                                      f"column may be named (ignoring case, spaces and punctuation) any of: {accepted}"))
+                                      "column may be named (ignoring case, spaces and punctuation) "
+                                      f"any of: {accepted}"))
             return
         date_cols = [i for f in DATE_FIELDS for i in fields.get(f, [])]
         self.ctx = _Rows(
@@ -1230,8 +1234,9 @@ def import_leads(store, path: str | Path, clock: Clock,
                  scorer: Callable[[Mapping], dict] | None = None, workers: int | None = None,
                  encoding: str | None = None) -> dict:
     """Upsert the leads of a CSV by email. Returns {"imported", "updated", "unchanged", "rejected", "errors",
-    "rows", "encoding", "delimiter", "notes"} (notes: for a person, e.g. the legacy encoding the file was read in): imported = new leads, updated = existing leads with at least one changed
-    field, rejected = rows that could not be imported (no/invalid/duplicate email, malformed row). ``errors``
+    "rows", "encoding", "delimiter", "notes"} (notes: for a person, e.g. the legacy encoding the file was read in):
+    imported = new leads, updated = existing leads with at least one changed field, rejected = rows that could not
+    be imported (no/invalid/duplicate email, malformed row). ``errors``
     also lists values that were dropped from rows that were imported. Raises LeadFileError when the file cannot
     be read. ``parse_progress(done, total)`` follows the reading of the file (data rows), then
     ``progress(done, total)`` the saving of the importable rows, batch by batch; a large file read by worker

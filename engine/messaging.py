@@ -395,7 +395,8 @@ def _visible_compliance(html: str) -> list[str]:
     v = analyse_visibility(html)
     problems = []
     if not any(a.href.strip() == _PROBE_UNSUB and not a.hidden and " ".join(a.text.split()) for a in v.anchors):
-        problems.append("does not visibly show the unsubscribe link (<a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>)")
+        problems.append("does not visibly show the unsubscribe link "
+                        "(<a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>)")
     if _PROBE_SENDER["postal_address"] not in " ".join(v.visible.split()):
         problems.append("does not visibly show the sender's postal address ({{ sender.postal_address }})")
     return problems
@@ -440,7 +441,8 @@ def load_pack(config_dir: str | Path | None = None) -> Pack:
         where = f"templates[{i}]"
         label = f"{path}: template '{t.id}'"
         if t.id in seen_ids:
-            problems.append(f"{path}: key '{where}.id' = {json.dumps(t.id)}: already used by templates[{seen_ids[t.id]}]")
+            problems.append(f"{path}: key '{where}.id' = {json.dumps(t.id)}: "
+                            f"already used by templates[{seen_ids[t.id]}]")
             continue
         seen_ids[t.id] = i
         seq_step = seqs[t.sequence].steps[t.step - 1] if t.step <= len(seqs[t.sequence].steps) else None
@@ -667,7 +669,7 @@ def one_stop(out: str, values, escaped: bool = False) -> str:
                    key=len, reverse=True)
     for v in stops:
         form = str(escape(v)) if escaped else v
-        out = re.sub(re.escape(form) + r"\.(?!\.)", lambda m: form, out)
+        out = re.sub(re.escape(form) + r"\.(?!\.)", lambda m, form=form: form, out)
     return out
 
 

@@ -136,7 +136,8 @@ class Pipeline:
         if isinstance(d, Exception):
             raise d
         plan.draft = d
-        plan.trail.append(handoff.hand_off(plan.trail[-1], "GATEKEEPER", f"drafted {d.template_id} v{d.template_version}",
+        plan.trail.append(handoff.hand_off(plan.trail[-1], "GATEKEEPER",
+                                           f"drafted {d.template_id} v{d.template_version}",
                                            f"{plan.sequence} sequence ({plan.route_reason})", now))
         plan.action = lead_action(self.app, lead, plan.fit, d, now)
 

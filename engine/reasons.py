@@ -70,7 +70,8 @@ KIND[Code.APPROVAL_REQUIRED] = Kind.APPROVAL
 DESCRIPTIONS: dict[Code, str] = {
     Code.KILL_SWITCH: "The kill switch is on (control plane or EMERGENCY_STOP): nothing leaves.",
     Code.MAINTENANCE: "Maintenance mode is on: outbound actions are refused.",
-    Code.PHASE_BLOCKS_SEND: "The rollout phase (shadow/parallel) or email_behavior flags forbid live sends: stored as shadowed.",
+    Code.PHASE_BLOCKS_SEND: "The rollout phase (shadow/parallel) or email_behavior flags forbid live sends: "
+                            "stored as shadowed.",
     Code.PRODUCTION_WRITES_BLOCKED: "block_production_writes is true: CRM writes are refused.",
     Code.UNKNOWN_AGENT: "The agent is not in permissions.json (recorded as a violation).",
     Code.UNMAPPED_ACTION: "The action is not in the engine's action map (recorded as a violation).",
@@ -103,7 +104,8 @@ DESCRIPTIONS: dict[Code, str] = {
     Code.PROVIDER_REJECTED: "The provider refused the message for good (4xx): nothing went out.",
     Code.APPROVAL_REJECTED: "A human approver rejected it (the detail has who and why).",
     Code.APPROVAL_EXPIRED: "Nobody decided before the approval expired: not sent, and not a human rejection.",
-    Code.SEQUENCE_STOPPED: "The lead replied, opted out or bounced: its sequence is stopped and nothing more goes to it.",
+    Code.SEQUENCE_STOPPED: "The lead replied, opted out or bounced: its sequence is stopped and nothing more "
+                           "goes to it.",
     Code.LEAD_PAUSED: "The lead is out of office: held until the return date.",
     Code.PHASE_HELD: "A queued send whose phase was stepped down: held (resumable), released when the phase allows "
                      "live sends again.",

@@ -227,7 +227,8 @@ def _validate(path: Path, data) -> None:
         else:
             bad = [r for r in roles if r not in ROLES]
             if bad:
-                problems.append(f"{where}.roles: unknown role(s) {', '.join(map(str, bad))}; allowed: {', '.join(ROLES)}")
+                problems.append(f"{where}.roles: unknown role(s) {', '.join(map(str, bad))}; "
+                                f"allowed: {', '.join(ROLES)}")
     if problems:
         raise UsersFileInvalid(f"{path}: invalid users file:\n" + "\n".join(f"  - {p}" for p in problems))
 

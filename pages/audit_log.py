@@ -97,8 +97,8 @@ if rows:
     st.markdown(f"Rows **{first + 1:,}-{first + len(rows):,}** of **{total:,}** matching, newest first.")
     stamp(what="Rows")
     event = st.dataframe(
-        [{"seq": r["seq"], "at": local_time(r["at"], with_seconds=True), "actor": r["actor"], "agent": r["agent"] or "", "event": r["event"],
-          "action": r["action"] or "", "status": r["status"] or "", "ref": r["ref"] or "",
+        [{"seq": r["seq"], "at": local_time(r["at"], with_seconds=True), "actor": r["actor"], "agent": r["agent"] or "",
+          "event": r["event"], "action": r["action"] or "", "status": r["status"] or "", "ref": r["ref"] or "",
           "reasons": ", ".join(map(str, r["reasons"])),
           "data": _preview(r["data"])} for r in rows],
         hide_index=True, width="stretch", key="audit_table", on_select="rerun", selection_mode="single-row")

@@ -183,7 +183,8 @@ if events:  # a marker per change, so an OPEN of a few minutes still shows in a 
         hovertemplate="%{y}: %{customdata[0]} -> %{customdata[1]} at %{x|%a %-d %b %H:%M:%S}<br>"
                       "%{customdata[2]}<br>%{customdata[3]}<extra></extra>"))
 fig.update_layout(barmode="overlay", xaxis={"type": "date", "range": [_local(since), _local(now)],
-                                            "title": f"time ({local_time(now).rsplit(' ', 1)[-1]})"}, height=60 + 40 * len(current),
+                                            "title": f"time ({local_time(now).rsplit(' ', 1)[-1]})"},
+                  height=60 + 40 * len(current),
                   margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h", "y": -0.25},
                   yaxis={"categoryorder": "array", "categoryarray": list(reversed(current))})
 st.plotly_chart(fig, key="breaker_timeline")

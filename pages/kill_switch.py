@@ -180,8 +180,9 @@ st.divider()
 st.subheader("Last changes")
 changes = recent_changes(app, ("control.kill_switch", "control.phase"), 15)
 if changes:
-    st.dataframe([{"at": local_time(c["at"], with_seconds=True), "change": c["event"].removeprefix("control."), "to": c["status"],
-                   "by": c["actor"], "reason": c["reason"] or "", "forced": c["forced"]} for c in changes],
+    st.dataframe([{"at": local_time(c["at"], with_seconds=True), "change": c["event"].removeprefix("control."),
+                   "to": c["status"], "by": c["actor"], "reason": c["reason"] or "", "forced": c["forced"]}
+                  for c in changes],
                  hide_index=True, width="stretch")
 else:
     st.info("No kill switch or phase changes recorded yet.")

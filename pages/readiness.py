@@ -112,7 +112,8 @@ for c in cats:
     with st.expander(f"{c['name']}: {c['score']} / {c['max']} ({passed} of {len(c['checks'])} checks pass)"):
         st.table([{"check": md_escape(ch["name"]), "result": mark("pass" if ch["passed"] else "fail"),
                    "points": f"{ch['points']} / {ch['max']}", "age": age(ch["at"], now),
-                   "evidence": md_escape(ch["evidence"]), "recorded": local_time(ch["at"], with_seconds=True) if ch["at"] else ""}
+                   "evidence": md_escape(ch["evidence"]),
+                   "recorded": local_time(ch["at"], with_seconds=True) if ch["at"] else ""}
                   for ch in sorted(c["checks"], key=lambda ch: ch["passed"])])
 
 # ------------------------------------------------------------------------------------------ go / no-go
@@ -130,7 +131,8 @@ if st.button("Walk the whole audit chain now", key="walk_chain",
     with st.spinner("Walking the audit chain..."):
         done, res = run_action(verify_audit_chain, app)
     if done:
-        st.session_state["readiness_flash"] = ("The audit chain verifies: " if res[0] else "The audit chain is BROKEN: ") + res[1]
+        st.session_state["readiness_flash"] = (
+            ("The audit chain verifies: " if res[0] else "The audit chain is BROKEN: ") + res[1])
         st.rerun()
 if st.session_state.get("readiness_flash"):
     st.info(st.session_state.pop("readiness_flash"))

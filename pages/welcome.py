@@ -101,7 +101,7 @@ for role in ROLES:
     with st.container(border=True):
         here = " (you)" if role in mine else ""
         st.markdown(f"**{title}**{here}")
-        for n, (module, text) in enumerate(steps, 1):
+        for n, (_module, text) in enumerate(steps, 1):
             st.markdown(f"{n}. {text}")
         shown = []
         for module, _ in steps:

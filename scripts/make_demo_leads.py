@@ -121,7 +121,8 @@ TITLES = [
     ("Senior Account Executive", "Senior", 3), ("SDR", "Entry", 3), ("Sales Development Representative", "Entry", 2),
     ("Sales Manager", "Manager", 4), ("Assistant to the VP Sales", "Entry", 2), ("Executive Assistant", "Entry", 1),
     ("Chief of Staff to the CRO", "Senior", 1), ("Software Engineer", "Senior", 3), ("HR Manager", "Manager", 2),
-    ("Office Manager", "Manager", 1), ("Director of Engineering", "Director", 2), ("Customer Success Manager", "Manager", 2),
+    ("Office Manager", "Manager", 1), ("Director of Engineering", "Director", 2),
+    ("Customer Success Manager", "Manager", 2),
 ]
 
 # Employee counts as prospecting tools write them. The ICP edges come first so every one of them is used.

@@ -379,7 +379,7 @@ class GHLClient:
             attempt += 1
             last = attempt >= self.max_attempts
 
-            def retry(delay: float, why: str) -> bool:
+            def retry(delay: float, why: str, last: bool = last, attempt: int = attempt) -> bool:
                 nonlocal waited
                 if last or waited + delay > self.max_total_wait:
                     return False

@@ -215,7 +215,8 @@ def jsonl_line(draw) -> tuple[str, str | None, str]:
         key = raw.get("idempotency_key") if isinstance(raw, dict) else None
         return json.dumps(raw), key if isinstance(key, str) and key and storable(key) else None, kind
     if kind == "not json":
-        return draw(st.sampled_from(['{"agent": ', "{'single': 'quotes'}", "undefined", '{"a":1}}', "\ufeff{}"])), None, kind
+        return (draw(st.sampled_from(['{"agent": ', "{'single': 'quotes'}", "undefined", '{"a":1}}', "\ufeff{}"])),
+                None, kind)
     if kind == "not an object":
         return json.dumps(draw(st.one_of(st.lists(st.integers(), max_size=3), st.text(max_size=5)))), None, kind
     k = f"{kind.replace(' ', '-')}-{next(_keys)}"
@@ -255,7 +256,7 @@ def _check_submit_output(p, lines: list[tuple[str, str | None, str]]) -> list[di
 def test_cli_submit_answers_every_line_in_order(cli_env, lines):
     p = alpha(cli_env, "submit", "-", "--details", input="\n".join(t for t, _, _ in lines) + "\n")
     out = _check_submit_output(p, lines)
-    for (text, key, kind), res in zip(lines, out):
+    for (_text, _key, kind), res in zip(lines, out):
         detail = " ".join(d["detail"] for d in res.get("details", []))
         if kind == "nan":
             assert "field 'fields.x'" in detail, res

@@ -268,7 +268,8 @@ def test_word_lists(cdir, name, raw, needle):
         **ORIGINAL["production.json"]["email_limits"], "daily_limit": -5, "daly_limt": 10}}).encode(),
      ["key 'email_limits.daily_limit' = -5", "key 'email_limits.daly_limt'", "did you mean 'daily_limit'"]),
     ("production.json", json.dumps({**ORIGINAL["production.json"], "working_hours": {
-        **ORIGINAL["production.json"]["working_hours"], "default_timezone": "Europe/" + "x" * 400}}).encode(),  # was OSError (name too long)
+        # was OSError (name too long)
+        **ORIGINAL["production.json"]["working_hours"], "default_timezone": "Europe/" + "x" * 400}}).encode(),
      ["key 'working_hours.default_timezone'", "IANA time zone"]),
     ("warmup_plan.json", b'{"enabled": true, "phases": [' + b"[" * 50_000 + b"]" * 50_000 + b"]}",
      ["warmup_plan.json: not valid JSON"]),

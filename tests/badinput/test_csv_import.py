@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlmodel import select
 
 from engine.clock import FixedClock
-from engine.leads_io import LeadFileError, import_leads, parse_leads_csv, write_leads_csv
+from engine.leads_io import import_leads, parse_leads_csv, write_leads_csv
 from engine.models import Lead
 from tests.badinput.strategies import COMMON
 from tests.conftest import WORK_TIME

@@ -71,10 +71,12 @@ PROBE = {"{{ lead.first_name }}": "cannot render for a lead without optional fie
 HIDE = {
     "remove link": (lambda b: b.replace(LINK, ""), "never shows the unsubscribe link"),
     "remove address": (lambda b: b.replace(ADDRESS, ""), "never shows the sender's postal address"),
-    "link in an HTML comment": (lambda b: b.replace(LINK, f"<!-- {LINK} -->"), "does not visibly show the unsubscribe link"),
+    "link in an HTML comment": (lambda b: b.replace(LINK, f"<!-- {LINK} -->"),
+                                "does not visibly show the unsubscribe link"),
     "link in a dead branch": (lambda b: b.replace(LINK, "{% if false %}" + LINK + "{% endif %}"),
                               "does not visibly show the unsubscribe link"),
-    "link only for some leads": (lambda b: b.replace(LINK, "{% if lead.first_name is defined %}" + LINK + "{% endif %}"),
+    "link only for some leads": (lambda b: b.replace(LINK,
+                                                     "{% if lead.first_name is defined %}" + LINK + "{% endif %}"),
                                  ("does not visibly show the unsubscribe link", "when rendered for a lead without")),
     "address in a Jinja comment": (lambda b: b.replace(ADDRESS, "{# " + ADDRESS + " #}"),
                                    "never shows the sender's postal address"),
@@ -152,7 +154,8 @@ def test_unbalanced_jinja_is_a_syntax_error_with_its_line(cdir, fragment):
         probs = _problems_for(cdir, tid)
     finally:
         _restore(cdir, _file(tid))
-    assert any(re.search(r"template syntax error at line \d+", p) and "warm_follow_3.html.j2" in p for p in probs), probs
+    assert any(re.search(r"template syntax error at line \d+", p) and "warm_follow_3.html.j2" in p
+               for p in probs), probs
 
 
 @pytest.mark.parametrize("how", sorted(HIDE))
@@ -255,7 +258,8 @@ ESCAPES = ["{{ ''.__class__.__mro__ }}", "{{ lead.__class__ }}", "{{ lead._value
 def _raw_template(src: str) -> Template:
     """A template that skipped load_pack's checks, as if the checks had a gap: only the sandbox stands."""
     return Template(id="raw", kind="first_touch", sequence="cold", tier=None, step=1, delay_days=0, version="1.0.0",
-                    status="draft", body_file="raw.html.j2", subject_file=None, allowed_fields=("first_name", "company"),
+                    status="draft", body_file="raw.html.j2", subject_file=None,
+                    allowed_fields=("first_name", "company"),
                     fields=frozenset(), uses_opening=False, _subject=TEXT_ENV.from_string("s"),
                     _html=HTML_ENV.from_string(src), _opening=None)
 

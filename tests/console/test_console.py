@@ -406,7 +406,8 @@ def test_phase_up_only_when_the_gate_passes(ctx, kill_gate_only):
 
 
 def test_reasons_and_errors_show_as_written_never_as_markdown(ctx):
-    """A reason is typed by a person: `**`, links, `:red[]`, `$math$` and HTML stay literal on every page that shows it."""
+    """A reason is typed by a person: `**`, links, `:red[]`, `$math$` and HTML stay literal on every page that
+    shows it."""
     from console.runtime import md_escape
 
     payload = "**bold** [x](javascript:alert(1)) :red[x] $m$ <img src=x onerror=alert(1)>"

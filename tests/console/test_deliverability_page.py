@@ -136,4 +136,5 @@ def test_domain_health_colours_carry_meaning(ctx):
     app.set_domain_health("alphaswarm.example", cfg.cooling_threshold - 1, "bounce storm", "test")
     at = ok(at.run())
     assert chart(at, "dv_health")["data"][0]["marker"]["color"] == ["#b91c1c"]  # below: red
-    assert re.fullmatch(r"\w{3} \d{1,2} \w{3}( \d{4})? \d\d:\d\d:\d\d \w+", frame(at, "at")["at"].tolist()[0])  # not ISO
+    assert re.fullmatch(r"\w{3} \d{1,2} \w{3}( \d{4})? \d\d:\d\d:\d\d \w+",
+                        frame(at, "at")["at"].tolist()[0])  # not ISO

@@ -26,7 +26,8 @@ def test_engine_never_imports_streamlit():
 
 
 def test_pages_and_console_call_engine_services_not_sql():
-    sql = re.compile(r"\bselect\(|session\.exec|\.exec\(|create_engine|sqlalchemy|sqlmodel|text\(\s*['\"]\s*(SELECT|UPDATE|INSERT|DELETE)", re.I)
+    sql = re.compile(r"\bselect\(|session\.exec|\.exec\(|create_engine|sqlalchemy|sqlmodel"
+                     r"|text\(\s*['\"]\s*(SELECT|UPDATE|INSERT|DELETE)", re.I)
     bad = [f"{p.relative_to(ROOT)}:{i}" for d in ("pages", "console") for p in (ROOT / d).rglob("*.py")
            for i, line in enumerate(p.read_text().splitlines(), 1) if sql.search(line)]
     assert not bad, f"SQL in the console: {bad}"
@@ -52,7 +53,8 @@ def test_each_page_checks_exactly_the_roles_the_navigation_gives_it():
             got = {"ae", "approver", "ops", "admin"}
         else:
             got = {a.value for c in calls for a in c.args if isinstance(a, ast.Constant)}
-        assert got == set(spec.roles), f"pages/{spec.module}.py checks {sorted(got)}; console/nav.py gives {sorted(spec.roles)}"
+        assert got == set(spec.roles), (f"pages/{spec.module}.py checks {sorted(got)}; "
+                                        f"console/nav.py gives {sorted(spec.roles)}")
     extra = {p.stem for p in (ROOT / "pages").glob("*.py")} - {s.module for s in NAV}
     assert not extra, f"pages not in console/nav.py: {extra}"
 

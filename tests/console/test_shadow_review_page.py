@@ -22,7 +22,7 @@ bo@tidaldata.example,Bo,Kim,Head of RevOps,TidalData,tidaldata.example,51-200,B2
 cy@cedarpipe.example,Cy,Ode,Sales Manager,Cedar Pipe,cedarpipe.example,51-200,Fintech,Germany,,Europe/Berlin
 di@bluelabs.example,Di,Quinn,Marketing Manager,Blue Labs,bluelabs.example,11-50,Retail,United Kingdom,,Europe/London
 ed@oakstack.example,Ed,Nash,CRO,Oak Stack,oakstack.example,501-1000,B2B SaaS,United States,TX,America/Chicago
-"""
+"""  # noqa: E501  # CSV rows stay one per line
 
 
 @pytest.fixture
@@ -281,7 +281,7 @@ def test_bulk_approve_and_reject_ticked_rows_behind_one_confirmation(ctx, run):
     ids = at.dataframe[0].value["id"].tolist()
     at.session_state["sr_table"] = {"selection": {"rows": [0, 2], "columns": [], "cells": []}}
     at = no_exception(at.run())
-    assert f"2 selected" in text(at.caption)
+    assert "2 selected" in text(at.caption)
     next(b for b in at.button if b.label == "Approve 2 selected").click()
     at = no_exception(at.run())
     [listed] = [t.value for t in at.text if t.value.startswith(f"#{ids[0]} ")]

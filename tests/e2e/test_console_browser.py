@@ -105,7 +105,7 @@ def test_the_ae_labels_three_leads_and_never_receives_the_ai_tier_or_score(page,
                                                  ("disqualified", "console:ae")]
     received = b"".join(frames)
     assert f"Lead 3 of {total}".encode() in received  # the capture works: the page's own text is in it
-    for icp, score in ai:  # the AI's verdict on every lead of the set, as the engine stored it
+    for icp, _score in ai:  # the AI's verdict on every lead of the set, as the engine stored it
         verdict = json.loads(icp)
         for secret in (verdict["explain"], verdict["reason"]):
             assert secret not in "".join(pages_html), f"AI output in the page: {secret!r}"

@@ -25,8 +25,7 @@ import pytest
 
 from engine.devstack import READY_MARK
 from tests.conftest import write_config
-from tests.e2e.conftest import (CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS, TIMEOUT_MS, _bin, _free_port,
-                                _require_browser, open_page, screenshot, settle)
+from tests.e2e.conftest import ROOT, TIMEOUT_MS, _bin, _free_port, _require_browser, open_page, screenshot, settle
 
 pytestmark = pytest.mark.browser
 

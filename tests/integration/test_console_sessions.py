@@ -170,7 +170,7 @@ def test_five_failures_lock_the_name_and_even_the_right_password_is_refused(env)
 
 
 def test_the_delay_doubles_with_each_further_failure_up_to_fifteen_minutes_and_success_resets(env):
-    for i in range(5):
+    for _i in range(5):
         env.svc.login("jane", "wrong")
     delays = [30]
     for _ in range(7):

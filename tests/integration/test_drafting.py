@@ -45,7 +45,8 @@ def make_lead(**kw) -> Lead:
 class FakeLLM:
     """Any object with .complete(); records what it was asked."""
 
-    def __init__(self, text: str = GROUNDED, provider: str = "fake", model: str = "fake-1", fail: Exception | None = None):
+    def __init__(self, text: str = GROUNDED, provider: str = "fake", model: str = "fake-1",
+                 fail: Exception | None = None):
         self.text, self.provider, self.model, self.fail = text, provider, model, fail
         self.calls: list[dict] = []
 

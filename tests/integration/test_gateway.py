@@ -175,7 +175,8 @@ def test_outside_working_hours_in_recipient_timezone(app_factory):
     prod = deep_merge(AUTONOMOUS, {"working_hours": {"start": "08:00", "end": "18:00",
                                                      "days": ["mon", "tue", "wed", "thu", "fri"]}})
     # 15:00 UTC on a Tuesday: 10:00 in New York, 00:00 in Tokyo
-    app = app_factory(production=prod, warmup=NO_WARMUP, clock=FixedClock(datetime(2026, 11, 24, 15, tzinfo=timezone.utc)))
+    app = app_factory(production=prod, warmup=NO_WARMUP,
+                      clock=FixedClock(datetime(2026, 11, 24, 15, tzinfo=timezone.utc)))
     assert app.gateway.submit(email("ny", to="a@a.io", timezone="America/New_York")).status == "sent"
     r = app.gateway.submit(email("tk", to="b@b.io", timezone="Asia/Tokyo"))
     assert r.codes == ["OUTSIDE_WORKING_HOURS"]

@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from tests.conftest import LIVE, deep_merge
 from tests.helpers import ROOT, alpha, alpha_env
 
 

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 import uvicorn
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from sqlmodel import select
 

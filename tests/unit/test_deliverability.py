@@ -30,7 +30,7 @@ def add_sends(app, at: datetime, n: int, *, status: str = "sent", sender: str = 
 def add_suppressions(app, at: datetime, n: int, reason: str, domain: str | None = "alphaswarm.example") -> None:
     source = f"ghl:LCEmailStats:{domain}" if domain else "manual"
     with app.store.write_plain() as s:
-        for i in range(n):
+        for _i in range(n):
             s.add(Suppression(email=f"{uuid.uuid4().hex[:12]}@client.io", reason=reason, source=source,
                               created_at=at))
 

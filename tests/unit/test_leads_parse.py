@@ -87,7 +87,8 @@ def test_utf16_with_bom_tab_separated(tmp_path):
 
 
 def test_semicolons(tmp_path):
-    p = put(tmp_path, "Email;Company;Employees\nana@acme.example;Acme, Inc.;250\nbo@beta.example;\"Beta; Gamma\";51-200\n")
+    p = put(tmp_path, "Email;Company;Employees\nana@acme.example;Acme, Inc.;250\n"
+                      "bo@beta.example;\"Beta; Gamma\";51-200\n")
     r = parse_leads_csv(p)
     assert r.delimiter == ";"
     assert [(x["company"], x["employee_count"]) for x in r.rows] == [("Acme, Inc.", 250), ("Beta; Gamma", 125)]
@@ -523,7 +524,8 @@ def test_export_is_utf8(tmp_path):
 # ------------------------------------------------------------------------------------------ properties
 
 CELL = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
-HEADER_NAME = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters=",;\"@\u2028\u2029\x85"),
+HEADER_NAME = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"),
+                                             blacklist_characters=",;\"@\u2028\u2029\x85"),
                       min_size=1, max_size=15)
 KNOWN = ["Email", "First Name", "Last Name", "Full Name", "Title", "Company", "Website", "# Employees", "Country",
          "Time Zone", "LinkedIn URL", "Last Open", "Last Visit", "Website Visits"]

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, UndefinedError
 
 from engine.errors import ConfigError
 from engine.guardrails.content import ContentRules, check_content
@@ -139,7 +139,7 @@ def test_context_holds_only_allowed_fields():
     assert "email" not in facts and "score" not in facts and "linkedin_url" not in facts
     # a template that reaches for more gets nothing (the static check refuses it at load first)
     rec = _Record(facts, {})
-    with pytest.raises(Exception):
+    with pytest.raises(UndefinedError):
         sandbox().from_string("{{ lead.email }}").render(lead=rec)
 
 
@@ -347,9 +347,11 @@ def test_every_slot_needs_a_template(tmp_path):
 
 @pytest.mark.parametrize("seq_change, needle", [
     ({"steps": [{"step": 1, "kind": "follow_up", "delay_days": 0}]}, "step 1 must be the first_touch"),
-    ({"steps": [{"step": 1, "kind": "first_touch", "delay_days": 0}, {"step": 3, "kind": "follow_up", "delay_days": 2}]},
+    ({"steps": [{"step": 1, "kind": "first_touch", "delay_days": 0},
+                {"step": 3, "kind": "follow_up", "delay_days": 2}]},
      "numbered 1..2"),
-    ({"steps": [{"step": 1, "kind": "first_touch", "delay_days": 0}, {"step": 2, "kind": "follow_up", "delay_days": 0}]},
+    ({"steps": [{"step": 1, "kind": "first_touch", "delay_days": 0},
+                {"step": 2, "kind": "follow_up", "delay_days": 0}]},
      "delay_days of at least 1"),
 ])
 def test_sequence_errors(tmp_path, seq_change, needle):
@@ -401,7 +403,8 @@ def test_subject_file(tmp_path):
         t = tpl(d, "cold-follow-3")
         del t["subject"]
         t["subject_file"] = "cold_follow_3.subject.txt"
-    cdir = pack_dir(tmp_path, edit, files={"cold_follow_3.subject.txt": "Closing the loop, {{ lead.first_name | default('there') }}\n"})
+    cdir = pack_dir(tmp_path, edit,
+                    files={"cold_follow_3.subject.txt": "Closing the loop, {{ lead.first_name | default('there') }}\n"})
     pack = load_pack(cdir)
     t = pack.get("cold-follow-3")
     r = render(t, {"first_name": "Pat"}, {"company_name": "A", "postal_address": "1 Main St"}, "https://u.example/x")

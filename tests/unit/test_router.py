@@ -129,12 +129,12 @@ def test_stopped_lead_has_no_next_step():
 # ------------------------------------------------------------------------------------------ config
 
 def test_route_reads_the_pack_its_routing_or_a_mapping():
-    l = lead(last_open_at=ago(days=35))
-    assert route(l, NOW, PACK).sequence == route(l, NOW, PACK.routing).sequence == "warm"
-    assert route(l, NOW, {"warm_window_days": 7, "ghost_after_days": 30}).sequence == "ghost"
-    assert route(l, NOW, {"routing": {"warm_window_days": 40, "ghost_after_days": 40}}).sequence == "warm"
+    ld = lead(last_open_at=ago(days=35))
+    assert route(ld, NOW, PACK).sequence == route(ld, NOW, PACK.routing).sequence == "warm"
+    assert route(ld, NOW, {"warm_window_days": 7, "ghost_after_days": 30}).sequence == "ghost"
+    assert route(ld, NOW, {"routing": {"warm_window_days": 40, "ghost_after_days": 40}}).sequence == "warm"
     with pytest.raises(ValueError, match="ghost_after_days"):
-        route(l, NOW, {"warm_window_days": 30, "ghost_after_days": 10})
+        route(ld, NOW, {"warm_window_days": 30, "ghost_after_days": 10})
 
 
 # ------------------------------------------------------------------------------------------ next_step

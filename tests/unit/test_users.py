@@ -43,7 +43,8 @@ def test_add_user_writes_the_streamlit_authenticator_structure(path):
     assert PW not in path.read_text()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert load_users() == raw
-    assert roles_of("jane") == ["ops"] and roles_of("JANE") == ["ops"] and roles_of("nobody") == [] and roles_of(None) == []
+    assert (roles_of("jane") == ["ops"] and roles_of("JANE") == ["ops"] and roles_of("nobody") == []
+            and roles_of(None) == [])
     assert list_users() == [{"username": "jane", "name": "Jane Doe", "email": "jane@example.com", "roles": ["ops"]}]
 
 
