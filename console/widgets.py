@@ -136,3 +136,17 @@ def components_summary(components: dict) -> str:
     parts = [f"{good} ok"] if good else []
     parts += [f"{name.replace('_', ' ')} {mark(s)}" for name, s in states.items() if s != "ok"]
     return "components: " + ", ".join(parts)
+
+
+def step_buttons(prev_col, next_col, key: str, shown: list, prefix: str) -> None:
+    """Previous (K) and Next (J) buttons that move the selectbox ``key`` through ``shown`` (keys
+    ``<prefix>_prev`` and ``<prefix>_next``), stopping at either end."""
+    def move(step: int) -> None:
+        cur = st.session_state.get(key)
+        idx = shown.index(cur) if cur in shown else 0
+        st.session_state[key] = shown[max(0, min(len(shown) - 1, idx + step))]
+
+    prev_col.button("Previous", key=f"{prefix}_prev", shortcut="K", on_click=move, args=(-1,), width="stretch",
+                    icon=":material/keyboard_arrow_up:")
+    next_col.button("Next", key=f"{prefix}_next", shortcut="J", on_click=move, args=(1,), width="stretch",
+                    icon=":material/keyboard_arrow_down:")

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from console.runtime import actor, get_app, md_escape, require_role, run_action
-from console.widgets import age, local_time
+from console.widgets import age, local_time, step_buttons
 from engine.approvals import ACTION_TYPES, EditRefused
 from engine.errors import AlphaError
 from engine.messaging import html_to_plain
@@ -252,21 +252,12 @@ if st.session_state.get("appr_open") not in focus_choices:
     st.session_state["appr_open"] = first_sel if first_sel is not None else shown[0]
 
 
-def _move(step: int) -> None:
-    cur = st.session_state.get("appr_open")
-    idx = shown.index(cur) if cur in shown else 0
-    st.session_state["appr_open"] = shown[max(0, min(len(shown) - 1, idx + step))]
-
-
 st.divider()
 n1, n2, n3 = st.columns([4, 1, 1])
 open_id = n1.selectbox("Item in focus", focus_choices, key="appr_open",
                        format_func=lambda i: f"#{i} · {by_id[i]['action_type']} · "
                                              f"{by_id[i]['to'] or by_id[i]['lead_email'] or ''} · {sla_text(by_id[i])}")
-n2.button("Previous", key="appr_prev", shortcut="K", on_click=_move, args=(-1,), width="stretch",
-          icon=":material/keyboard_arrow_up:")
-n3.button("Next", key="appr_next", shortcut="J", on_click=_move, args=(1,), width="stretch",
-          icon=":material/keyboard_arrow_down:")
+step_buttons(n2, n3, "appr_open", shown, "appr")
 st.caption(SHORTCUTS)
 
 

@@ -16,7 +16,7 @@ import re
 import streamlit as st
 
 from console.runtime import actor, get_app, md_escape, require_role, run_action
-from console.widgets import local_time
+from console.widgets import local_time, step_buttons
 from engine.approvals import EditRefused
 from engine.drafts import (DRAFT_STATUSES, EDITABLE, batch_progress, decide_drafts, draft_detail, edit_draft,
                            list_shadow_drafts, reason_codes, shadow_draft_ids, shadow_runs)
@@ -258,22 +258,13 @@ if st.session_state.get("sr_pick") not in row_of:
 pending = [i for i, r in row_of.items() if r["status"] == "draft"]
 
 
-def _move(step: int) -> None:
-    cur = st.session_state.get("sr_pick")
-    idx = shown.index(cur) if cur in shown else 0
-    st.session_state["sr_pick"] = shown[max(0, min(len(shown) - 1, idx + step))]
-
-
 st.divider()
 n1, n2, n3 = st.columns([4, 1, 1])
 pick = n1.selectbox("Email in focus", shown, key="sr_pick",
                     index=shown.index(pending[0]) if pending else 0,
                     format_func=lambda i: f"#{i} · {row_of[i]['status']} · {row_of[i]['company'] or '-'} · "
                                           f"{(row_of[i]['subject'] or '')[:60]}")
-n2.button("Previous", key="sr_prev", shortcut="K", on_click=_move, args=(-1,), width="stretch",
-          icon=":material/keyboard_arrow_up:")
-n3.button("Next", key="sr_next", shortcut="J", on_click=_move, args=(1,), width="stretch",
-          icon=":material/keyboard_arrow_down:")
+step_buttons(n2, n3, "sr_pick", shown, "sr")
 ok, d = run_action(draft_detail, app, pick, run_id)
 if not ok:
     st.stop()
