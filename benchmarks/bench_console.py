@@ -30,16 +30,16 @@ def build_dataset(path: Path, tmp: Path, leads: int, queue: int, audit_rows: int
     import sqlalchemy as sa
     from sqlmodel import select
 
-    from engine import models as m
-    from engine.audit import row_digest
-    from engine.clock import iso
-    from engine.drafting import draft_for
-    from engine.leads_io import import_leads
-    from engine.messaging import load_pack
-    from engine.pipeline import score_leads
-    from engine.review import generate
-    from engine.identity import canonical_address
-    from engine.unsubscribe import one_click_headers
+    from engine.adapters import models as m
+    from engine.adapters.audit import row_digest
+    from engine.core.clock import iso
+    from engine.services.drafting import draft_for
+    from engine.adapters.leads_csv import import_leads
+    from engine.rules.messaging import load_pack
+    from engine.services.pipeline import score_leads
+    from engine.services.blind_review import generate
+    from engine.core.identity import canonical_address
+    from engine.rules.unsubscribe import one_click_headers
 
     url = f"sqlite:///{path}"
     app = make_app(url)
@@ -152,7 +152,7 @@ def run(ctx) -> list[Figure]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    import engine.users as users
+    import engine.adapters.users as users
     from console.nav import NAV
 
     sizes = ctx.size((300, 100, 2000), (10_000, 5_000, 100_000))  # leads, queue items, audit rows

@@ -70,9 +70,9 @@ def _jobs(app, n: int, ctx):
     """``n`` leads that are not disqualified, each with its cold first-touch step."""
     from sqlmodel import select
 
-    from engine.leads_io import import_leads
-    from engine.models import Lead
-    from engine.pipeline import score_leads
+    from engine.adapters.leads_csv import import_leads
+    from engine.adapters.models import Lead
+    from engine.services.pipeline import score_leads
 
     import_leads(app.store, write_leads_csv(ctx.tmp / f"draft_{n}.csv", int(n * 1.5) + 20, seed=5), app.clock)
     score_leads(app)
@@ -85,7 +85,7 @@ def _bare(url: str, n: int, latency_probe) -> float:
     """n plain requests at the same concurrency and rate limit."""
     import httpx
 
-    from engine.integrations.llm import RateLimiter
+    from engine.adapters.llm import RateLimiter
 
     limiter = RateLimiter(CHAIN_RPM)
     client = httpx.Client(limits=httpx.Limits(max_connections=64, max_keepalive_connections=64), timeout=30)
@@ -105,8 +105,8 @@ def _bare(url: str, n: int, latency_probe) -> float:
 
 
 def run(ctx) -> list[Figure]:
-    from engine.drafting import draft_many
-    from engine.messaging import load_pack
+    from engine.services.drafting import draft_many
+    from engine.rules.messaging import load_pack
 
     n, latency = ctx.size(20, 1000), ctx.size(0.02, 0.2)
     runs = ctx.runs(3)

@@ -32,9 +32,9 @@ DOMAINS = 200
 
 
 def action(i: int, tag: str) -> dict:
-    from engine.config import load_settings
+    from engine.core.config import load_settings
 
-    from engine.unsubscribe import unsubscribe_url
+    from engine.rules.unsubscribe import unsubscribe_url
 
     sender = _settings(load_settings).production.sender
     to = f"person{i}@domain{i % DOMAINS}.example"
@@ -62,7 +62,7 @@ class Bare:
     """One decision's writes with the driver directly: lock, outbox row, audit row (hash chained), commit."""
 
     def __init__(self, url: str, template: dict, audit_template: dict):
-        from engine.models import AuditEntry, OutboxItem
+        from engine.adapters.models import AuditEntry, OutboxItem
 
         self.pg = url.startswith("postgresql")
         self.cols = [c.name for c in OutboxItem.__table__.columns if c.name != "id"]
@@ -119,7 +119,7 @@ def _templates(url: str) -> tuple[dict, dict]:
     """One real decision's outbox row and audit row, as the bare writes' content."""
     from sqlmodel import select
 
-    from engine.models import AuditEntry, OutboxItem
+    from engine.adapters.models import AuditEntry, OutboxItem
 
     app = make_app(url)
     res = app.gateway.submit(action(0, "template"))

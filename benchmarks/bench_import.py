@@ -20,7 +20,7 @@ GOAL_SECONDS = 10.0
 
 
 def _bare(app, path) -> int:
-    from engine.models import Lead
+    from engine.adapters.models import Lead
 
     with path.open(newline="", encoding="utf-8") as f:
         rows = [{"email": r["Email"].strip().lower(), "first_name": r["First Name"], "last_name": r["Last Name"],
@@ -34,9 +34,9 @@ def _bare(app, path) -> int:
 def run(ctx) -> list[Figure]:
     from sqlmodel import func, select
 
-    from engine.leads_io import _workers
-    from engine.models import Lead
-    from engine.pipeline import score_leads
+    from engine.adapters.leads_csv import _workers
+    from engine.adapters.models import Lead
+    from engine.services.pipeline import score_leads
 
     p = Progress(NAME)
     n, runs = ctx.size(300, 100_000), ctx.runs(3)

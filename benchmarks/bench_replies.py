@@ -1,4 +1,5 @@
-"""(f) Reply classification: per-class precision, recall and F1, and overall accuracy, of engine/replies.classify on
+"""(f) Reply classification: per-class precision, recall and F1, and overall accuracy, of
+engine/rules/replies.classify on
 the hand-written labelled set engine/data/replies_labelled.jsonl (every reply, and the held-out split that was
 never used to tune the rules), the accuracy of the out-of-office return dates, and classifications per second.
 Goal: precision and recall of at least 0.90 for unsubscribe and out_of_office (the classes that decide whether
@@ -33,7 +34,7 @@ def load_labelled() -> tuple[datetime, list[dict]]:
 def evaluate(rows: list[dict], now: datetime) -> dict:
     """Per-class precision/recall/F1, accuracy, bounce flag accuracy and OOO return-date accuracy, and the
     misclassified rows (for reading, never for tuning on the holdout)."""
-    from engine.replies import LABELS, classify
+    from engine.rules.replies import LABELS, classify
 
     tp = {k: 0 for k in LABELS}
     fp = {k: 0 for k in LABELS}
@@ -76,7 +77,7 @@ def goals_met(ev: dict) -> bool:
 
 
 def run(ctx) -> list[Figure]:
-    from engine.replies import classify
+    from engine.rules.replies import classify
 
     p = Progress(NAME)
     now, rows = load_labelled()
@@ -117,7 +118,8 @@ def run(ctx) -> list[Figure]:
 def markdown_section(entry: dict) -> list[str]:
     """The per-class table for RESULTS.md, from this benchmark's entry in results.json."""
     lines = ["", "## Reply classifier", "",
-             f"`engine/replies.py` on the hand-written set `engine/data/replies_labelled.jsonl`; the holdout split "
+             f"`engine/rules/replies.py` on the hand-written set `engine/data/replies_labelled.jsonl`; "
+             f"the holdout split "
              f"(a hash of each reply) was never used to tune the rules: its errors are not read. It was measured "
              f"twice: on the first 82 held-out replies unsubscribe recall was 0.73 (8/11); phrasings found by "
              f"brainstorming common opt-outs, with 15 new hand-written replies, came before the figures below. "

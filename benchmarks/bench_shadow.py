@@ -21,7 +21,7 @@ GOAL_RATIO = 3.0
 
 def _template_db(ctx, n: int):
     """A SQLite file with ``n`` imported leads, built once and copied for each run."""
-    from engine.leads_io import import_leads
+    from engine.adapters.leads_csv import import_leads
 
     path = ctx.tmp / f"shadow_template_{n}.db"
     app = make_app(f"sqlite:///{path}")
@@ -36,10 +36,10 @@ def _bare(app, jobs: list[tuple[int, str, int]]) -> int:
     """Render the drafts of ``jobs`` (lead id, sequence, step) and insert their rows in one statement."""
     from sqlmodel import select
 
-    from engine.drafting import draft_for
-    from engine.messaging import load_pack
-    from engine.models import Lead, OutboxItem
-    from engine.unsubscribe import one_click_headers
+    from engine.services.drafting import draft_for
+    from engine.rules.messaging import load_pack
+    from engine.adapters.models import Lead, OutboxItem
+    from engine.rules.unsubscribe import one_click_headers
 
     pack = load_pack(app.settings.config_dir)
     sender = app.settings.production.sender
@@ -63,8 +63,8 @@ def _bare(app, jobs: list[tuple[int, str, int]]) -> int:
 def run(ctx) -> list[Figure]:
     from sqlmodel import select
 
-    from engine.models import Draft
-    from engine.pipeline import shadow_run
+    from engine.adapters.models import Draft
+    from engine.services.pipeline import shadow_run
 
     n = ctx.size(60, 10_000)
     runs = ctx.runs(3)

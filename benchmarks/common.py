@@ -151,9 +151,9 @@ def isolate_env(tmp: Path) -> None:
 def make_app(url: str, clock=None, config_dir: Path | None = None, init: bool = True):
     """An initialised App on ``url`` with the repository's configuration and a fixed clock in working hours."""
     from engine.app import App
-    from engine.clock import FixedClock
-    from engine.config import load_settings
-    from engine.db import Store
+    from engine.core.clock import FixedClock
+    from engine.core.config import load_settings
+    from engine.adapters.db import Store
 
     app = App(settings=load_settings(config_dir or CONFIG), store=Store(url), clock=clock or FixedClock(WORK_TIME))
     if init:

@@ -22,8 +22,8 @@ import streamlit as st  # noqa: E402
 from console import auth  # noqa: E402
 from console.nav import NAV  # noqa: E402
 from console.runtime import ROLE_LABELS, current_user, get_app, header  # noqa: E402
-from engine.errors import AlphaError  # noqa: E402
-from engine.users import (UsersFileInvalid, UsersFileMissing, demo_mode, demo_password, demo_users,  # noqa: E402
+from engine.core.errors import AlphaError  # noqa: E402
+from engine.adapters.users import (UsersFileInvalid, UsersFileMissing, demo_mode, demo_password, demo_users,  # noqa: E402
                           load_users, users_file)
 
 PAGES = ROOT / "pages"

@@ -1,4 +1,4 @@
-"""Console login: the form, the server-side session (engine.sessions) and the browser cookie that carries it.
+"""Console login: the form, the server-side session (engine.services.sessions) and the browser cookie that carries it.
 
 The browser keeps one cookie, ``alpha_session``: a random token, nothing else (Path=/, SameSite=Strict,
 Max-Age = the session's absolute lifetime, Secure on https). It is written by a small script (st.html with
@@ -18,9 +18,9 @@ import json
 import streamlit as st
 
 from console.runtime import get_app
-from engine.errors import AlphaError
-from engine.sessions import ABSOLUTE_LIFETIME, COOKIE_NAME, Resumed, SessionService, valid_token
-from engine.users import demo_mode
+from engine.core.errors import AlphaError
+from engine.services.sessions import ABSOLUTE_LIFETIME, COOKIE_NAME, Resumed, SessionService, valid_token
+from engine.adapters.users import demo_mode
 
 TOKEN_KEY = "alpha_session_token"
 CLEAR_KEY = "alpha_clear_cookie"  # the login page clears the cookie (after a logout, or a cookie that is refused)

@@ -12,8 +12,8 @@ from typing import Callable
 import streamlit as st
 
 from console.widgets import age, clock_time, components_summary, mark
-from engine.errors import AlphaError, ConfigError
-from engine.users import ROLES, UsersFileInvalid, UsersFileMissing, roles_of
+from engine.core.errors import AlphaError, ConfigError
+from engine.adapters.users import ROLES, UsersFileInvalid, UsersFileMissing, roles_of
 
 # Environment that selects which database/config/.env the engine uses: the cached App is keyed on it.
 _ENGINE_ENV = ("DATABASE_URL", "ALPHA_CONFIG_DIR", "ALPHA_DATA_DIR", "ALPHA_ENV_FILE")
@@ -121,7 +121,8 @@ def reason_and_confirm(label: str, key: str, fn: Callable, *args) -> str | None:
 def follow_control(kill_on: bool, kill_source, kill_changed_at, phase: str, phase_changed_at) -> None:
     """Called by every fragment that re-reads the control plane (the header, the kill switch panel): when the kill
     switch or the phase changed since the page was drawn, the WHOLE page runs again, so no part of it (a gate row
-    'kill switch off', the history, a button) goes on contradicting the new state. Times as ``engine.clock.iso``."""
+    'kill switch off', the history, a button) goes on contradicting the new state. Times as
+    ``engine.core.clock.iso``."""
     seen = (bool(kill_on), kill_source or "", str(kill_changed_at or ""), phase, str(phase_changed_at or ""))
     before = st.session_state.get("_control_seen")
     st.session_state["_control_seen"] = seen

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
-from engine.clock import duration_text
+from engine.core.clock import duration_text
 
 UTC = timezone.utc
 

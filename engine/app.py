@@ -13,23 +13,24 @@ from pathlib import Path
 from dotenv import dotenv_values
 from sqlmodel import func, select
 
-from . import audit, identity
-from .breakers import Breakers
-from .clock import Clock, iso, system_clock
-from .config import EXTERNAL_APIS, Settings, database_url, load_settings
-from .control import ControlPlane, EnvKillSwitch, kill_state, live_sending_allowed
-from .db import Store
-from .envcheck import require_valid_env
-from .errors import InvalidRequest
-from .executors import Executor, SandboxExecutor
-from .gateway import Gateway
-from .guardrails.domain_health import next_cooling
-from .guardrails.limits import HOUR, calendar_windows
-from .guardrails.recipients import syntax_problem
-from .models import AuditHead, BreakerState, ControlState, DomainHealth, OutboxItem, Suppression
-from .outbox import COUNTED, reconciliation_items, status_counts
-from .permissions import Permissions
-from .unsubscribe import load_secret, require_shared_secret
+from engine.adapters import audit
+from engine.core import identity
+from engine.adapters.breakers import Breakers
+from engine.core.clock import Clock, iso, system_clock
+from engine.core.config import EXTERNAL_APIS, Settings, database_url, load_settings
+from engine.services.control import ControlPlane, EnvKillSwitch, kill_state, live_sending_allowed
+from engine.adapters.db import Store
+from engine.core.envcheck import require_valid_env
+from engine.core.errors import InvalidRequest
+from engine.adapters.executors import Executor, SandboxExecutor
+from engine.services.gateway import Gateway
+from engine.rules.guardrails.domain_health import next_cooling
+from engine.rules.guardrails.limits import HOUR, calendar_windows
+from engine.rules.guardrails.recipients import syntax_problem
+from engine.adapters.models import AuditHead, BreakerState, ControlState, DomainHealth, OutboxItem, Suppression
+from engine.queries.outbox import COUNTED, reconciliation_items, status_counts
+from engine.services.permissions import Permissions
+from engine.rules.unsubscribe import load_secret, require_shared_secret
 
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "dnd", "manual")
 
@@ -50,8 +51,8 @@ def default_executors(app: "App") -> dict[str, Executor]:
     """GHL when GHL_API_KEY and GHL_LOCATION_ID are set (pointing GHL_BASE_URL at `alpha sandbox ghl` keeps it
     in SANDBOX); otherwise the sandbox executor, which records every message locally."""
     if os.environ.get("GHL_API_KEY") and os.environ.get("GHL_LOCATION_ID"):
-        from .integrations.ghl import GHLClient
-        from .integrations.ghl_executor import GHLExecutor, suppress_on_dnd
+        from engine.adapters.ghl import GHLClient
+        from engine.adapters.ghl_executor import GHLExecutor, suppress_on_dnd
 
         ex = GHLExecutor(GHLClient.from_env(), on_dnd=suppress_on_dnd(app))
     else:
@@ -125,7 +126,7 @@ class App:
         self.executors = executors
         self.gateway = Gateway(self.store, self.settings, self.clock, self.executors, self.env_kill,
                                self.permissions, self.breakers, self.secret)
-        from .approvals import ApprovalService
+        from engine.services.approvals import ApprovalService
 
         self.approvals = ApprovalService(self)
         self.gateway.approval_fields = self.approvals.new_fields
@@ -136,7 +137,7 @@ class App:
     def alerter(self):
         """Slack alerts (SLACK_WEBHOOK_URL); without it alerts are recorded as not_configured."""
         if self._alerter is None:
-            from .integrations.slack import SlackAlerter
+            from engine.adapters.slack import SlackAlerter
 
             self._alerter = SlackAlerter.from_env(self.store, self.clock, self.breakers)
         return self._alerter
@@ -145,7 +146,7 @@ class App:
     def llm(self):
         """The LLM chain: Anthropic -> OpenAI -> the offline template renderer."""
         if self._llm is None:
-            from .integrations.llm import LLMChain
+            from engine.adapters.llm import LLMChain
 
             self._llm = LLMChain.from_env(self.store, self.clock, self.breakers)
         return self._llm
@@ -154,14 +155,14 @@ class App:
     def icp(self):
         """The ideal customer profile (config/icp.json), validated on first use."""
         if self._icp is None:
-            from .icp import load_icp
+            from engine.rules.icp import load_icp
 
             self._icp = load_icp(self.settings.config_dir)
         return self._icp
 
     def score(self, lead):
         """ICP score, tier and one-line explanation for a lead (or any object with its fields)."""
-        from .icp import score_lead
+        from engine.rules.icp import score_lead
 
         return score_lead(lead, self.icp, self.settings.customer_exclusions, self.settings.competitor_exclusions)
 
@@ -177,10 +178,11 @@ class App:
         require_shared_secret(self.store.dialect, what)
 
     def import_leads(self, path, progress=None, parse_progress=None, workers=None, encoding: str | None = None) -> dict:
-        """Upsert the leads of a CSV file (engine.leads_io.import_leads on this engine's store and clock), storing
+        """Upsert the leads of a CSV file (engine.adapters.leads_csv.import_leads on this engine's store and clock),
+        storing
         the new and changed leads scored against the ICP. ``encoding`` names the file's encoding when detection
         refuses it."""
-        from .leads_io import import_leads
+        from engine.adapters.leads_csv import import_leads
 
         return import_leads(self.store, path, self.clock, progress=progress, parse_progress=parse_progress,
                             scorer=self.scorer(), workers=workers, encoding=encoding)
@@ -190,14 +192,14 @@ class App:
         disqualified_reason), for work shared with other processes."""
         from functools import partial
 
-        from .icp import scored_fields
+        from engine.rules.icp import scored_fields
 
         return partial(scored_fields, icp=self.icp, customers=self.settings.customer_exclusions,
                        competitors=self.settings.competitor_exclusions)
 
     def rescore(self, lead):
         """Score a lead and record the result on it (score, tier, explanation, disqualification); returns it."""
-        from .icp import fit_fields
+        from engine.rules.icp import fit_fields
 
         fit = self.score(lead)
         for k, v in fit_fields(fit).items():
@@ -219,7 +221,7 @@ class App:
         ex = self.executors["email"]
         if not ex.live:
             return "SANDBOX"
-        from .verify import is_sandbox_url
+        from engine.services.verify import is_sandbox_url
 
         base = getattr(getattr(ex, "client", None), "base_url", "")
         return "SANDBOX" if base and is_sandbox_url(base) else "LIVE"
@@ -245,7 +247,7 @@ class App:
         restart costs one indexed query per table. Returns how many rows changed."""
         import sqlalchemy as sa
 
-        from .models import Lead
+        from engine.adapters.models import Lead
 
         fp = identity.rules_fingerprint()
         changed = 0
@@ -362,7 +364,7 @@ class App:
         }
 
     def status(self) -> dict:
-        from .health import component_health
+        from engine.queries.health import component_health
 
         now = self.clock()
         cfg_phase = self.settings.production.rollout_phase.current

@@ -17,9 +17,9 @@ import streamlit as st
 
 from console.runtime import actor, get_app, md_escape, require_role, run_action
 from console.widgets import age, local_time, step_buttons
-from engine.approvals import ACTION_TYPES, EditRefused
-from engine.errors import AlphaError
-from engine.messaging import html_to_plain
+from engine.services.approvals import ACTION_TYPES, EditRefused
+from engine.core.errors import AlphaError
+from engine.rules.messaging import html_to_plain
 
 require_role("approver", "admin")
 app = get_app()

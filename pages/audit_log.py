@@ -9,8 +9,8 @@ import streamlit as st
 
 from console.runtime import get_app, require_role
 from console.widgets import local_time, stamp
-from engine import audit_log
-from engine.audit_log import AuditFilter
+from engine.queries import audit_log
+from engine.queries.audit_log import AuditFilter
 
 require_role("ops", "admin")
 app = get_app()

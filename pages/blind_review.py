@@ -10,9 +10,9 @@ import streamlit as st
 
 from console.runtime import actor, get_app, require_role, run_action
 from console.widgets import stamp
-from engine.review import latest_set, next_item
-from engine.review import label as label_item
-from engine.review import undo as undo_label
+from engine.services.blind_review import latest_set, next_item
+from engine.services.blind_review import label as label_item
+from engine.services.blind_review import undo as undo_label
 
 require_role("ae", "admin")
 app = get_app()

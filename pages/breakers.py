@@ -10,8 +10,8 @@ import streamlit as st
 
 from console.runtime import get_app, md_escape, reason_and_confirm, require_role
 from console.widgets import browser_zone, clock_time, local_rows, local_time
-from engine import audit_log
-from engine.clock import as_utc, parse_iso
+from engine.queries import audit_log
+from engine.core.clock import as_utc, parse_iso
 
 require_role("ops", "admin")
 app = get_app()

@@ -11,8 +11,8 @@ import streamlit as st
 
 from console.runtime import get_app, require_role, run_action
 from console.widgets import stamp
-from engine.leads_io import write_safe_csv
-from engine.review import analyze, latest_set
+from engine.adapters.leads_csv import write_safe_csv
+from engine.services.blind_review import analyze, latest_set
 
 require_role("approver", "ops", "admin")
 app = get_app()
@@ -115,7 +115,7 @@ def disagreement_rows(result: dict) -> list[tuple]:
 
 
 def safe_csv(rows: list[tuple]) -> bytes:
-    """The rows as a spreadsheet-safe CSV (engine.leads_io.write_safe_csv neutralises every cell)."""
+    """The rows as a spreadsheet-safe CSV (engine.adapters.leads_csv.write_safe_csv neutralises every cell)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "disagreements.csv"
         write_safe_csv(path, COLUMNS, (["" if v is None else str(v) for v in row] for row in rows))

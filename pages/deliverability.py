@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 
 from console.runtime import get_app, require_role, run_action
 from console.widgets import local_rows, local_time, stamp
-from engine import deliverability as dv
+from engine.queries import deliverability as dv
 
 require_role("ops", "admin")
 app = get_app()

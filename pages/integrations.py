@@ -7,12 +7,12 @@ import streamlit as st
 
 from console.runtime import get_app, require_role, run_action
 from console.widgets import age, local_time, stamp, word
-from engine.approvals import load_roster
-from engine.config import load_settings
-from engine.errors import ConfigError
-from engine.messaging import load_pack
-from engine.readiness import last_verify_run
-from engine.verify import run_verify
+from engine.services.approvals import load_roster
+from engine.core.config import load_settings
+from engine.core.errors import ConfigError
+from engine.rules.messaging import load_pack
+from engine.services.readiness import last_verify_run
+from engine.services.verify import run_verify
 
 require_role("ops", "admin")
 app = get_app()

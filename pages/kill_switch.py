@@ -11,9 +11,9 @@ import streamlit as st
 from console.runtime import (actor, follow_control, get_app, md_escape, reason_and_confirm, require_role,
                              run_action)
 from console.widgets import age, clock_time, local_time, mark, stamp
-from engine.clock import iso
-from engine.config import PHASES
-from engine.history import recent_changes
+from engine.core.clock import iso
+from engine.core.config import PHASES
+from engine.queries.control_history import recent_changes
 
 KILL_REFRESH_SECONDS = 2
 # Red only for danger: the panel when the kill switch is on and the button that turns it on.

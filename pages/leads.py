@@ -11,9 +11,9 @@ import streamlit as st
 
 from console.runtime import get_app, md_escape, require_role, run_action
 from console.widgets import local_rows, local_time, stamp
-from engine.errors import AlphaError
-from engine.events import lead_replies
-from engine.leads import TIER_FILTERS, errors_csv, get_lead, search_leads
+from engine.core.errors import AlphaError
+from engine.services.events import lead_replies
+from engine.queries.leads import TIER_FILTERS, errors_csv, get_lead, search_leads
 
 require_role("ops", "admin")
 app = get_app()

@@ -7,7 +7,7 @@ import streamlit as st
 
 from console.runtime import get_app, md_escape, require_role, run_action
 from console.widgets import age, local_time, mark, stamp
-from engine.readiness import readiness, verify_audit_chain
+from engine.services.readiness import readiness, verify_audit_chain
 
 require_role("approver", "ops", "admin")
 app = get_app()

@@ -17,11 +17,12 @@ import streamlit as st
 
 from console.runtime import actor, get_app, md_escape, require_role, run_action
 from console.widgets import local_time, step_buttons
-from engine.approvals import EditRefused
-from engine.drafts import (DRAFT_STATUSES, EDITABLE, batch_progress, decide_drafts, draft_detail, edit_draft,
+from engine.services.approvals import EditRefused
+from engine.services.shadow_emails import (DRAFT_STATUSES, EDITABLE, batch_progress, decide_drafts, draft_detail,
+edit_draft,
                            list_shadow_drafts, reason_codes, shadow_draft_ids, shadow_runs)
-from engine.errors import AlphaError
-from engine.pipeline import set_draft_status
+from engine.core.errors import AlphaError
+from engine.services.pipeline import set_draft_status
 
 require_role("approver", "admin")
 app = get_app()

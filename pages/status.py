@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from console.runtime import get_app, md_escape, require_role
 from console.widgets import component_state, local_rows, mark, stamp, when
-from engine.report import weekly
-from engine.users import ROLES
+from engine.queries.report import weekly
+from engine.adapters.users import ROLES
 
 require_role(*ROLES)
 app = get_app()

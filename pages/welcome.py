@@ -12,8 +12,8 @@ import streamlit as st
 
 from console.nav import NAV
 from console.runtime import ROLE_LABELS, get_app, md_escape, require_role
-from engine.review import latest_set, next_item
-from engine.users import ROLES, demo_mode
+from engine.services.blind_review import latest_set, next_item
+from engine.adapters.users import ROLES, demo_mode
 
 user = require_role(*ROLES)
 app = get_app()

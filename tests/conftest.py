@@ -82,7 +82,7 @@ def config_factory(tmp_path):
 
 @pytest.fixture
 def settings_factory(config_factory):
-    from engine.config import load_settings
+    from engine.core.config import load_settings
 
     def make(production: dict | None = None, warmup: dict | None = None, permissions: dict | None = None):
         return load_settings(config_factory(production, warmup, permissions))
@@ -92,7 +92,7 @@ def settings_factory(config_factory):
 
 @pytest.fixture
 def settings():
-    from engine.config import load_settings
+    from engine.core.config import load_settings
 
     return load_settings(CONFIG)
 
@@ -169,7 +169,7 @@ FORCE_INIT = ("--force", "--reason", "test setup: the phase the test configures"
 def seed_configured_phase(app) -> None:
     """Test setup: the control plane in the phase the test's config names. `alpha init` seeds it only through the
     go/no-go gates, which a fresh test database cannot pass (it would start at shadow)."""
-    from engine.models import ControlState
+    from engine.adapters.models import ControlState
 
     phase = app.settings.production.rollout_phase.current
     with app.store.write() as s:
@@ -183,9 +183,9 @@ def seed_configured_phase(app) -> None:
 def app_factory(db_url, config_factory):
     """Build initialised Apps on the test database, with a fixed clock by default."""
     from engine.app import App
-    from engine.clock import FixedClock
-    from engine.config import load_settings
-    from engine.db import Store
+    from engine.core.clock import FixedClock
+    from engine.core.config import load_settings
+    from engine.adapters.db import Store
 
     made = []
 

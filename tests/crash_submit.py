@@ -11,7 +11,7 @@ import signal
 import sys
 
 from engine.app import App
-from engine.executors import SandboxExecutor
+from engine.adapters.executors import SandboxExecutor
 
 
 class DieAfterSend(SandboxExecutor):

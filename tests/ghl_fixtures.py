@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.integrations.ghl import GHLClient
-from engine.integrations.ghl_sandbox import DEFAULT_LOCATION, SandboxControl, start_sandbox
+from engine.adapters.ghl import GHLClient
+from engine.adapters.ghl_sandbox import DEFAULT_LOCATION, SandboxControl, start_sandbox
 from tests.ghl_spec import SpecRecorder
 
 TOKEN = "pit-test-0123456789abcdef-secret"

@@ -17,7 +17,7 @@ TEST_SECRET = b"test-unsubscribe-secret-0123456789"  # ALPHA_UNSUBSCRIBE_SECRET 
 
 def unsub_link(to: str | None, secret: bytes = TEST_SECRET) -> str:
     """The recipient's own one-click unsubscribe link (the content rule checks the token is theirs)."""
-    from engine.unsubscribe import unsubscribe_url
+    from engine.rules.unsubscribe import unsubscribe_url
 
     return unsubscribe_url(UNSUB, to or "", secret)
 
@@ -47,7 +47,8 @@ def alpha_env(db_url: str, config_dir: Path, tmp: Path, **extra) -> dict:
 
 def alpha(env: dict, *args: str, input: str | None = None, check: bool = False, timeout: float = 300):
     """Run the real `alpha` CLI in a subprocess."""
-    p = subprocess.run([sys.executable, "-m", "engine.cli", *args], env=env, input=input, capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "engine.entrypoints.cli", *args], env=env, input=input,
+    capture_output=True,
                        text=True, timeout=timeout, cwd=str(ROOT))
     if check and p.returncode != 0:
         raise AssertionError(f"alpha {' '.join(args)} exited {p.returncode}\nstdout:{p.stdout}\nstderr:{p.stderr}")

@@ -15,9 +15,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
-from engine import audit
-from engine.actions import MAX_DEPTH, InvalidAction, parse_action
-from engine.models import OutboxItem
+from engine.adapters import audit
+from engine.core.actions import MAX_DEPTH, InvalidAction, parse_action
+from engine.adapters.models import OutboxItem
 from tests.badinput.strategies import COMMON, deep, finite_json, json_value, nasty_text, storable
 from tests.conftest import FORCE_INIT, LIVE, deep_merge
 from tests.helpers import alpha, alpha_env, email

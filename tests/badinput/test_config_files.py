@@ -18,11 +18,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from engine.approvals import load_roster
-from engine.config import load_settings
-from engine.errors import ConfigError
-from engine.icp import load_icp
-from engine.messaging import load_pack
+from engine.services.approvals import load_roster
+from engine.core.config import load_settings
+from engine.core.errors import ConfigError
+from engine.rules.icp import load_icp
+from engine.rules.messaging import load_pack
 from tests.badinput.strategies import COMMON, storable
 from tests.conftest import CONFIG
 from tests.helpers import alpha, alpha_env

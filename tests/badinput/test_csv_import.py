@@ -21,9 +21,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from engine.clock import FixedClock
-from engine.leads_io import import_leads, parse_leads_csv, write_leads_csv
-from engine.models import Lead
+from engine.core.clock import FixedClock
+from engine.adapters.leads_csv import import_leads, parse_leads_csv, write_leads_csv
+from engine.adapters.models import Lead
 from tests.badinput.strategies import COMMON
 from tests.conftest import WORK_TIME
 from tests.helpers import alpha, alpha_env
@@ -226,7 +226,7 @@ def test_parse_keeps_valid_rows_and_names_every_bad_one(tmp_path_factory, case):
 
 @pytest.fixture
 def store(db_url):
-    from engine.db import Store
+    from engine.adapters.db import Store
 
     s = Store(db_url)
     s.upgrade()

@@ -19,8 +19,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 
-from engine.errors import ConfigError
-from engine.messaging import HTML_ENV, TEXT_ENV, RenderError, Template, load_pack, render
+from engine.core.errors import ConfigError
+from engine.rules.messaging import HTML_ENV, TEXT_ENV, RenderError, Template, load_pack, render
 from tests.badinput.strategies import COMMON, NASTY, storable
 from tests.conftest import CONFIG
 

@@ -20,10 +20,10 @@ with warnings.catch_warnings():  # starlette would rather have httpx2; httpx is 
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-from engine import audit
-from engine.events import RB2B_FIELDS
-from engine.models import Lead, Suppression, WebhookEvent
-from engine.webhooks import MAX_BODY, SignatureKeys, create_app
+from engine.adapters import audit
+from engine.services.events import RB2B_FIELDS
+from engine.adapters.models import Lead, Suppression, WebhookEvent
+from engine.entrypoints.webhooks import MAX_BODY, SignatureKeys, create_app
 from tests.badinput.strategies import COMMON, NASTY, json_value, nasty_text, storable
 from tests.conftest import LIVE, deep_merge
 

@@ -23,7 +23,7 @@ ROLE_USERS = {"ae": "ae", "approver": "approver", "ops": "ops", "admin": "admin"
 def kill_gate_only(monkeypatch):
     """The gate for parallel reduced to "kill switch off", so a test controls it whatever gates the engine
     registers (the page shows whatever gate_for returns)."""
-    from engine import control
+    from engine.services import control
 
     monkeypatch.setitem(control.PHASE_GATES, "parallel", [control.gate_kill_switch_off])
 
@@ -64,7 +64,7 @@ def login(at, username: str, password: str = PASSWORD):
 def ctx(app_factory, db_url, tmp_path, monkeypatch):
     import streamlit as st
 
-    import engine.users as users
+    import engine.adapters.users as users
 
     monkeypatch.setattr(users, "BCRYPT_ROUNDS", 4)  # fast hashes in tests
     for var in ("ALPHA_DEMO", "ALPHA_DEMO_PASSWORD", "ALPHA_COOKIE_KEY"):

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.models import Approval, Lead, OutboxItem
+from engine.adapters.models import Approval, Lead, OutboxItem
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import email
 from tests.console.conftest import ok, text

@@ -8,7 +8,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from engine import audit_log
+from engine.queries import audit_log
 from tests.conftest import WORK_TIME
 from tests.unit.test_audit_log import arrange, sample_rows
 from tests.console.conftest import ok, text

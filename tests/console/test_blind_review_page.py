@@ -10,8 +10,8 @@ import re
 import pytest
 from sqlmodel import select
 
-from engine.models import Lead, ReviewItem
-from engine.review import generate
+from engine.adapters.models import Lead, ReviewItem
+from engine.services.blind_review import generate
 from tests.console.conftest import no_exception, text
 
 PAGE = "pages/blind_review.py"
@@ -157,7 +157,7 @@ def test_the_set_completes_and_points_to_the_comparison(ctx):
 
 
 def test_nothing_to_undo_and_a_refused_label_are_messages(ctx):
-    from engine.review import label
+    from engine.services.blind_review import label
 
     leads(ctx.app)
     set_id = generate(ctx.app, 4, seed=1)["set_id"]
@@ -236,7 +236,7 @@ def test_the_page_is_the_same_whatever_the_ai_thought(ctx):
 
 def test_the_leak_checks_can_fail(ctx, monkeypatch):
     """Feed the page an AI score (as if the engine leaked it) and put one in the session: both are caught."""
-    import engine.review as review
+    import engine.services.blind_review as review
 
     leads(ctx.app)
     generate(ctx.app, 4, seed=1)

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine import audit_log
-from engine.audit_log import AuditFilter
+from engine.queries import audit_log
+from engine.queries.audit_log import AuditFilter
 from tests.console.conftest import ok, text
 
 PAGE = "pages/breakers.py"

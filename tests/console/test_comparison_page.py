@@ -10,10 +10,10 @@ import pytest
 from sqlmodel import select
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-from engine import compare
-from engine.leads_io import import_leads
-from engine.models import ReviewItem
-from engine.review import generate, label
+from engine.rules import agreement as compare
+from engine.adapters.leads_csv import import_leads
+from engine.adapters.models import ReviewItem
+from engine.services.blind_review import generate, label
 from tests.console.conftest import no_exception, text
 
 PAGE = "pages/comparison.py"

@@ -112,7 +112,7 @@ def test_pages_loaded_directly_refuse_anonymous_sessions(ctx):
 
 
 def test_roles_come_from_the_users_file_not_the_session(ctx):
-    from engine.users import remove_user
+    from engine.adapters.users import remove_user
 
     at = no_exception(ctx.login(ctx.main(), "ops"))
     remove_user("ops")
@@ -129,7 +129,7 @@ def test_logout(ctx):
 
 
 def _sessions(ctx):
-    from engine.sessions import SessionService
+    from engine.services.sessions import SessionService
 
     return SessionService(ctx.app.store)
 
@@ -159,7 +159,7 @@ def test_logout_ends_the_session_on_the_server_and_clears_the_cookie(ctx):
 
 
 def test_a_session_ended_elsewhere_is_refused_at_the_next_click(ctx):
-    from engine.users import set_password
+    from engine.adapters.users import set_password
 
     at = no_exception(ctx.login(ctx.main(), "approver"))
     set_password("approver", "a-brand-new-password-3")
@@ -354,7 +354,7 @@ def gate_lines(at) -> list[str]:
 
 
 def test_gate_lists_failures_first_with_their_full_reasons(ctx, monkeypatch):
-    from engine import control
+    from engine.services import control
 
     long = "the evidence is " + "very " * 40 + "old: run `alpha canary` again"
     monkeypatch.setitem(control.PHASE_GATES, "parallel", [

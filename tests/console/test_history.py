@@ -1,11 +1,11 @@
-"""engine.history.recent_changes: the audit tail behind the console's "Last changes" table."""
+"""engine.queries.control_history.recent_changes: the audit tail behind the console's "Last changes" table."""
 from __future__ import annotations
 
-from engine.history import recent_changes
+from engine.queries.control_history import recent_changes
 
 
 def test_recent_changes_newest_first_filtered_and_limited(app_factory, monkeypatch):
-    from engine import control
+    from engine.services import control
 
     monkeypatch.setitem(control.PHASE_GATES, "parallel", [control.gate_kill_switch_off])
     app = app_factory()

@@ -8,10 +8,10 @@ import json
 import pytest
 from sqlmodel import func, select
 
-from engine.approvals import load_roster
-from engine.messaging import load_pack
-from engine.models import VerifyRun
-from engine.verify import run_verify
+from engine.services.approvals import load_roster
+from engine.rules.messaging import load_pack
+from engine.adapters.models import VerifyRun
+from engine.services.verify import run_verify
 from console.widgets import local_time
 from tests.console.conftest import no_exception, text
 

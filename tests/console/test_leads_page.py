@@ -1,5 +1,5 @@
 """Leads page (ops, admin): CSV import with the per-row error report, the searchable lead list, the ICP
-breakdown; and the engine services behind it (engine.leads, the parse progress of engine.leads_io)."""
+breakdown; and the engine services behind it (engine.queries.leads, the parse progress of engine.adapters.leads_csv)."""
 from __future__ import annotations
 
 import csv
@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import func, select
 
-from engine.errors import InvalidRequest
-from engine.leads import errors_csv, get_lead, search_leads
-from engine.leads_io import PROGRESS_EVERY, import_leads, parse_leads_csv
-from engine.models import Lead
+from engine.core.errors import InvalidRequest
+from engine.queries.leads import errors_csv, get_lead, search_leads
+from engine.adapters.leads_csv import PROGRESS_EVERY, import_leads, parse_leads_csv
+from engine.adapters.models import Lead
 from tests.conftest import WORK_TIME
 from tests.console.conftest import ok, text
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from console.nav import NAV
-from engine.users import ROLES
+from engine.adapters.users import ROLES
 from tests.console.conftest import ROOT
 
 # Refusal happens before the page touches the engine: one backend is enough here.

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from console.widgets import local_time
-from engine import audit
-from engine.clock import system_clock
-from engine.models import AuditEntry, AuditHead, CheckRun
-from engine.readiness import AUDIT_KIND, readiness, verify_audit_chain
+from engine.adapters import audit
+from engine.core.clock import system_clock
+from engine.adapters.models import AuditEntry, AuditHead, CheckRun
+from engine.services.readiness import AUDIT_KIND, readiness, verify_audit_chain
 from tests.console.conftest import _ESCAPED, no_exception, text
 
 PAGE = "pages/readiness.py"
@@ -124,7 +124,7 @@ def test_page_shows_the_engines_score_categories_and_go_no_go(synced):
 
 def test_go_no_go_lists_failures_first_with_the_whole_evidence(synced, monkeypatch):
     """Issue 13: the gate's reasons were cut off in a narrow cell and failures were not first."""
-    import engine.readiness as rd
+    import engine.services.readiness as rd
 
     real = rd.readiness
     long = "the canary failed at step 4 of 6: " + "the webhook receiver did not answer in time, " * 6 + "end."
@@ -202,7 +202,7 @@ def test_walk_button_catches_an_old_edit_that_the_quick_check_cannot(synced):
 
 
 def test_readiness_walks_only_the_rows_added_since_the_last_full_walk(app_factory, monkeypatch):
-    import engine.readiness as rd
+    import engine.services.readiness as rd
 
     app = app_factory()
     walks = []

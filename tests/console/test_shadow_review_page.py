@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from engine.leads_io import import_leads
-from engine.models import AuditEntry, Draft, Lead, OutboxItem, ShadowRun
-from engine.pipeline import shadow_run
+from engine.adapters.leads_csv import import_leads
+from engine.adapters.models import AuditEntry, Draft, Lead, OutboxItem, ShadowRun
+from engine.services.pipeline import shadow_run
 from tests.console.conftest import no_exception, text
 
 PAGE = "pages/shadow_review.py"

@@ -141,8 +141,8 @@ def xss_lead(kind: str) -> dict:
 
 def _seed_xss(app, d: Path) -> dict:
     """The XSS leads (three imported from a CSV, one from an RB2B visit), before the shadow run drafts them."""
-    from engine.events import EventService
-    from engine.leads_io import import_leads
+    from engine.services.events import EventService
+    from engine.adapters.leads_csv import import_leads
 
     path = d / "xss-leads.csv"
     rows = [xss_lead(kind) for kind in XSS_KINDS]
@@ -164,9 +164,9 @@ def _xss_queue(app, d: Path, env: dict, emails: dict) -> None:
     from sqlmodel import select
 
     from engine.app import App
-    from engine.config import load_settings
-    from engine.models import Draft, Lead
-    from engine.pipeline import lead_action
+    from engine.core.config import load_settings
+    from engine.adapters.models import Draft, Lead
+    from engine.services.pipeline import lead_action
     from tests.conftest import LIVE, deep_merge
 
     assisted = App(settings=load_settings(write_config(
@@ -206,7 +206,7 @@ def _xss_last_in_review(app, set_id: int, emails: dict) -> None:
     the first items)."""
     from sqlmodel import select
 
-    from engine.models import Lead, ReviewItem
+    from engine.adapters.models import Lead, ReviewItem
 
     order = list(emails.values())
     with app.store.write() as s:
@@ -220,13 +220,13 @@ def _xss_last_in_review(app, set_id: int, emails: dict) -> None:
 
 def _seed(d: Path, env: dict) -> dict:
     """The database, users and data the browser tests need; returns what the tests check against."""
-    import engine.users as users
-    from engine import review
+    import engine.adapters.users as users
+    from engine.services import blind_review as review
     from engine.app import App
-    from engine.config import load_settings
-    from engine.db import Store
-    from engine.leads_io import import_leads
-    from engine.pipeline import shadow_run
+    from engine.core.config import load_settings
+    from engine.adapters.db import Store
+    from engine.adapters.leads_csv import import_leads
+    from engine.services.pipeline import shadow_run
 
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():

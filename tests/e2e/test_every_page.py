@@ -141,8 +141,8 @@ def shot(page, name: str) -> None:
 def engine(console):
     """An engine on the console's database, to arrange data the way a second user would."""
     from engine.app import App
-    from engine.config import load_settings
-    from engine.db import Store
+    from engine.core.config import load_settings
+    from engine.adapters.db import Store
 
     with pytest.MonkeyPatch.context() as mp:
         for k, v in console.env.items():
@@ -260,7 +260,7 @@ def test_xss_blind_review_and_comparison(as_admin, console):
     """The XSS leads are last in the blind set: the items before them are labelled by a second reviewer first, the
     admin labels the XSS leads (a note with a payload too, for the comparison's disagreements); all undone after."""
     page = as_admin
-    from engine import review
+    from engine.services import blind_review as review
 
     set_id = console.review_set["set_id"]
     with engine(console) as app:

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.devstack import READY_MARK
+from engine.entrypoints.devstack import READY_MARK
 from tests.conftest import write_config
 from tests.e2e.conftest import ROOT, TIMEOUT_MS, _bin, _free_port, _require_browser, open_page, screenshot, settle
 

@@ -22,8 +22,8 @@ COOKIE = "alpha_session"
 def add_user(console, username: str, role: str = "ops") -> None:
     """A user of this test only (password PASSWORD, so the `login` helper works), added to the console's users file
     (or given PASSWORD again when a previous run left it there)."""
-    import engine.users as users
-    from engine.errors import InvalidRequest
+    import engine.adapters.users as users
+    from engine.core.errors import InvalidRequest
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(users, "BCRYPT_ROUNDS", 4)

@@ -27,11 +27,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import select
 
-from engine import audit
-from engine.integrations.ghl import GHLClient
-from engine.integrations.ghl_executor import GHLExecutor, suppress_on_dnd
-from engine.integrations.ghl_sandbox import DEFAULT_LOCATION, GHLSandboxServer, start_sandbox
-from engine.models import Approval, AuditEntry, OutboxItem
+from engine.adapters import audit
+from engine.adapters.ghl import GHLClient
+from engine.adapters.ghl_executor import GHLExecutor, suppress_on_dnd
+from engine.adapters.ghl_sandbox import DEFAULT_LOCATION, GHLSandboxServer, start_sandbox
+from engine.adapters.models import Approval, AuditEntry, OutboxItem
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import ROOT, alpha_env, email
 
@@ -145,7 +145,7 @@ class Rig:
         with the GHL client's retry warnings and block it)."""
         n = len(list(self.tmp.glob("spawned*.out")))
         out, err = open(self.tmp / f"spawned{n}.out", "w+"), open(self.tmp / f"spawned{n}.err", "w+")
-        p = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker", "--interval", str(interval)],
+        p = subprocess.Popen([sys.executable, "-m", "engine.entrypoints.cli", "worker", "--interval", str(interval)],
                              env=self.env(), cwd=str(ROOT), stdout=out, stderr=err, text=True)
         p.out, p.err = out, err
         self.procs.append(p)

@@ -127,7 +127,7 @@ def test_the_worker_loop_backs_off_and_goes_on_when_the_database_fails(monkeypat
     0.5 s, 1 s, 2 s...; the first pass that works resets the backoff; any other error still ends the worker."""
     from sqlalchemy.exc import OperationalError
 
-    from engine import approvals
+    from engine.services import approvals
 
     naps: list[float] = []
     monkeypatch.setattr(approvals.time, "sleep", lambda s: naps.append(s))

@@ -2,7 +2,7 @@
 
 Starting a Python process and importing the engine costs about a second on a busy 2-core machine, which would
 be most of a kill trial. This process pays it once; each child is a fork that runs the real CLI entry point
-(``engine.cli.main``, what the ``alpha`` script runs) with stdout and stderr in files. Commands, one a line
+(``engine.entrypoints.cli.main``, what the ``alpha`` script runs) with stdout and stderr in files. Commands, one a line
 on stdin, answered on stdout:
 
     spawn OUT ERR ARG...   ->  the child's pid
@@ -14,8 +14,8 @@ import os
 import sys
 
 import engine.app  # noqa: F401  - the heavy imports, once
-import engine.cli
-import engine.integrations.ghl_executor  # noqa: F401
+import engine.entrypoints.cli
+import engine.adapters.ghl_executor  # noqa: F401
 
 
 def _child(out: str, err: str, argv: list[str]) -> None:
@@ -26,7 +26,7 @@ def _child(out: str, err: str, argv: list[str]) -> None:
         os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 1)
         os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
         try:
-            engine.cli.main(argv)
+            engine.entrypoints.cli.main(argv)
             code = 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

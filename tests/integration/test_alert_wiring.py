@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from engine.executors import DefiniteFailure
+from engine.adapters.executors import DefiniteFailure
 from tests.conftest import LIVE, deep_merge
 from tests.fake_servers import SlackWebhookFake
 from tests.helpers import email

@@ -8,8 +8,8 @@ import pytest
 from sqlmodel import select
 
 from engine.app import App
-from engine.errors import ConfigError, InvalidRequest
-from engine.models import Approval, OutboxItem, SandboxMessage
+from engine.core.errors import ConfigError, InvalidRequest
+from engine.adapters.models import Approval, OutboxItem, SandboxMessage
 from tests.conftest import FORCE_INIT, LIVE, deep_merge
 from tests.helpers import alpha, alpha_env, email
 
@@ -22,7 +22,7 @@ APPROVERS = {"alice": "approver", "bob": "approver", "carol": "approver", "olga"
 
 def add_users(config_dir, users=APPROVERS):
     """The roster's groups are console roles: approvers must be users in the users file."""
-    import engine.users as u
+    import engine.adapters.users as u
 
     rounds, u.BCRYPT_ROUNDS = u.BCRYPT_ROUNDS, 4
     try:
@@ -150,7 +150,7 @@ def test_bad_roster_refuses_with_a_clear_message(app_factory, config_factory, se
     data["action_types"]["tier1_email"]["backup"] = data["action_types"]["tier1_email"]["primary"]
     del data["action_types"]["hot_lead"]
     (Path(cfg) / "approvers.json").write_text(_json.dumps(data))
-    from engine.approvals import load_roster
+    from engine.services.approvals import load_roster
 
     with pytest.raises(ConfigError) as e:
         load_roster(cfg)
@@ -216,7 +216,7 @@ def test_no_users_file_means_nobody_approves(app_factory):
 # ------------------------------------------------------------------------------------------ hot leads
 
 def hot_lead(app, email_="hot@acme.io"):
-    from engine.models import Lead
+    from engine.adapters.models import Lead
 
     now = app.clock()
     with app.store.write() as s:
@@ -246,7 +246,7 @@ def test_hot_lead_escalation_has_a_five_minute_sla_escalates_and_expires(app):
 
 
 def test_hot_lead_taken_or_dismissed_is_audited_and_cannot_be_edited(app):
-    from engine.models import AuditEntry
+    from engine.adapters.models import AuditEntry
 
     a1, _ = hot_lead(app, "one@acme.io")
     a2, _ = hot_lead(app, "two@acme.io")
@@ -288,7 +288,7 @@ def test_cli_lists_hot_leads(app, db_url, tmp_path):
 # ------------------------------------------------------------------------------------------ edits re-checked, bulk
 
 def _audit_events(app, ref):
-    from engine.models import AuditEntry
+    from engine.adapters.models import AuditEntry
 
     with app.store.read() as s:
         return [e.event for e in s.exec(select(AuditEntry).where(AuditEntry.ref == str(ref))).all()]
@@ -301,7 +301,7 @@ def _audit_events(app, ref):
 def test_an_edit_the_gate_would_refuse_is_refused_and_nothing_is_saved(app, edit, code, term):
     """Seen: "Save edit and approve" approved an edit with a spam term; the gate refused it later. The edit is
     re-checked with the gate's own rules and refused, naming each finding and the matched text."""
-    from engine.approvals import EditRefused
+    from engine.services.approvals import EditRefused
 
     appr, row = pending_one(app)
     html = row.html.replace("a short note about pipeline reviews", "guaranteed results, 100% free") \
@@ -369,7 +369,7 @@ def test_queue_filters_by_text_tier_and_age_and_lists_every_matching_id(app):
 
 
 def test_detail_has_the_message_the_findings_and_the_leads_facts(app):
-    from engine.models import Lead
+    from engine.adapters.models import Lead
 
     with app.store.write() as s:
         s.add(Lead(email="jane@acme.io", email_key="jane@acme.io", company="Acme Inc.", tier=2, score=81,
@@ -386,7 +386,7 @@ def test_detail_has_the_message_the_findings_and_the_leads_facts(app):
 def test_in_demo_mode_the_roster_checks_read_the_demo_users_file_like_the_console(app, monkeypatch, tmp_path):
     """The console reads the demo users file in demo mode whatever ALPHA_USERS_FILE says; the four-eyes and roster
     checks must read the same file, or a demo approver is judged by the production roles."""
-    from engine.users import users_file
+    from engine.adapters.users import users_file
 
     monkeypatch.setenv("ALPHA_USERS_FILE", str(tmp_path / "production-users.yaml"))
     assert app.approvals.users_path() == tmp_path / "production-users.yaml"

@@ -23,9 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import select
 
-from engine import anchor, audit
-from engine.errors import ConfigError
-from engine.models import AuditEntry, AuditHead
+from engine.adapters import anchor
+from engine.adapters import audit
+from engine.core.errors import ConfigError
+from engine.adapters.models import AuditEntry, AuditHead
 from tests.conftest import LIVE, ROOT, deep_merge
 from tests.fake_servers import FakeServer, Reply
 from tests.helpers import alpha, alpha_env
@@ -440,7 +441,7 @@ def test_maybe_checkpoint_survives_an_unreachable_destination(app, monkeypatch):
 
 def test_the_worker_writes_checkpoints(cli_env, cp_file, app):
     env = {**cli_env, anchor.SECONDS_ENV: "1"}
-    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker", "--interval", "0.2"], env=env,
+    p = subprocess.Popen([sys.executable, "-m", "engine.entrypoints.cli", "worker", "--interval", "0.2"], env=env,
                          cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from engine import audit
+from engine.adapters import audit
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import email
 
@@ -44,7 +44,7 @@ def test_edited_row_is_named(app):
 def test_edited_row_with_recomputed_own_hash_breaks_the_next_link(app):
     from sqlmodel import select
 
-    from engine.models import AuditEntry
+    from engine.adapters.models import AuditEntry
 
     with app.store.engine.begin() as c:
         c.execute(sa.text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 4"))

@@ -12,12 +12,12 @@ from types import SimpleNamespace
 import pytest
 from sqlmodel import func, select
 
-from engine.drafting import NoTemplate, draft_for, draft_many, save_draft, save_drafts
-from engine.integrations.llm import from_env
-from engine.leads_io import import_leads
-from engine.messaging import load_pack
-from engine.models import AuditEntry, Draft, Envelope, Lead, OutboxItem
-from engine.pipeline import score_leads, shadow_run
+from engine.services.drafting import NoTemplate, draft_for, draft_many, save_draft, save_drafts
+from engine.adapters.llm import from_env
+from engine.adapters.leads_csv import import_leads
+from engine.rules.messaging import load_pack
+from engine.adapters.models import AuditEntry, Draft, Envelope, Lead, OutboxItem
+from engine.services.pipeline import score_leads, shadow_run
 from tests.conftest import CONFIG, ROOT
 
 PACK = load_pack(CONFIG)

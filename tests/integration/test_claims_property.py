@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from engine.clock import FixedClock
-from engine.models import Lead
+from engine.core.clock import FixedClock
+from engine.adapters.models import Lead
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import email
 

@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 def spawn(env: dict, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", *args], env=env, cwd=str(ROOT),
+    return subprocess.Popen([sys.executable, "-m", "engine.entrypoints.cli", *args], env=env, cwd=str(ROOT),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, create_engine, select
 
-from engine.models import AuditEntry, OutboxItem, SandboxMessage
+from engine.adapters.models import AuditEntry, OutboxItem, SandboxMessage
 from tests.conftest import FORCE_INIT, LIVE, deep_merge
 from tests.helpers import ROOT, alpha, alpha_env, email, jsonl
 
@@ -33,7 +33,8 @@ def _rows(db_url: str, model):
 
 
 def _spawn(env, path):
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "submit", str(path)], env=env, cwd=str(ROOT),
+    return subprocess.Popen([sys.executable, "-m", "engine.entrypoints.cli", "submit", str(path)], env=env,
+    cwd=str(ROOT),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -1,4 +1,4 @@
-"""Console sessions and login throttling (engine.sessions) on SQLite and PostgreSQL.
+"""Console sessions and login throttling (engine.services.sessions) on SQLite and PostgreSQL.
 
 Each test comes from something seen in issue 13: logins did not survive a reload/new tab (the session now lives on
 the server, any process resumes it from the token); 25 wrong passwords then the right one logged in (a growing
@@ -16,12 +16,12 @@ import pytest
 import yaml
 from sqlmodel import select
 
-import engine.sessions as sessions_mod
-import engine.users as users
-from engine.clock import FixedClock
-from engine.db import Store
-from engine.models import AuditEntry, ConsoleSession, LoginAttempt
-from engine.sessions import SessionService
+import engine.services.sessions as sessions_mod
+import engine.adapters.users as users
+from engine.core.clock import FixedClock
+from engine.adapters.db import Store
+from engine.adapters.models import AuditEntry, ConsoleSession, LoginAttempt
+from engine.services.sessions import SessionService
 from tests.conftest import WORK_TIME
 
 PW = "the-right-password-77"
@@ -270,7 +270,7 @@ def test_login_attempts_are_pruned(env):
 def test_cli_password_change_and_removal_revoke_sessions(env, monkeypatch):
     from typer.testing import CliRunner
 
-    from engine.cli import cli
+    from engine.entrypoints.cli import cli
 
     monkeypatch.setenv("DATABASE_URL", env.db_url)
     monkeypatch.setenv("ALPHA_CONFIG_DIR", str(env.app.settings.config_dir))

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from sqlmodel import func, select
 
-from engine.errors import InvalidRequest
-from engine.models import Approval, Draft, Lead, OutboxItem, SandboxMessage
-from engine.pipeline import daily_run, send_internal, set_draft_status
+from engine.core.errors import InvalidRequest
+from engine.adapters.models import Approval, Draft, Lead, OutboxItem, SandboxMessage
+from engine.services.pipeline import daily_run, send_internal, set_draft_status
 from tests.conftest import LIVE, deep_merge
 
 FIT = dict(title="VP Sales", company="Fitco", company_domain="fitco.example", employee_count=120,

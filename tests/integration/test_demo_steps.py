@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from engine.devstack import demo_config
+from engine.entrypoints.devstack import demo_config
 from tests.conftest import CONFIG
 from tests.helpers import ROOT, alpha, alpha_env
 

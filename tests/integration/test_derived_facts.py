@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlmodel import select
 
-from engine.clock import FixedClock
-from engine.identity import canonical_address
-from engine.models import AuditEntry, Lead, OutboxItem
+from engine.core.clock import FixedClock
+from engine.core.identity import canonical_address
+from engine.adapters.models import AuditEntry, Lead, OutboxItem
 from tests.conftest import LIVE, WORK_TIME, deep_merge
 from tests.helpers import email
 
@@ -144,7 +144,7 @@ def test_exclusion_matches_unicode_and_punycode_domains(app_factory, tmp_path):
     app = app_factory(production=AUTONOMOUS, warmup=NO_WARMUP)
     ex = app.settings.config_dir / "exclusions" / "customers.txt"
     ex.write_text(ex.read_text() + "\nbücher.de\n")
-    from engine.config import load_settings
+    from engine.core.config import load_settings
 
     app.settings = app.gateway.settings = load_settings(app.settings.config_dir)
     r = app.gateway.submit(email("e1", to="buyer@xn--bcher-kva.de"))
@@ -155,7 +155,7 @@ def test_the_stored_company_is_checked_against_exclusions_whatever_the_caller_sa
     app = app_factory(production=AUTONOMOUS, warmup=NO_WARMUP)
     ex = app.settings.config_dir / "exclusions" / "customers.txt"
     ex.write_text(ex.read_text() + "\nGlobex Corporation\n")
-    from engine.config import load_settings
+    from engine.core.config import load_settings
 
     app.settings = app.gateway.settings = load_settings(app.settings.config_dir)
     add_lead(app, "cfo@newdomain.io", company="Globex Corporation")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from engine.approvals import EditRefused
-from engine.drafting import draft_for, save_draft
-from engine.drafts import decide_drafts, edit_draft
-from engine.errors import InvalidRequest
-from engine.messaging import load_pack
-from engine.models import AuditEntry, Draft, Lead
+from engine.services.approvals import EditRefused
+from engine.services.drafting import draft_for, save_draft
+from engine.services.shadow_emails import decide_drafts, edit_draft
+from engine.core.errors import InvalidRequest
+from engine.rules.messaging import load_pack
+from engine.adapters.models import AuditEntry, Draft, Lead
 from tests.conftest import WORK_TIME
 
 

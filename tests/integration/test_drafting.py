@@ -1,4 +1,4 @@
-"""Drafting (engine/drafting.py): template + one LLM opening sentence grounded in the allowed facts, claim and
+"""Drafting (engine/services/drafting.py): template + one LLM opening sentence grounded in the allowed facts, claim and
 content flags, provenance, the template fallback, and idempotent storage on SQLite and PostgreSQL."""
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import pytest
 from sqlmodel import func, select
 
-from engine.drafting import (UNSUPPORTED_CLAIM, DraftResult, NoTemplate, build_prompt, draft_for, save_draft,
+from engine.services.drafting import (UNSUPPORTED_CLAIM, DraftResult, NoTemplate, build_prompt, draft_for, save_draft,
                              unsupported_claims)
-from engine.integrations.llm import AnthropicProvider, LLMChain, LLMUnavailable, TemplateProvider
-from engine.messaging import load_pack
-from engine.models import Draft, Lead
-from engine.router import NextStep, route
-from engine.unsubscribe import verify_token
+from engine.adapters.llm import AnthropicProvider, LLMChain, LLMUnavailable, TemplateProvider
+from engine.rules.messaging import load_pack
+from engine.adapters.models import Draft, Lead
+from engine.rules.router import NextStep, route
+from engine.rules.unsubscribe import verify_token
 from tests.conftest import CONFIG, WORK_TIME
 from tests.fake_servers import AnthropicFake
 
@@ -59,7 +59,7 @@ class FakeLLM:
 
 
 def draft(lead=None, step=("cold", 1), llm=None, settings=None, **kw) -> DraftResult:
-    from engine.config import load_settings
+    from engine.core.config import load_settings
 
     return draft_for(lead or make_lead(), step, PACK, settings or load_settings(CONFIG), SECRET, llm, NOW, **kw)
 
@@ -244,7 +244,7 @@ def test_every_step_drafts_clean_for_every_tier(sequence, tier, settings):
 def test_router_then_draft(settings):
     lead = make_lead(status="warm", last_visit_at=NOW - timedelta(days=2))
     r = route(lead, NOW, PACK)
-    from engine.router import next_step
+    from engine.rules.router import next_step
 
     step = next_step(lead, PACK.sequence(r.sequence), 0, None, NOW)
     d = draft(lead, step, settings=settings)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from engine.executors import AmbiguousFailure, DefiniteFailure, SandboxExecutor
-from engine.models import Approval, AuditEntry, OutboxItem, SandboxMessage
+from engine.adapters.executors import AmbiguousFailure, DefiniteFailure, SandboxExecutor
+from engine.adapters.models import Approval, AuditEntry, OutboxItem, SandboxMessage
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import email
 
@@ -54,7 +54,7 @@ def test_emergency_stop_in_env_file_is_reread_and_cannot_be_overridden(live, tmp
     env_file.write_text("EMERGENCY_STOP=true\n")
     r = live.gateway.submit(email("k1"))
     assert r.codes == ["KILL_SWITCH"] and "EMERGENCY_STOP" in r.reasons[0].detail
-    from engine.errors import KillSwitchLocked
+    from engine.core.errors import KillSwitchLocked
 
     with pytest.raises(KillSwitchLocked):
         live.control.set_kill(False, "try", "ops")
@@ -170,7 +170,7 @@ def test_warmup_cap_binds_before_daily_limit(app_factory):
 def test_outside_working_hours_in_recipient_timezone(app_factory):
     from datetime import datetime, timezone
 
-    from engine.clock import FixedClock
+    from engine.core.clock import FixedClock
 
     prod = deep_merge(AUTONOMOUS, {"working_hours": {"start": "08:00", "end": "18:00",
                                                      "days": ["mon", "tue", "wed", "thu", "fri"]}})
@@ -293,13 +293,13 @@ def test_ambiguous_send_goes_to_reconciliation_and_is_never_retried(app_factory,
 
 
 def test_phase_moves_down_at_once_up_only_through_gate(live):
-    from engine.errors import PhaseChangeRefused
-    from engine.models import ControlState
+    from engine.core.errors import PhaseChangeRefused
+    from engine.adapters.models import ControlState
 
     live.control.set_phase("shadow", "back to shadow", "ops")  # down from autonomous: always allowed
     with pytest.raises(PhaseChangeRefused, match="shadow validation complete"):
         live.control.set_phase("parallel", "no shadow run yet", "ops")
-    from engine.models import ShadowRun
+    from engine.adapters.models import ShadowRun
 
     with live.store.write_plain() as s:
         s.add(ShadowRun(started_at=live.clock(), finished_at=live.clock(), contacts=25))

@@ -14,11 +14,11 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from engine.integrations.ghl import (VERSION_CONTACTS, VERSION_CONVERSATIONS, VERSION_LOCATIONS, GHLAmbiguousSend,
+from engine.adapters.ghl import (VERSION_CONTACTS, VERSION_CONVERSATIONS, VERSION_LOCATIONS, GHLAmbiguousSend,
                                      GHLAuthError, GHLError, GHLNotFound, GHLRateLimited, GHLServerError,
                                      GHLTransportError, GHLValidationError, RateLimiter, email_dnd_active,
                                      parse_retry_after)
-from engine.integrations.ghl_sandbox import DEFAULT_LOCATION
+from engine.adapters.ghl_sandbox import DEFAULT_LOCATION
 from tests.ghl_spec import component_schema, spec_dict
 
 from tests.ghl_fixtures import (SEND_PATH, TOKEN, FakeTime, ctl, fake, make_client, sandbox,  # noqa: F401

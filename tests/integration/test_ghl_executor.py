@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import BreakerOpenError
-from engine.executors import AmbiguousFailure, DefiniteFailure, Message
-from engine.integrations.ghl import GHLServerError
-from engine.integrations.ghl_executor import GHLExecutor, suppress_on_dnd
-from engine.models import OutboxItem, Suppression
+from engine.core.errors import BreakerOpenError
+from engine.adapters.executors import AmbiguousFailure, DefiniteFailure, Message
+from engine.adapters.ghl import GHLServerError
+from engine.adapters.ghl_executor import GHLExecutor, suppress_on_dnd
+from engine.adapters.models import OutboxItem, Suppression
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import email
 from tests.ghl_fixtures import SEND_PATH, ctl, fake, make_client, sandbox, spec  # noqa: F401

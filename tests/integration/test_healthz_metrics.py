@@ -17,8 +17,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from engine.health import WORKER, beat
-from engine.webhooks import create_app
+from engine.queries.health import WORKER, beat
+from engine.entrypoints.webhooks import create_app
 from tests.conftest import WORK_TIME
 from tests.helpers import ROOT, alpha, alpha_env
 from tests.integration.test_webhooks import ServerThread
@@ -75,8 +75,8 @@ def test_healthz_is_503_on_an_uninitialised_database(app_factory, serve):
 
 def test_healthz_is_503_on_an_unreachable_database(settings, serve):
     from engine.app import App
-    from engine.clock import FixedClock
-    from engine.db import Store
+    from engine.core.clock import FixedClock
+    from engine.adapters.db import Store
 
     app = App(settings=settings, store=Store("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=3"),
               clock=FixedClock(WORK_TIME))
@@ -118,7 +118,7 @@ def test_the_real_receiver_logs_json_lines_and_serves_both(db_url, config_factor
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "webhooks", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "engine.entrypoints.cli", "webhooks", "serve", "--port", str(port)],
                             env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:

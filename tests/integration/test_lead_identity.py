@@ -1,5 +1,5 @@
 """One mailbox, one lead: the import and the RB2B visitor webhook match leads by the canonical address
-(engine/identity, ``Lead.email_key``), so two spellings of one address never become two leads that would each
+(engine/core/identity, ``Lead.email_key``), so two spellings of one address never become two leads that would each
 get the whole sequence (SQLite and PostgreSQL, via app_factory)."""
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from sqlalchemy import delete
 from sqlmodel import select
 
-from engine import leads_io
-from engine.events import EventService
-from engine.identity import canonical_address
-from engine.models import Lead
+from engine.adapters import leads_csv as leads_io
+from engine.services.events import EventService
+from engine.core.identity import canonical_address
+from engine.adapters.models import Lead
 
 HEADER = ["Email", "First Name", "Last Name", "Title", "Company"]
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import delete
 from sqlmodel import func, select
 
-from engine.leads_io import EXPORT_COLUMNS, LeadFileError, export_leads, import_leads
-from engine.models import Lead
+from engine.adapters.leads_csv import EXPORT_COLUMNS, LeadFileError, export_leads, import_leads
+from engine.adapters.models import Lead
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "data" / "demo_leads.csv"

@@ -8,9 +8,9 @@ import threading
 import pytest
 from sqlmodel import select
 
-from engine.integrations.llm import (AnthropicProvider, Completion, LLMChain, LLMUnavailable, OpenAIProvider,
+from engine.adapters.llm import (AnthropicProvider, Completion, LLMChain, LLMUnavailable, OpenAIProvider,
                                      RateLimiter, TemplateProvider, cache_key, from_env)
-from engine.models import AuditEntry, BreakerState, LLMCache, LLMUsage
+from engine.adapters.models import AuditEntry, BreakerState, LLMCache, LLMUsage
 from tests.fake_servers import AnthropicFake, OpenAIFake
 
 ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_MODEL", "OPENAI_MODEL", "ANTHROPIC_BASE_URL",

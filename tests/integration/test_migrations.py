@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import command
 
-from engine.db import Store
+from engine.adapters.db import Store
 
 
 def test_upgrade_step_by_step_keeps_existing_leads(db_url):

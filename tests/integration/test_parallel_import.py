@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from engine import leads_io
-from engine.models import Lead
-from engine.pipeline import score_leads
+from engine.adapters import leads_csv as leads_io
+from engine.adapters.models import Lead
+from engine.services.pipeline import score_leads
 
 HEADER = ["Email", "First Name", "Last Name", "Title", "Company", "Website", "Employees", "Industry", "Country",
           "Time Zone", "Last Reply"]
@@ -66,7 +66,7 @@ def parsed(path, **kw):
 def test_workers_give_the_one_process_result(tmp_path, small_chunks, settings):
     from functools import partial
 
-    from engine.icp import load_icp, scored_fields
+    from engine.rules.icp import load_icp, scored_fields
 
     path = mixed_file(tmp_path / "mixed.csv")
     scorer = partial(scored_fields, icp=load_icp(settings.config_dir), customers=settings.customer_exclusions,

@@ -13,8 +13,8 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from engine.config import PHASES
-from engine.models import Approval, AuditEntry, OutboxItem, SandboxMessage
+from engine.core.config import PHASES
+from engine.adapters.models import Approval, AuditEntry, OutboxItem, SandboxMessage
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import email
 from tests.integration.test_approvals import add_users
@@ -178,7 +178,7 @@ def test_init_on_a_fresh_database_seeds_shadow_when_a_gate_fails(app_factory):
 ])
 def test_init_evaluates_every_gate_in_order_and_seeds_the_phase_only_if_all_pass(app_factory, monkeypatch, fail_at,
                                                                                  asked_expected, phase):
-    import engine.control as control
+    import engine.services.control as control
 
     asked = []
 
@@ -197,7 +197,7 @@ def test_init_evaluates_every_gate_in_order_and_seeds_the_phase_only_if_all_pass
 
 
 def test_shadow_in_config_needs_no_gate(app_factory, monkeypatch):
-    import engine.control as control
+    import engine.services.control as control
 
     monkeypatch.setattr(control, "evaluate_gate", lambda phase, ctx: pytest.fail(f"gate {phase} evaluated"))
     app = app_factory(init=False)
@@ -218,8 +218,8 @@ def test_cli_init_prints_the_failing_gate(db_url, config_factory, tmp_path):
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the CLI's options, not storage
 def test_cli_init_force_needs_a_reason_and_is_recorded_as_forced(db_url, config_factory, tmp_path):
     from engine.app import App
-    from engine.config import load_settings
-    from engine.db import Store
+    from engine.core.config import load_settings
+    from engine.adapters.db import Store
     from tests.helpers import alpha, alpha_env
 
     cfg = config_factory(production=AUTONOMOUS, warmup={"enabled": False})
@@ -243,7 +243,7 @@ def test_alpha_phase_set_says_how_many_sends_it_held_and_released(app_factory, m
     """Seen before: the held and released counts were only in the audit row and the alert, not in the CLI's answer."""
     from typer.testing import CliRunner
 
-    import engine.cli as cli
+    import engine.entrypoints.cli as cli
 
     app = app_factory(production=ASSISTED, warmup={"enabled": False})
     climb_to(app, "assisted")

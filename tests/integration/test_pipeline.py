@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import func, select
 
-from engine.checks import run_canary, run_unsubscribe_test
-from engine.leads_io import import_leads
-from engine.models import CheckRun, Draft, Envelope, Lead, OutboxItem, SandboxMessage
-from engine.pipeline import export_shadow, shadow_run
+from engine.services.canary import run_canary, run_unsubscribe_test
+from engine.adapters.leads_csv import import_leads
+from engine.adapters.models import CheckRun, Draft, Envelope, Lead, OutboxItem, SandboxMessage
+from engine.services.pipeline import export_shadow, shadow_run
 from tests.conftest import LIVE, deep_merge
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def test_canary_and_unsubscribe_test_pass_and_are_recorded(live_app):
 
 
 def test_canary_fails_when_a_guardrail_is_disabled(live_app, monkeypatch):
-    import engine.guardrails as g
+    import engine.rules.guardrails as g
 
     monkeypatch.setattr(g, "check_content", lambda *a, **k: [])
     report = run_canary(live_app)
@@ -90,7 +90,7 @@ def test_canary_fails_when_a_guardrail_is_disabled(live_app, monkeypatch):
 
 
 def test_unsubscribe_test_fails_when_suppression_is_disabled(live_app, monkeypatch):
-    import engine.guardrails as g
+    import engine.rules.guardrails as g
 
     monkeypatch.setattr(g, "check_suppression", lambda entry: [])
     report = run_unsubscribe_test(live_app)

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from engine.models import Lead, OutboxItem, SandboxMessage
-from engine.pipeline import Pipeline, daily_run, lead_action
+from engine.adapters.models import Lead, OutboxItem, SandboxMessage
+from engine.services.pipeline import Pipeline, daily_run, lead_action
 from tests.conftest import LIVE, WORK_TIME, deep_merge
 
 # Live and autonomous (no approval step), real working hours (08-18 Mon-Fri, default America/New_York), no
@@ -106,7 +106,7 @@ def test_the_fresh_score_ranks_and_is_stored_before_the_gateway_decides(app_fact
 
 
 def test_progress_is_read_for_all_leads_at_once(app_factory):
-    from engine.pipeline import _progress_all
+    from engine.services.pipeline import _progress_all
 
     app = app_factory(production=PRODUCTION)
     t = app.clock()
@@ -140,7 +140,7 @@ def test_lead_action_carries_the_country_zone_when_the_lead_has_none(app_factory
     fit = app.rescore(japan)
 
     def action(x):
-        from engine.drafting import draft_for
+        from engine.services.drafting import draft_for
 
         d = draft_for(x, ("cold", 1), pipe.pack, app.settings, app.secret, now=app.clock())
         return lead_action(app, x, fit, d, app.clock())

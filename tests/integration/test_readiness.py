@@ -6,13 +6,13 @@ import json
 import pytest
 from sqlmodel import select
 
-from engine.checks import run_canary, run_unsubscribe_test
-from engine.errors import PhaseChangeRefused
-from engine.leads_io import import_leads
-from engine.models import ReviewItem
-from engine.pipeline import shadow_run
-from engine.readiness import readiness
-from engine.review import generate, label
+from engine.services.canary import run_canary, run_unsubscribe_test
+from engine.core.errors import PhaseChangeRefused
+from engine.adapters.leads_csv import import_leads
+from engine.adapters.models import ReviewItem
+from engine.services.pipeline import shadow_run
+from engine.services.readiness import readiness
+from engine.services.blind_review import generate, label
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import ROOT, alpha, alpha_env
 
@@ -28,9 +28,9 @@ def verify_against(app, monkeypatch, real: bool = True) -> dict:
     """`alpha verify` with every integration configured and answering: the GHL sandbox, a Slack fake and the
     receiver. ``real``: the GHL sandbox stands in for the real GHL (as if GHL_BASE_URL were the provider);
     otherwise it is what it is, the local sandbox."""
-    import engine.verify as verify
-    from engine.integrations.ghl_sandbox import DEFAULT_LOCATION, start_sandbox
-    from engine.webhooks import SignatureKeys, create_app
+    import engine.services.verify as verify
+    from engine.adapters.ghl_sandbox import DEFAULT_LOCATION, start_sandbox
+    from engine.entrypoints.webhooks import SignatureKeys, create_app
     from tests.fake_servers import SlackWebhookFake
     from tests.integration.test_webhooks import ServerThread
 
@@ -106,7 +106,7 @@ def test_cli_readiness_json(db_url, config_factory, tmp_path):
 def test_showing_the_gate_uses_the_checkpoint_but_a_phase_change_walks_the_whole_chain(app_factory, monkeypatch):
     """The Kill switch page and `alpha phase show` preview the gate on every render: cheap. Moving up decides:
     it walks the whole audit chain, so an edit anywhere in the history blocks it."""
-    from engine import audit
+    from engine.adapters import audit
 
     app = app_factory()
     walks = []
@@ -136,14 +136,14 @@ def test_domain_health_with_no_data_fails(app_factory):
 
 
 def readiness_evidence(app):
-    from engine.readiness import evidence
+    from engine.services.readiness import evidence
 
     return evidence(app)
 
 
 def test_a_verify_run_green_only_with_the_sandbox_is_no_evidence_for_live_phases(app_factory, monkeypatch):
     """Seen: a sandbox GHL (or nothing configured) counted as verified integrations."""
-    from engine.verify import run_verify
+    from engine.services.verify import run_verify
 
     app = app_factory(production=PARALLEL, warmup={"enabled": False})
     make_ready(app, monkeypatch)
@@ -171,8 +171,8 @@ def test_a_verify_run_green_only_with_the_sandbox_is_no_evidence_for_live_phases
 
 def test_a_failed_canary_blocks_moving_up(app_factory, monkeypatch):
     """Seen: a failed canary did not block moving up. A canary that cannot even start is recorded as failed."""
-    import engine.checks as checks
-    from engine.models import CheckRun
+    import engine.services.canary as checks
+    from engine.adapters.models import CheckRun
 
     app = app_factory(production=PARALLEL, warmup={"enabled": False})
     make_ready(app, monkeypatch)
@@ -199,8 +199,8 @@ def test_a_failed_canary_blocks_moving_up(app_factory, monkeypatch):
 
 
 def test_a_failed_canary_blocks_even_the_step_into_parallel(app_factory):
-    from engine.clock import iso
-    from engine.models import CheckRun
+    from engine.core.clock import iso
+    from engine.adapters.models import CheckRun
 
     app = app_factory()
     names = lambda: {c.name: c for c in app.control.gate_for("parallel")}  # noqa: E731

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from engine.models import ControlState, Lead
+from engine.adapters.models import ControlState, Lead
 
 
 def _key(app, lead_id: int) -> str | None:

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlmodel import select
 
-from engine import audit
-from engine.events import EventService
-from engine.models import Approval, Lead, OutboxItem, Reply, SandboxMessage, Suppression, WebhookEvent
-from engine.report import weekly
+from engine.adapters import audit
+from engine.services.events import EventService
+from engine.adapters.models import Approval, Lead, OutboxItem, Reply, SandboxMessage, Suppression, WebhookEvent
+from engine.queries.report import weekly
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import email
 from tests.integration.test_approvals import add_users
@@ -381,7 +381,7 @@ def test_the_weekly_report_counts_replies_by_class(app):
         (6, 1, 1, 2, 1)
     assert r["outbound"]["replies"] == 6 and r["outbound"]["positive_replies"] == 3
     assert r["outbound"]["unsubscribes"] == 1 and r["outbound"]["bounces"] == 1
-    from engine.report import to_markdown
+    from engine.queries.report import to_markdown
 
     md = to_markdown(r)
     assert "## Replies by class" in md and "| out of office | 1 |" in md and "| **human replies** | **6** |" in md

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from engine.errors import InvalidRequest
-from engine.models import Approval, Lead, Reply, ReviewItem, WebhookEvent
-from engine.report import week_window, weekly
+from engine.core.errors import InvalidRequest
+from engine.adapters.models import Approval, Lead, Reply, ReviewItem, WebhookEvent
+from engine.queries.report import week_window, weekly
 from tests.conftest import LIVE, WORK_TIME, deep_merge
 from tests.helpers import alpha, alpha_env, email
 from tests.integration.test_approvals import add_users

@@ -6,9 +6,9 @@ import json
 import pytest
 from sqlmodel import select
 
-from engine.errors import InvalidRequest
-from engine.models import Lead
-from engine.review import BLIND_FIELDS, analyze, generate, label, next_item, undo
+from engine.core.errors import InvalidRequest
+from engine.adapters.models import Lead
+from engine.services.blind_review import BLIND_FIELDS, analyze, generate, label, next_item, undo
 from tests.helpers import alpha, alpha_env
 
 FORBIDDEN = {"tier", "score", "icp", "disqualified_reason", "route", "ai_label", "sequence", "status"}
@@ -45,7 +45,7 @@ def test_analysis_uses_the_ai_labels_and_the_configured_rule(app_factory):
     app = app_factory(production={"comparison": {"min_labels": 10, "agreement_threshold": 0.75}})
     seed(app)
     set_id = generate(app, 40, seed=1)["set_id"]
-    from engine.models import ReviewItem
+    from engine.adapters.models import ReviewItem
 
     with app.store.read() as s:
         items = s.exec(select(ReviewItem).where(ReviewItem.set_id == set_id)).all()
@@ -76,8 +76,8 @@ def test_cli_analyze_from_csv(db_url, config_factory, tmp_path):
 
 
 def test_assisted_gate_needs_a_passing_blind_review(app_factory):
-    from engine.errors import PhaseChangeRefused
-    from engine.models import ReviewItem
+    from engine.core.errors import PhaseChangeRefused
+    from engine.adapters.models import ReviewItem
     from tests.conftest import LIVE
 
     app = app_factory(production={**LIVE, "rollout_phase": {"current": "parallel"},

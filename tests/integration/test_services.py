@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import BreakerOpenError, PermissionDenied
-from engine.executors import DefiniteFailure
+from engine.core.errors import BreakerOpenError, PermissionDenied
+from engine.adapters.executors import DefiniteFailure
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import email
 
@@ -102,7 +102,7 @@ def test_provider_rejection_is_final_and_releases_the_quota(app_factory):
 
 
 def test_warmup_advances_only_when_criteria_pass(app_factory):
-    from engine.errors import PhaseChangeRefused
+    from engine.core.errors import PhaseChangeRefused
 
     app = app_factory(production=AUTONOMOUS)
     st = app.control.warmup_status()

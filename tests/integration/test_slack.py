@@ -8,8 +8,8 @@ import socket
 import pytest
 from sqlmodel import select
 
-from engine.integrations.slack import KINDS, SlackAlerter, build_payload, from_env, parse_retry_after
-from engine.models import AlertLog, AuditEntry
+from engine.adapters.slack import KINDS, SlackAlerter, build_payload, from_env, parse_retry_after
+from engine.adapters.models import AlertLog, AuditEntry
 from tests.fake_servers import SlackWebhookFake
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from engine.envcheck import EnvError
+from engine.core.envcheck import EnvError
 from tests.conftest import create_pg_database, drop_pg_database, require_pg
 from tests.helpers import ROOT, alpha, alpha_env
 
@@ -99,7 +99,7 @@ def test_worker_refuses_at_once_on_postgres_without_a_shared_secret_and_runs_on_
 
 
 def _worker_starts(env: dict) -> bool:
-    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker", "--interval", "0.2"], env=env,
+    p = subprocess.Popen([sys.executable, "-m", "engine.entrypoints.cli", "worker", "--interval", "0.2"], env=env,
                          cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = p.stdout.readline()

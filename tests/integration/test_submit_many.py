@@ -12,8 +12,8 @@ from unittest import mock
 import pytest
 from sqlmodel import select
 
-from engine import audit
-from engine.models import AgentActivity, Approval, AuditEntry, OutboxItem, SandboxMessage
+from engine.adapters import audit
+from engine.adapters.models import AgentActivity, Approval, AuditEntry, OutboxItem, SandboxMessage
 from tests.conftest import (LIVE, WORK_TIME, create_pg_database, deep_merge, drop_pg_database,
                             seed_configured_phase)
 from tests.helpers import email
@@ -79,9 +79,9 @@ def pair(db_url, config_factory, tmp_path):
     """Make two initialised Apps with the same configuration and clock, each on a database of its own (the
     test's database and a second one on the same backend)."""
     from engine.app import App
-    from engine.clock import FixedClock
-    from engine.config import load_settings
-    from engine.db import Store
+    from engine.core.clock import FixedClock
+    from engine.core.config import load_settings
+    from engine.adapters.db import Store
 
     if db_url.startswith("sqlite"):
         urls, drop = [db_url, f"sqlite:///{tmp_path / 'second.db'}"], None
@@ -113,7 +113,7 @@ def run_both(pair, production, actions, batch, shadow=False):
     uuid4 = lambda: uuid.UUID(int=next(ids))  # noqa: E731
     for app in (one, many):
         app.suppress("gone@d1.example", "unsubscribed", "test")
-    with mock.patch("engine.executors.uuid.uuid4", uuid4):
+    with mock.patch("engine.adapters.executors.uuid.uuid4", uuid4):
         singles = [one.gateway.submit(a, shadow=shadow) for a in actions]
         ids = itertools.count()
         batched = many.gateway.submit_many(actions, shadow=shadow, batch=batch)

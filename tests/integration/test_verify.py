@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from engine.integrations.ghl_sandbox import DEFAULT_LOCATION, start_sandbox
-from engine.webhooks import SignatureKeys, create_app
+from engine.adapters.ghl_sandbox import DEFAULT_LOCATION, start_sandbox
+from engine.entrypoints.webhooks import SignatureKeys, create_app
 from tests.conftest import LIVE, deep_merge
 from tests.fake_servers import SlackWebhookFake
 from tests.helpers import alpha, alpha_env
@@ -85,7 +85,7 @@ def test_a_sandbox_ghl_is_not_green_then_a_stopped_sandbox_fails(counterparts, d
 
     from sqlmodel import select
 
-    from engine.models import VerifyRun
+    from engine.adapters.models import VerifyRun
 
     with app.store.read() as s:
         runs = s.exec(select(VerifyRun).order_by(VerifyRun.id)).all()
@@ -94,7 +94,7 @@ def test_a_sandbox_ghl_is_not_green_then_a_stopped_sandbox_fails(counterparts, d
 
 def test_ready_for_live_needs_every_required_integration_real_and_tested(counterparts, monkeypatch):
     """The only green: GHL real and answering, Slack's test message delivered, receiver up, breakers closed."""
-    import engine.verify as verify
+    import engine.services.verify as verify
 
     app, _sandbox, ghl_url, receiver, slack = counterparts
     for k, v in {**UNSET, "GHL_API_KEY": "token-123456", "GHL_LOCATION_ID": DEFAULT_LOCATION,
@@ -120,7 +120,7 @@ def test_ready_for_live_needs_every_required_integration_real_and_tested(counter
 
 
 def test_sandbox_url_covers_every_loopback_form():
-    from engine.verify import is_sandbox_url
+    from engine.services.verify import is_sandbox_url
 
     for url in ("http://127.0.0.1:8765", "http://127.0.0.2:1", "http://localhost:1", "http://[::1]:8",
                 "http://ghl.localhost/x"):
@@ -131,7 +131,7 @@ def test_sandbox_url_covers_every_loopback_form():
 
 def test_stored_runs_from_before_the_sandbox_status_are_read_truthfully():
     """A run stored by the old code ("pass" for a sandbox GHL, "skipped" Slack) is not live evidence."""
-    from engine.verify import assess
+    from engine.services.verify import assess
 
     old = [{"name": "ghl", "status": "pass", "reason": "SANDBOX location x fetched"},
            {"name": "slack", "status": "skipped", "reason": "configured; no test message sent (--no-send)"},

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from sqlmodel import select
 
-from engine.models import DomainHealth, Lead, OutboxItem, Suppression
-from engine.unsubscribe import make_token
-from engine.webhooks import SignatureKeys, create_app
+from engine.adapters.models import DomainHealth, Lead, OutboxItem, Suppression
+from engine.rules.unsubscribe import make_token
+from engine.entrypoints.webhooks import SignatureKeys, create_app
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import alpha, alpha_env, email, jsonl
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, create_engine, select
 
-from engine.models import AuditEntry, OutboxItem, SandboxMessage
+from engine.adapters.models import AuditEntry, OutboxItem, SandboxMessage
 from tests.conftest import LIVE, deep_merge
 from tests.helpers import ROOT, alpha, alpha_env, email
 
@@ -24,7 +24,7 @@ PERMS = {"agents": {"GHL_MASTER": {"rate_limits": {"per_minute": 100000, "per_ho
 
 
 def _queue(app_factory, n):
-    from engine.clock import system_clock
+    from engine.core.clock import system_clock
 
     app = app_factory(production=PROD, warmup={"enabled": False}, permissions=PERMS, clock=system_clock)
     for i in range(n):
@@ -43,7 +43,8 @@ def _rows(url, model):
 
 
 def _workers(env, k, limit=100000):
-    return [subprocess.Popen([sys.executable, "-m", "engine.cli", "approvals", "process", "--limit", str(limit),
+    return [subprocess.Popen([sys.executable, "-m", "engine.entrypoints.cli", "approvals", "process", "--limit",
+    str(limit),
                               "--json"], env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True) for _ in range(k)]
 

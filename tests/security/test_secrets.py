@@ -10,7 +10,7 @@ import socket
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from engine.integrations.ghl_sandbox import SandboxControl, start_sandbox
+from engine.adapters.ghl_sandbox import SandboxControl, start_sandbox
 from tests.conftest import FORCE_INIT, LIVE, deep_merge
 from tests.fake_servers import AnthropicFake, Reply, SlackWebhookFake
 from tests.helpers import alpha, alpha_env, email
@@ -116,7 +116,7 @@ def test_webhook_server_logs_carry_no_secret(world):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "webhooks", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "engine.entrypoints.cli", "webhooks", "serve", "--port", str(port)],
                             env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"

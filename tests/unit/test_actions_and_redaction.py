@@ -1,11 +1,12 @@
-"""parse_action / payload_hash (engine/actions.py), redact (engine/audit.py), unsubscribe tokens and headers."""
+"""parse_action / payload_hash (engine/core/actions.py), redact (engine/adapters/audit.py), unsubscribe tokens and
+headers."""
 from __future__ import annotations
 
 import pytest
 
-from engine.actions import InvalidAction, parse_action
-from engine.audit import REDACTED, redact
-from engine.unsubscribe import make_token, one_click_headers, unsubscribe_url, verify_token
+from engine.core.actions import InvalidAction, parse_action
+from engine.adapters.audit import REDACTED, redact
+from engine.rules.unsubscribe import make_token, one_click_headers, unsubscribe_url, verify_token
 
 BASE = {
     "agent": "GHL_MASTER",

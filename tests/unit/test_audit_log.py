@@ -1,4 +1,4 @@
-"""engine/audit_log.py: filters, keyset pages, facets and the on-demand chain check, on both backends."""
+"""engine/queries/audit_log.py: filters, keyset pages, facets and the on-demand chain check, on both backends."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine import audit, audit_log
-from engine.audit_log import AuditFilter
+from engine.adapters import audit
+from engine.queries import audit_log
+from engine.queries.audit_log import AuditFilter
 from tests.conftest import WORK_TIME
 
 

@@ -1,12 +1,12 @@
-"""Circuit-breaker transitions as pure functions (engine/breakers.py: admit, on_success, on_failure)."""
+"""Circuit-breaker transitions as pure functions (engine/adapters/breakers.py: admit, on_success, on_failure)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.breakers import CLOSED, HALF_OPEN, OPEN, TRIAL_LEASE, Snapshot, admit, on_failure, on_success
-from engine.config import BreakerSettings
+from engine.adapters.breakers import CLOSED, HALF_OPEN, OPEN, TRIAL_LEASE, Snapshot, admit, on_failure, on_success
+from engine.core.config import BreakerSettings
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)

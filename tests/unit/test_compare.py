@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.compare import (LABELS, analyze, analyze_csv, disagreements_csv, normalise_label)
-from engine.errors import AlphaError
+from engine.rules.agreement import (LABELS, analyze, analyze_csv, disagreements_csv, normalise_label)
+from engine.core.errors import AlphaError
 
 DQ = "disqualified"
 

@@ -1,13 +1,14 @@
-"""Configuration validation (engine/config.py load_settings): every problem names file, key, value, what is allowed."""
+"""Configuration validation (engine/core/config.py load_settings): every problem names file, key, value, what is
+allowed."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from engine.actions import ACTIONS
-from engine.config import PHASES, load_settings
-from engine.errors import ConfigError
+from engine.core.actions import ACTIONS
+from engine.core.config import PHASES, load_settings
+from engine.core.errors import ConfigError
 from tests.conftest import CONFIG
 
 

@@ -1,11 +1,11 @@
-"""Content rules (engine/guardrails/content.py): spam terms, unsubscribe link, postal address, claims, subject."""
+"""Content rules (engine/rules/guardrails/content.py): spam terms, unsubscribe link, postal address, claims, subject."""
 from __future__ import annotations
 
 import pytest
 
-from engine.config import load_word_list
-from engine.guardrails.content import ContentRules, check_content
-from engine.reasons import Code, Kind
+from engine.core.config import load_word_list
+from engine.rules.guardrails.content import ContentRules, check_content
+from engine.core.reasons import Code, Kind
 from tests.conftest import CONFIG
 
 UNSUB = "https://alphaswarm.example/unsubscribe/tok-123"

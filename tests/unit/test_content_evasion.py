@@ -1,4 +1,4 @@
-"""Content rules that hold against evasion (engine/guardrails/content.py, textnorm.py, visibility.py).
+"""Content rules that hold against evasion (engine/rules/guardrails/content.py, textnorm.py, visibility.py).
 
 Spam terms and forbidden claims disguised with invisible characters, soft hyphens, fullwidth or look-alike letters
 and markdown emphasis, or hidden in the HTML, are still found; a postal address or unsubscribe link hidden in any
@@ -16,13 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import guardrails
-from engine.actions import parse_action
-from engine.config import load_settings
-from engine.guardrails.content import ContentRules, check_content
-from engine.messaging import load_pack, render
-from engine.reasons import Code
-from engine.unsubscribe import unsubscribe_url
+from engine.rules import guardrails
+from engine.core.actions import parse_action
+from engine.core.config import load_settings
+from engine.rules.guardrails.content import ContentRules, check_content
+from engine.rules.messaging import load_pack, render
+from engine.core.reasons import Code
+from engine.rules.unsubscribe import unsubscribe_url
 from tests.badinput.strategies import COMMON
 from tests.conftest import CONFIG
 
@@ -556,9 +556,9 @@ def test_ordinary_words_containing_spam_terms_pass(snippet):
 # ------------------------------------------------------------------------------------------ the drafting path
 
 def test_drafts_and_edited_drafts_are_checked_against_the_leads_own_token(app_factory):
-    from engine.drafting import draft_for, save_draft
-    from engine.drafts import edit_draft
-    from engine.models import Draft, Lead
+    from engine.services.drafting import draft_for, save_draft
+    from engine.services.shadow_emails import edit_draft
+    from engine.adapters.models import Draft, Lead
     from tests.conftest import WORK_TIME
 
     app = app_factory()
@@ -579,7 +579,7 @@ def test_drafts_and_edited_drafts_are_checked_against_the_leads_own_token(app_fa
     edit_draft(app, saved.draft.id, result.subject, result.text, "reviewer@alphaswarm.example", approve=False)
     with app.store.read() as s:
         assert s.get(Draft, saved.draft.id).flags == []
-    from engine.approvals import EditRefused
+    from engine.services.approvals import EditRefused
 
     with pytest.raises(EditRefused) as refused:  # the gate would refuse it: the edit is refused, nothing saved
         edit_draft(app, saved.draft.id, result.subject, result.text.replace(own, other),

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
-from engine.leads_io import LeadFileError, import_leads, parse_leads_csv
-from engine.models import Lead
+from engine.adapters.leads_csv import LeadFileError, import_leads, parse_leads_csv
+from engine.adapters.models import Lead
 from tests.badinput.strategies import COMMON
 
 RUSSIAN = [("ivan.petrov@romashka.example", "Иван", "Петров", "ООО «Ромашка»", "Генеральный директор"),
@@ -225,7 +225,7 @@ def test_the_cli_names_the_encoding_it_read_and_takes_one_when_detection_refuses
     to tell, as its refusal message says."""
     from typer.testing import CliRunner
 
-    import engine.cli as cli
+    import engine.entrypoints.cli as cli
 
     app = app_factory()
     monkeypatch.setattr(cli, "_app", lambda ready=True: app)

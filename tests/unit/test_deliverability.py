@@ -1,4 +1,5 @@
-"""engine/deliverability.py: sends per day against the cap, rates, domain health and events, on both backends."""
+"""engine/queries/deliverability.py: sends per day against the cap, rates, domain health and events, on both
+backends."""
 from __future__ import annotations
 
 import uuid
@@ -6,9 +7,9 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from engine import deliverability as dv
-from engine.errors import InvalidRequest
-from engine.models import OutboxItem, Suppression
+from engine.queries import deliverability as dv
+from engine.core.errors import InvalidRequest
+from engine.adapters.models import OutboxItem, Suppression
 from tests.conftest import WORK_TIME
 
 DAY = timedelta(days=1)
@@ -118,7 +119,7 @@ def test_the_cap_is_daily_limit_without_warm_up(app_factory):
 
 
 def test_sends_held_by_a_cooling_domain_are_counted_once_per_send(app):
-    from engine import audit
+    from engine.adapters import audit
 
     with app.store.write() as s:
         for key in ("a", "a", "b"):  # "a" was re-checked and deferred twice

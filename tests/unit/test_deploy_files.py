@@ -43,7 +43,7 @@ def check_alpha_command(args: list[str]) -> None:
     """``args`` after `alpha`: every group and command exists and the options parse (nothing runs)."""
     import typer.main
 
-    from engine.cli import cli
+    from engine.entrypoints.cli import cli
 
     cmd, path, rest = typer.main.get_command(cli), ["alpha"], list(args)
     while hasattr(cmd, "commands"):

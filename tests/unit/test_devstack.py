@@ -1,4 +1,5 @@
-"""The `make run` supervisor (engine/devstack.py, `alpha dev`), with stand-in parts: a busy port is refused before
+"""The `make run` supervisor (engine/entrypoints/devstack.py, `alpha dev`), with stand-in parts: a busy port is
+refused before
 anything starts; a part that exits stops every other part (its process group included) and the supervisor exits
 non-zero naming it; SIGTERM stops everything; every part gets one environment, bound to 127.0.0.1."""
 from __future__ import annotations
@@ -16,8 +17,8 @@ from io import StringIO
 
 import pytest
 
-from engine import devstack
-from engine.devstack import Part, PortBusy, Supervisor
+from engine.entrypoints import devstack
+from engine.entrypoints.devstack import Part, PortBusy, Supervisor
 from tests.conftest import CONFIG
 from tests.helpers import ROOT
 
@@ -90,7 +91,7 @@ def test_a_busy_port_is_refused_before_anything_starts(tmp_path):
         env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'alpha.db'}", "ALPHA_DATA_DIR": str(tmp_path / "data"),
                     "ALPHA_CONFIG_DIR": str(CONFIG), "ALPHA_ENV_FILE": str(tmp_path / "empty.env"),
                     "PYTHONPATH": str(ROOT)})
-        p = subprocess.run([PY, "-m", "engine.cli", "dev", "--console-port", str(port), "--ghl-port",
+        p = subprocess.run([PY, "-m", "engine.entrypoints.cli", "dev", "--console-port", str(port), "--ghl-port",
                             str(_free_port()), "--webhook-port", str(_free_port())],
                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2, (p.stdout, p.stderr)
@@ -200,8 +201,8 @@ def test_every_part_binds_localhost_and_gets_one_environment():
 
 
 def test_the_demo_config_sends_only_with_the_demo_marks(tmp_path):
-    from engine.config import load_settings
-    from engine.control import live_sending_allowed
+    from engine.core.config import load_settings
+    from engine.services.control import live_sending_allowed
 
     src = tmp_path / "src"
     shutil.copytree(CONFIG, src)

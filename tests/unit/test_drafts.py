@@ -1,11 +1,12 @@
-"""engine/drafts.py pure parts: locating guardrail findings in a text, and plain text back to safe HTML."""
+"""engine/services/shadow_emails.py pure parts: locating guardrail findings in a text, and plain text back to safe
+HTML."""
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.drafts import finding_terms, segments, text_to_html
-from engine.guardrails.content import ContentRules, check_content
+from engine.services.shadow_emails import finding_terms, segments, text_to_html
+from engine.rules.guardrails.content import ContentRules, check_content
 from tests.helpers import ADDRESS, UNSUB
 
 
@@ -32,7 +33,7 @@ def test_segments_of_a_clean_text_is_the_text(settings):
 
 @given(st.text(max_size=200), st.lists(st.text(min_size=1, max_size=8), max_size=3))
 def test_segments_always_join_back_to_the_text(text, terms):
-    from engine.config import load_settings
+    from engine.core.config import load_settings
     from tests.conftest import CONFIG
 
     got = segments(text, ContentRules.from_settings(load_settings(CONFIG)), terms)

@@ -6,7 +6,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.guardrails.recipients import _simple_and_valid, syntax_problem
+from engine.rules.guardrails.recipients import _simple_and_valid, syntax_problem
 
 ATEXT = "abcxyzABC0129.-_+!#$%&'*/=?^`{|}~\"() ,;:<>[]\\é@"
 LABELS = ["a", "b", "example", "com", "co", "c", "localhost", "test", "invalid", "local", "onion", "123", "xn--",

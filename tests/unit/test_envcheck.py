@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from engine.envcheck import TOOL_VARIABLES, VARIABLES, EnvError, check_env, require_valid_env
-from engine.errors import ConfigError
+from engine.core.envcheck import TOOL_VARIABLES, VARIABLES, EnvError, check_env, require_valid_env
+from engine.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "a-shared-unsubscribe-secret-of-44-characters-"
@@ -157,7 +157,7 @@ def test_every_variable_the_engine_reads_is_in_the_table():
             names |= set(re.findall(r"""["']([A-Z][A-Z0-9_]{3,})["']""", rhs))
     assert {"DATABASE_URL", "ALPHA_UNSUBSCRIBE_SECRET", "ANTHROPIC_RPM", "ALPHA_AUDIT_CHECKPOINTS"} <= names
     unknown = sorted(n for n in names - set(VARIABLES) - set(TOOL_VARIABLES) if n != "CI")
-    assert unknown == [], f"add these to engine/envcheck.py VARIABLES (and .env.example): {unknown}"
+    assert unknown == [], f"add these to engine/core/envcheck.py VARIABLES (and .env.example): {unknown}"
 
 
 def test_a_misspelt_kill_switch_in_the_env_file_is_refused(tmp_path):

@@ -1,4 +1,4 @@
-"""Countries to time zones (engine/geo.py): codes, names, variants and native names to one IANA zone from the tz
+"""Countries to time zones (engine/rules/geo.py): codes, names, variants and native names to one IANA zone from the tz
 database's own data, and a lead's zone with where it came from."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import geo
-from engine.geo import country_code, country_timezone, lead_timezone, normalise
+from engine.rules import geo
+from engine.rules.geo import country_code, country_timezone, lead_timezone, normalise
 
 CODES = sorted(geo.zones_by_country())  # every ISO code the tz database lists zones for
 

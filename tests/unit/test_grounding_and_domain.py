@@ -1,17 +1,17 @@
-"""Grounding (engine/guardrails/grounding.py), high-risk policy and sending-domain health."""
+"""Grounding (engine/rules/guardrails/grounding.py), high-risk policy and sending-domain health."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.actions import parse_action
-from engine.clock import iso
-from engine.config import DomainHealthConfig
-from engine.guardrails import is_high_risk
-from engine.guardrails.domain_health import DomainState, check_domain_health, next_cooling
-from engine.guardrails.grounding import check_grounding
-from engine.reasons import Code, Kind
+from engine.core.actions import parse_action
+from engine.core.clock import iso
+from engine.core.config import DomainHealthConfig
+from engine.rules.guardrails import is_high_risk
+from engine.rules.guardrails.domain_health import DomainState, check_domain_health, next_cooling
+from engine.rules.guardrails.grounding import check_grounding
+from engine.core.reasons import Code, Kind
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)

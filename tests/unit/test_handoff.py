@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from engine import handoff
+from engine.rules import handoff
 
 NOW = datetime(2026, 11, 24, 15, tzinfo=timezone.utc)
 

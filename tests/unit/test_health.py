@@ -1,4 +1,5 @@
-"""engine/health.py: component health is measured from heartbeats and the database, never assumed, on both backends.
+"""engine/queries/health.py: component health is measured from heartbeats and the database, never assumed, on both
+backends.
 
 Seen before: `status()["components"]` was hard-coded ok (database, config, executor) whatever ran or not."""
 from __future__ import annotations
@@ -7,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from engine.health import (RECEIVER, SCHEDULER, WORKER, Beater, beat, component_health, latest_receiver_url,
+from engine.queries.health import (RECEIVER, SCHEDULER, WORKER, Beater, beat, component_health, latest_receiver_url,
                            mark_stopped)
-from engine.models import CheckRun
+from engine.adapters.models import CheckRun
 from sqlmodel import select
 
 KEYS = {"database", "schema", "worker", "webhook_receiver", "scheduler"}
@@ -94,7 +95,7 @@ def test_uninitialised_database_is_reported_not_raised(app_factory):
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database answer, not storage
 def test_unreachable_database_is_down_with_the_error(app_factory, tmp_path):
     from engine.app import App
-    from engine.db import Store
+    from engine.adapters.db import Store
 
     good = app_factory()
     app = App(settings=good.settings, store=Store("postgresql+psycopg://nobody@127.0.0.1:1/none"),
@@ -128,7 +129,7 @@ def test_beater_is_throttled_and_never_raises(app_factory):
 def test_a_process_first_beat_forgets_processes_silent_for_a_week(app_factory):
     """Every worker restart is a new (host, pid) row: rows of processes silent for a week are deleted, so the
     table stays as small as the fleet."""
-    from engine.models import Heartbeat
+    from engine.adapters.models import Heartbeat
 
     app = app_factory()
     now = app.clock()

@@ -1,12 +1,12 @@
-"""Working hours in the recipient's time zone (engine/guardrails/hours.py)."""
+"""Working hours in the recipient's time zone (engine/rules/guardrails/hours.py)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.guardrails.hours import check_working_hours, is_open, next_opening
-from engine.reasons import Code, Kind
+from engine.rules.guardrails.hours import check_working_hours, is_open, next_opening
+from engine.core.reasons import Code, Kind
 
 UTC = timezone.utc
 NY = "America/New_York"

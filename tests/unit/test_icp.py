@@ -1,4 +1,5 @@
-"""ICP scoring (engine/icp.py, config/icp.json): a hand-checked table of leads, explain(), properties, config errors.
+"""ICP scoring (engine/rules/icp.py, config/icp.json): a hand-checked table of leads, explain(), properties, config
+errors.
 
 How the expected scores were worked out (shipped config/icp.json, weights size 30 / industry 25 / title 35 /
 geography 10, tier 1 >= 85, tier 2 >= 70, else tier 3; points = weight x share rounded half up):
@@ -23,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import load_word_list
-from engine.errors import ConfigError
-from engine.icp import CRITERIA, IcpConfig, IcpResult, load_icp, score_lead
+from engine.core.config import load_word_list
+from engine.core.errors import ConfigError
+from engine.rules.icp import CRITERIA, IcpConfig, IcpResult, load_icp, score_lead
 from tests.conftest import CONFIG
 
 ICP = load_icp(CONFIG)
@@ -211,7 +212,7 @@ def test_shipped_exclusion_lists():
 
 
 def test_accepts_objects_lead_rows_and_partial_data():
-    from engine.models import Lead
+    from engine.adapters.models import Lead
 
     row = Lead(**{k: v for k, v in BASE.items()})
     assert score_lead(row, ICP, CUSTOMERS, COMPETITORS).score == 100

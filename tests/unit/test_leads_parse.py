@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import AlphaError
-from engine.guardrails.recipients import syntax_problem
-from engine.leads_io import (ALIASES, EXPORT_COLUMNS, LeadFileError, neutralise, parse_datetime,
+from engine.core.errors import AlphaError
+from engine.rules.guardrails.recipients import syntax_problem
+from engine.adapters.leads_csv import (ALIASES, EXPORT_COLUMNS, LeadFileError, neutralise, parse_datetime,
                              parse_employee_count, parse_leads_csv, unneutralise, write_leads_csv)
 
 UTC = timezone.utc
@@ -536,7 +536,7 @@ EMAIL_CELL = st.one_of(
 )
 
 
-from engine.identity import canonical_address  # noqa: E402
+from engine.core.identity import canonical_address  # noqa: E402
 
 
 @st.composite

@@ -1,4 +1,4 @@
-"""Sending limits (engine/guardrails/limits.py): calendar and sliding windows, caps, not_before.
+"""Sending limits (engine/rules/guardrails/limits.py): calendar and sliding windows, caps, not_before.
 
 The clock is always an explicit datetime. The property tests simulate a sender that obeys check_limits and
 check that what it accepted never breaks a limit, that every refusal is justified, and that every not_before
@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from engine.config import load_settings
-from engine.guardrails.limits import HOUR, Usage, calendar_windows, check_limits, sliding_window
-from engine.reasons import Code, Kind
+from engine.core.config import load_settings
+from engine.rules.guardrails.limits import HOUR, Usage, calendar_windows, check_limits, sliding_window
+from engine.core.reasons import Code, Kind
 from tests.conftest import write_config
 
 UTC = timezone.utc
@@ -379,7 +379,7 @@ def expected_daily_cap(variant: str, phase: int) -> int:
 
 
 def build_usage(accepted, domain, mailbox, now, settings, phase) -> Usage:
-    """What engine/outbox.py load_usage derives from the reserved rows."""
+    """What engine/queries/outbox.py load_usage derives from the reserved rows."""
     win = calendar_windows(now, settings.limits.limits_timezone)
     month = [t for t, _, _ in accepted if t >= win["month_start"]]
     day = [t for t in month if t >= win["day_start"]]

@@ -1,4 +1,4 @@
-"""Structured logs (engine/logs.py): one JSON object or one logfmt line per record, with time (ISO UTC), level,
+"""Structured logs (engine/adapters/logs.py): one JSON object or one logfmt line per record, with time (ISO UTC), level,
 logger, message and the record's extra fields; level and format from ALPHA_LOG_LEVEL and ALPHA_LOG_FORMAT.
 
 Seen before (issue 14): the long-running commands configured no logging at all: records went to Python's
@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.errors import ConfigError
-from engine.logs import configure_logging, configured
+from engine.core.errors import ConfigError
+from engine.adapters.logs import configure_logging, configured
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""The messaging pack (engine/messaging.py, config/templates/): strict loading, compliant shipped templates, sandboxed
+"""The messaging pack (engine/rules/messaging.py, config/templates/): strict loading, compliant shipped templates,
+sandboxed
 and escaped rendering, provenance of the facts used, template selection."""
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from pathlib import Path
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from engine.errors import ConfigError
-from engine.guardrails.content import ContentRules, check_content
-from engine.messaging import (PERSONALIZABLE, RenderError, _Record, html_to_plain, lead_facts, load_pack, render,
+from engine.core.errors import ConfigError
+from engine.rules.guardrails.content import ContentRules, check_content
+from engine.rules.messaging import (PERSONALIZABLE, RenderError, _Record, html_to_plain, lead_facts, load_pack, render,
                               sandbox)
-from engine.unsubscribe import unsubscribe_url, verify_token
+from engine.rules.unsubscribe import unsubscribe_url, verify_token
 from tests.conftest import CONFIG
 
 PACK = load_pack(CONFIG)
@@ -168,7 +169,7 @@ def test_facts_used_records_exactly_what_the_rendering_read(sender, unsub):
 
 
 def test_lead_may_be_an_object(sender, unsub):
-    from engine.models import Lead
+    from engine.adapters.models import Lead
 
     r = render(PACK.get("cold-first-t3"), Lead(**{k: v for k, v in LEAD.items()}), sender, unsub)
     assert r.facts_used == {"company": "Northwind Cloud", "first_name": "Pat"}
@@ -443,7 +444,7 @@ def test_a_company_ending_in_a_full_stop_gets_one_full_stop(tid, sender):
 
 
 def test_one_stop_keeps_ellipses_and_other_text():
-    from engine.messaging import one_stop
+    from engine.rules.messaging import one_stop
 
     assert one_stop("at Acme Inc.. Then", ["Acme Inc."]) == "at Acme Inc. Then"
     assert one_stop("Acme Inc... and so on", ["Acme Inc."]) == "Acme Inc... and so on"  # an ellipsis stays

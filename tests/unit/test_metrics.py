@@ -1,4 +1,4 @@
-"""Prometheus metrics (engine/metrics.py): the exposition text parses back under the 0.0.4 rules (HELP and TYPE
+"""Prometheus metrics (engine/queries/metrics.py): the exposition text parses back under the 0.0.4 rules (HELP and TYPE
 before each family's samples, escaped label values, cumulative histogram buckets) and every figure matches a
 seeded database, on SQLite and PostgreSQL.
 
@@ -15,10 +15,10 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from engine import audit
-from engine.health import WORKER, beat
-from engine.metrics import CALL_BUCKETS, CONTENT_TYPE, LATENCY_BUCKETS, Family, collect, metrics_text, render
-from engine.models import Approval, AuditEntry, BreakerState, OutboxItem
+from engine.adapters import audit
+from engine.queries.health import WORKER, beat
+from engine.queries.metrics import CALL_BUCKETS, CONTENT_TYPE, LATENCY_BUCKETS, Family, collect, metrics_text, render
+from engine.adapters.models import Approval, AuditEntry, BreakerState, OutboxItem
 from tests.conftest import WORK_TIME
 
 # ------------------------------------------------------------------------------------- a strict 0.0.4 parser
@@ -291,8 +291,8 @@ def test_an_uninitialised_database_answers_up_0_and_health_only(app_factory):
 
 def test_an_unreachable_database_answers_up_0(settings):
     from engine.app import App
-    from engine.clock import FixedClock
-    from engine.db import Store
+    from engine.core.clock import FixedClock
+    from engine.adapters.db import Store
 
     app = App(settings=settings, store=Store("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=3"),
               clock=FixedClock(WORK_TIME))

@@ -1,13 +1,13 @@
-"""Pure permission rules (engine/permissions.py: check_permission, check_agent_rate)."""
+"""Pure permission rules (engine/services/permissions.py: check_permission, check_agent_rate)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.config import AgentRateLimits
-from engine.permissions import check_agent_rate, check_permission
-from engine.reasons import Code, Kind
+from engine.core.config import AgentRateLimits
+from engine.services.permissions import check_agent_rate, check_permission
+from engine.core.reasons import Code, Kind
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)

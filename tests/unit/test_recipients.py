@@ -1,12 +1,12 @@
-"""Recipient rules (engine/guardrails/recipients.py): syntax, suppression, customer/competitor exclusions."""
+"""Recipient rules (engine/rules/guardrails/recipients.py): syntax, suppression, customer/competitor exclusions."""
 from __future__ import annotations
 
 import pytest
 
-from engine.config import load_settings
-from engine.guardrails.recipients import (Suppressed, check_exclusions, check_suppression, check_syntax,
+from engine.core.config import load_settings
+from engine.rules.guardrails.recipients import (Suppressed, check_exclusions, check_suppression, check_syntax,
                                           matches_exclusion)
-from engine.reasons import Code, Kind
+from engine.core.reasons import Code, Kind
 
 
 def excluded(settings, domain=None, company=None):

@@ -1,4 +1,4 @@
-"""engine/replies.py: the reply classifier (each class, seven languages, quoted threads, out-of-office dates,
+"""engine/rules/replies.py: the reply classifier (each class, seven languages, quoted threads, out-of-office dates,
 precedence, bounces, referrals), its optional LLM second opinion, and the goals on the labelled set."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.replies import LABELS, Classification, classify, merge, return_date, second_opinion
+from engine.rules.replies import LABELS, Classification, classify, merge, return_date, second_opinion
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)  # a Tuesday
 

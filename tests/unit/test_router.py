@@ -1,4 +1,4 @@
-"""The lead router (engine/router.py): cold, warm via each signal, ghost, stopped, and next-step delays."""
+"""The lead router (engine/rules/router.py): cold, warm via each signal, ghost, stopped, and next-step delays."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.messaging import RouterConfig, load_pack
-from engine.models import Lead
-from engine.router import NextStep, Route, next_step, route, stop_reason
+from engine.rules.messaging import RouterConfig, load_pack
+from engine.adapters.models import Lead
+from engine.rules.router import NextStep, Route, next_step, route, stop_reason
 from tests.conftest import CONFIG
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)
@@ -106,7 +106,7 @@ def test_stop_statuses(status):
 
 
 def test_reply_as_recorded_by_the_webhook_stops():
-    # engine/events.py: a reply marks the lead hot and sets sequence_stopped_at with stop_reason "replied"
+    # engine/services/events.py: a reply marks the lead hot and sets sequence_stopped_at with stop_reason "replied"
     r = route(lead(status="hot", sequence_stopped_at=ago(hours=1), stop_reason="replied",
                    last_engaged_at=ago(hours=1)), NOW, CFG)
     assert r.sequence == "stopped" and "replied" in r.reason and r.signal == "sequence_stopped_at"

@@ -1,4 +1,4 @@
-"""Approval SLAs and expiry count only minutes inside the roster's coverage hours (engine/approvals.py)."""
+"""Approval SLAs and expiry count only minutes inside the roster's coverage hours (engine/services/approvals.py)."""
 from __future__ import annotations
 
 import json
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from sqlmodel import select
 
-from engine.approvals import Coverage, add_covered_minutes, covered_minutes, load_roster
-from engine.clock import FixedClock
-from engine.errors import ConfigError
-from engine.models import Approval, OutboxItem
+from engine.services.approvals import Coverage, add_covered_minutes, covered_minutes, load_roster
+from engine.core.clock import FixedClock
+from engine.core.errors import ConfigError
+from engine.adapters.models import Approval, OutboxItem
 from tests.conftest import CONFIG, LIVE, deep_merge
 from tests.helpers import email
 
@@ -215,7 +215,7 @@ def test_adding_in_two_steps_is_adding_once(start, m1, m2, c):
 # ------------------------------------------------------------------------------ the queue uses it (and sweep)
 
 def test_roster_deadlines_follow_coverage():
-    from engine.approvals import ApprovalService
+    from engine.services.approvals import ApprovalService
 
     roster = load_roster(CONFIG)
     fri = ny(2026, 11, 27, 19, 0)

@@ -8,9 +8,9 @@ import bcrypt
 import pytest
 import yaml
 
-import engine.users as users
-from engine.errors import InvalidRequest, NotFound
-from engine.users import (UsersFileInvalid, UsersFileMissing, add_user, demo_password, demo_users,
+import engine.adapters.users as users
+from engine.core.errors import InvalidRequest, NotFound
+from engine.adapters.users import (UsersFileInvalid, UsersFileMissing, add_user, demo_password, demo_users,
                           list_users, load_users, password_problem, remove_user, roles_of, set_password, users_file,
                           verify_login)
 

@@ -1,1 +1,0 @@
-"""Integrations over HTTP: GoHighLevel (client, executor, local sandbox), Slack alerts, LLM providers."""

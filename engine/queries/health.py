@@ -1,0 +1,260 @@
+"""Component health, measured: is the database reachable and migrated, is a worker running, is the webhook
+receiver up, did the scheduler (`alpha daily run`) run lately?
+
+Running components leave a heartbeat (table ``heartbeat``, one row per component and process): the worker from
+its loop, the webhook receiver every ``RECEIVER_EVERY`` seconds while it serves, the scheduler once per daily run
+with its summary. ``component_health`` reads them and answers, per component, ``{"ok", "state", "detail",
+"seen_at"}``: ``state`` is one of ok, stale, down, not_configured, sandbox, unknown, and only ``ok`` is ok. The
+detail says what to do about it. Reading health never raises: an unreachable database is reported as down.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlmodel import delete
+
+from engine.core.clock import as_utc, duration_text, iso, system_clock
+
+OK, STALE, DOWN, NOT_CONFIGURED, SANDBOX, UNKNOWN = "ok", "stale", "down", "not_configured", "sandbox", "unknown"
+STATES = (OK, STALE, DOWN, NOT_CONFIGURED, SANDBOX, UNKNOWN)
+
+WORKER, RECEIVER, SCHEDULER = "worker", "webhook_receiver", "scheduler"
+COMPONENTS = (WORKER, RECEIVER, SCHEDULER)
+
+WORKER_INTERVAL = 5.0        # `alpha worker --interval` default: the worker beats about once per interval
+WORKER_SLACK = timedelta(seconds=60)  # one long pass over the queue is not a dead worker
+RECEIVER_EVERY = 10.0        # the receiver beats this often while it serves
+RECEIVER_FRESH = timedelta(seconds=45)
+DAILY_FRESH = timedelta(hours=26)  # a daily run a day (and a bit) ago is on schedule
+FORGET_AFTER = timedelta(days=7)   # heartbeat rows of processes silent this long are deleted
+
+
+def instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def beat(store, component: str, info: dict | None = None, now: datetime | None = None) -> None:
+    """Record a sign of life of ``component`` from this process (upsert of heartbeat(component, instance))."""
+    from engine.adapters.models import Heartbeat
+
+    now = as_utc(now or system_clock())
+    inst = instance_id()
+    with store.write_plain() as s:
+        row = s.get(Heartbeat, (component, inst))
+        if row is None:  # a process's first beat: forget processes of this component silent for a week
+            s.exec(delete(Heartbeat).where(Heartbeat.component == component, Heartbeat.beat_at < now - FORGET_AFTER))
+            s.add(Heartbeat(component=component, instance=inst, started_at=now, beat_at=now, info=info or {}))
+        else:
+            row.beat_at = now
+            row.info = dict(info or {})
+            s.add(row)
+
+
+def mark_stopped(store, component: str, now: datetime | None = None) -> None:
+    """This process's ``component`` stopped cleanly: keep its last beat, note when it stopped."""
+    from engine.adapters.models import Heartbeat
+
+    now = as_utc(now or system_clock())
+    with store.write_plain() as s:
+        row = s.get(Heartbeat, (component, instance_id()))
+        if row is not None:
+            row.info = {**(row.info or {}), "stopped_at": iso(now)}
+            s.add(row)
+
+
+class Beater:
+    """Beat at most once per ``every`` seconds; errors are swallowed (health reporting never stops the work).
+    ``__call__`` is cheap enough to run on every loop iteration."""
+
+    def __init__(self, store, component: str, every: float, info: dict | None = None,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.store, self.component, self.every, self.info = store, component, every, dict(info or {})
+        self._mono = monotonic
+        self._last: float | None = None
+        self.error: str | None = None
+
+    def __call__(self, force: bool = False) -> bool:
+        t = self._mono()
+        if not force and self._last is not None and t - self._last < self.every:
+            return False
+        self._last = t  # a failed beat is retried at the next interval, not on every iteration
+        try:
+            beat(self.store, self.component, self.info)
+            self.error = None
+            return True
+        except Exception as e:  # noqa: BLE001 - a database outage is the worker's to handle, not the beat's
+            self.error = f"{type(e).__name__}: {e}"
+            return False
+
+
+def _latest_heartbeats(s, component: str) -> list:
+    from sqlmodel import select
+
+    from engine.adapters.models import Heartbeat
+
+    return list(s.exec(select(Heartbeat).where(Heartbeat.component == component)
+                       .order_by(Heartbeat.beat_at.desc())).all())
+
+
+_ago = duration_text
+
+
+def _entry(state: str, detail: str, seen: datetime | None = None, **extra) -> dict:
+    return {"ok": state == OK, "state": state, "detail": detail, "seen_at": iso(seen), **extra}
+
+
+def latest_receiver_url(store) -> str | None:
+    """The URL of the most recent webhook receiver heartbeat (None when no receiver ever ran here)."""
+    try:
+        with store.read() as s:
+            rows = _latest_heartbeats(s, RECEIVER)
+    except Exception:  # noqa: BLE001 - no heartbeat table yet, or no database: the caller uses its default
+        return None
+    for r in rows:
+        url = (r.info or {}).get("url")
+        if url:
+            return str(url)
+    return None
+
+
+def _worker(rows: list, now: datetime) -> dict:
+    if not rows:
+        return _entry(DOWN, "no worker has run: start `alpha worker` (approved and queued sends wait until one "
+                            "runs)")
+    live = [r for r in rows if not (r.info or {}).get("stopped_at")]
+    best = live[0] if live else rows[0]
+    seen = as_utc(best.beat_at)
+    age = now - seen
+    interval = float((best.info or {}).get("interval") or WORKER_INTERVAL)
+    limit = timedelta(seconds=3 * interval) + WORKER_SLACK
+    n = len([r for r in live if now - as_utc(r.beat_at) <= limit])
+    if live and age <= limit:
+        return _entry(OK, f"{n} worker{'s' if n != 1 else ''} running (last heartbeat {_ago(age)} ago, "
+                          f"every {interval:g} s)", seen, instance=best.instance, workers=n)
+    if not live:
+        return _entry(DOWN, f"the worker stopped {_ago(age)} ago ({best.instance}): start `alpha worker`", seen,
+                      instance=best.instance)
+    return _entry(STALE, f"no worker heartbeat for {_ago(age)} (expected every {interval:g} s): the worker on "
+                         f"{best.instance} is stuck or gone; restart `alpha worker`", seen, instance=best.instance)
+
+
+def _receiver(rows: list, now: datetime) -> dict:
+    if not rows:
+        return _entry(DOWN, "no webhook receiver has run: start it with `alpha webhooks serve` (or `alpha up`); "
+                            "replies, bounces and unsubscribes are not received meanwhile")
+    live = [r for r in rows if not (r.info or {}).get("stopped_at")]
+    best = live[0] if live else rows[0]
+    seen = as_utc(best.beat_at)
+    age = now - seen
+    url = (best.info or {}).get("url") or "unknown address"
+    if live and age <= RECEIVER_FRESH:
+        return _entry(OK, f"receiving at {url} (last heartbeat {_ago(age)} ago)", seen, url=url)
+    if not live:
+        return _entry(DOWN, f"the webhook receiver at {url} stopped {_ago(age)} ago: start `alpha webhooks serve`",
+                      seen, url=url)
+    return _entry(DOWN, f"no heartbeat from the webhook receiver at {url} for {_ago(age)}: it is stopped or "
+                        "stuck; restart `alpha webhooks serve`", seen, url=url)
+
+
+def _scheduler(s, rows: list, now: datetime) -> dict:
+    from sqlmodel import select
+
+    from engine.adapters.models import CheckRun
+
+    last, summary = None, None
+    if rows:
+        last, summary = as_utc(rows[0].beat_at), rows[0].info or {}
+    run = s.exec(select(CheckRun).where(CheckRun.kind == "daily")
+                 .order_by(CheckRun.at.desc(), CheckRun.id.desc())).first()
+    if run is not None and run.at is not None and (last is None or as_utc(run.at) > last):
+        last, summary = as_utc(run.at), ((run.results or [{}])[0] or {})
+    if last is None:
+        return _entry(UNKNOWN, "no daily run recorded: run `alpha daily run` (schedule it once a day, e.g. cron)")
+    age = now - last
+    what = ""
+    if isinstance(summary, dict) and summary.get("leads") is not None:
+        what = f": {summary.get('leads')} leads"
+    if age <= DAILY_FRESH:
+        return _entry(OK, f"last daily run {_ago(age)} ago{what}", last)
+    return _entry(STALE, f"the last daily run was {_ago(age)} ago{what}: is the daily schedule (cron) running "
+                         "`alpha daily run`?", last)
+
+
+_HEADS: dict[str, str] = {}
+
+
+def _head_revision(store) -> str:
+    """The code's newest migration (read from disk once per process: it does not change while running)."""
+    from engine.adapters.db import MIGRATIONS_DIR
+
+    key = str(MIGRATIONS_DIR)
+    if key not in _HEADS:
+        _HEADS[key] = store.head_revision()
+    return _HEADS[key]
+
+
+def component_health(app, now: datetime | None = None) -> dict[str, dict]:
+    """Every component's measured health: database, schema, worker, webhook_receiver, scheduler (and the
+    configuration and the sending executor). Never raises."""
+    now = as_utc(now or app.clock())
+    store = app.store
+    out: dict[str, dict] = {}
+    try:
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1").scalar()
+    except Exception as e:  # noqa: BLE001 - unreachable is an answer, not an error
+        first = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
+        out["database"] = _entry(DOWN, f"cannot reach the database {store.display_url}: {first}",
+                                 url=store.display_url, dialect=store.dialect)
+        why = "unknown while the database is unreachable"
+        out["schema"] = _entry(UNKNOWN, why)
+        for c in COMPONENTS:
+            out[c] = _entry(UNKNOWN, why)
+        _static(app, out)
+        return out
+    out["database"] = _entry(OK, f"reachable ({store.dialect}) at {store.display_url}", now,
+                             url=store.display_url, dialect=store.dialect)
+    try:
+        current, head = store.current_revision(), _head_revision(store)
+        if current is None:
+            out["schema"] = _entry(DOWN, "the database is not initialised: run `alpha init`", current=None,
+                                   head=head)
+        elif current != head:
+            out["schema"] = _entry(STALE, f"the schema is at {current}, the code needs {head}: run `alpha init`",
+                                   current=current, head=head)
+        else:
+            out["schema"] = _entry(OK, f"migrated (revision {current})", now, current=current, head=head)
+    except Exception as e:  # noqa: BLE001
+        out["schema"] = _entry(UNKNOWN, f"cannot read the schema revision: {type(e).__name__}: {e}")
+    try:
+        with store.read() as s:
+            out[WORKER] = _worker(_latest_heartbeats(s, WORKER), now)
+            out[RECEIVER] = _receiver(_latest_heartbeats(s, RECEIVER), now)
+            out[SCHEDULER] = _scheduler(s, _latest_heartbeats(s, SCHEDULER), now)
+    except Exception as e:  # noqa: BLE001 - e.g. a schema without the heartbeat table
+        why = f"cannot read heartbeats ({type(e).__name__}): run `alpha init`"
+        for c in COMPONENTS:
+            out.setdefault(c, _entry(UNKNOWN, why))
+    _static(app, out)
+    return out
+
+
+def _static(app, out: dict) -> None:
+    """The configuration (loaded, or the engine would not exist) and where sends go."""
+    out["config"] = _entry(OK, f"loaded from {app.settings.config_dir}", dir=str(app.settings.config_dir))
+    try:
+        executor = app.executors["email"]
+        mode = app.mode
+    except Exception as e:  # noqa: BLE001
+        out["executor"] = _entry(UNKNOWN, f"cannot tell where sends go: {e}")
+        return
+    if mode == "LIVE":
+        out["executor"] = _entry(OK, f"sends go to {executor.name} (live)", name=executor.name, live=True)
+    else:
+        where = ("the local GHL sandbox" if executor.live else "the local sandbox executor (no GHL credentials)")
+        out["executor"] = _entry(SANDBOX, f"sends go to {where}: nothing reaches a real inbox", name=executor.name,
+                                 live=False)

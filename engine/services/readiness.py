@@ -1,0 +1,337 @@
+"""Readiness: a 0-100 score from live checks, each with its evidence and time, and the go/no-go table that the
+phase gates use. Nothing here is typed by hand: break a check and the score and the gate respond."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import func, select
+
+from engine.adapters import audit
+from engine.core.clock import duration_text, iso
+from engine.core.config import PHASES
+from engine.adapters.models import GENESIS_HASH, AuditEntry, AuditHead, CheckRun, DomainHealth, ShadowRun, VerifyRun
+
+FRESH = timedelta(days=7)
+VERIFY_FRESH = timedelta(hours=24)
+# The audit chain: walked in full at most this often by readiness (checkpointed in check_run, kind audit_chain);
+# in between, only the rows appended after the checkpoint are walked, linked to the checkpoint's hash.
+AUDIT_FULL_FRESH = timedelta(hours=24)
+AUDIT_KIND = "audit_chain"
+CHECKPOINT_EVERY = 2000  # move the checkpoint forward once this many new rows were walked past it
+CLOCK_SKEW = timedelta(minutes=5)  # a checkpoint from further in the future than this is not trusted
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    points: int
+    max: int
+    evidence: str
+    at: str | None = None
+
+
+def _latest(s, kind: str):
+    return s.exec(select(CheckRun).where(CheckRun.kind == kind).order_by(CheckRun.at.desc(), CheckRun.id.desc())
+                  ).first()
+
+
+def _walk_tail(s, seq: int, row_hash: str) -> tuple[bool, int, int, str]:
+    """Walk the rows after row ``seq`` (whose hash must still be ``row_hash``) up to the head, with audit.verify's
+    checks: (ok, rows walked, last seq, last hash). Not ok when anything does not link up (audit.verify then says
+    what). The head is read first, so rows appended meanwhile are left for the next call."""
+    head = s.get(AuditHead, 1)
+    if head is None or head.last_seq < seq:
+        return False, 0, seq, row_hash
+    if seq:
+        anchor = s.exec(select(AuditEntry).where(AuditEntry.seq == seq)).first()
+        if anchor is None or anchor.row_hash != row_hash or audit.row_digest(anchor) != row_hash:
+            return False, 0, seq, row_hash
+    elif row_hash != GENESIS_HASH:
+        return False, 0, seq, row_hash
+    walked, prev, last = 0, row_hash, seq
+    while last < head.last_seq:
+        rows = s.exec(select(AuditEntry).where(AuditEntry.seq > last, AuditEntry.seq <= head.last_seq)
+                      .order_by(AuditEntry.seq).limit(5000)).all()
+        if not rows:
+            break
+        for e in rows:
+            if e.seq != last + 1 or e.prev_hash != prev or audit.row_digest(e) != e.row_hash:
+                return False, walked, last, prev
+            walked, prev, last = walked + 1, e.row_hash, e.seq
+    return last == head.last_seq and prev == head.last_hash, walked, last, prev
+
+
+def audit_chain_evidence(app, s, now: datetime, full: bool = False) -> tuple[bool, str, str | None]:
+    """(passed, evidence, when) for "audit chain verifies" without walking the whole chain on every call.
+
+    The whole chain is walked (audit.verify) when no passing full walk younger than AUDIT_FULL_FRESH is
+    recorded, when ``full`` is asked for, or when the rows after the checkpoint do not link up; the result is
+    recorded as a check_run (kind audit_chain) with the last row's seq and hash. Otherwise only the rows after
+    that checkpoint are walked, starting from its hash, so appended rows are verified now and a change to the
+    checkpoint row itself is caught; an edit further back is caught by the next full walk (within
+    AUDIT_FULL_FRESH, by ``alpha audit verify`` at any time, and by every phase change, which walks in full).
+    ``when`` is the time of the last full walk: the evidence is as old as that."""
+    from engine.core.clock import parse_iso
+
+    cp = None if full else _latest(s, AUDIT_KIND)
+    d = (cp.results or [{}])[0] if cp is not None and cp.ok else {}
+    full_at = parse_iso(d["full_at"]) if d.get("full_at") else None
+    if full_at is not None and -CLOCK_SKEW <= now - full_at <= AUDIT_FULL_FRESH and "head_seq" in d:
+        ok, walked, last, last_hash = _walk_tail(s, d["head_seq"], d["head_hash"])
+        if ok:
+            rows = d["rows"] + walked
+            if walked >= CHECKPOINT_EVERY:
+                _record_chain(app, now, True, {"rows": rows, "head_seq": last, "head_hash": last_hash,
+                                               "full_at": d["full_at"]})
+            since = ("none added since" if not walked else
+                     f"the {walked} row{'' if walked == 1 else 's'} added since verified now")
+            return True, f"{rows} rows, walked in full {_ago(now - full_at)} ago; {since}", d["full_at"]
+    r = audit.verify(s)
+    _record_chain(app, now, r.ok, {**r.to_dict(), "full_at": iso(now)})
+    return r.ok, (f"{r.rows} rows, walked in full now" if r.ok else r.problem), iso(now)
+
+
+def _record_chain(app, now: datetime, ok: bool, result: dict) -> None:
+    try:
+        with app.store.write_plain() as w:
+            w.add(CheckRun(kind=AUDIT_KIND, at=now, ok=ok, results=[result]))
+    except Exception:  # noqa: BLE001 - a checkpoint that cannot be saved only costs a full walk next time
+        pass
+
+
+def verify_audit_chain(app) -> tuple[bool, str, str | None]:
+    """Walk the whole audit chain now and record the result as readiness evidence."""
+    with app.store.read() as s:
+        return audit_chain_evidence(app, s, app.clock(), full=True)
+
+
+_ago = duration_text
+
+
+def _latest_verify(s):
+    return s.exec(select(VerifyRun).order_by(VerifyRun.at.desc(), VerifyRun.id.desc())).first()
+
+
+def last_verify_run(app) -> dict | None:
+    """The newest stored `alpha verify` result as run_verify returns it ({ok, at, checks}), or None."""
+    with app.store.read() as s:
+        v = _latest_verify(s)
+    return None if v is None else {"ok": v.ok, "at": iso(v.at), "checks": list(v.results or [])}
+
+
+def _failed_probes(run) -> str:
+    bad = [str(r.get("name")) for r in (run.results or []) if isinstance(r, dict) and not r.get("passed", True)]
+    return ", ".join(bad) or "see its results"
+
+
+def _recent_pass(s, kind: str, now: datetime, label: str) -> tuple[bool, str, str | None]:
+    run = _latest(s, kind)
+    cmd = f"alpha {label.replace(' ', '-')}"
+    if run is None:
+        return False, f"no {label} has run ({cmd})", None
+    age = now - run.at
+    if not run.ok:
+        return False, f"the last {label} FAILED: {_failed_probes(run)} (fix it and run {cmd} again)", iso(run.at)
+    if age > FRESH:
+        return False, f"the last {label} passed {age.days} days ago (must be within 7)", iso(run.at)
+    return True, f"passed {age.total_seconds() / 3600:.1f} h ago", iso(run.at)
+
+
+def evidence(app) -> dict[str, tuple[bool, str, str | None]]:
+    """Every live check: name -> (passed, evidence, when)."""
+    from engine.services.approvals import load_roster
+    from engine.services.control import gate_agreement, GateContext
+    from engine.rules.messaging import load_pack
+    from engine.queries.outbox import reconciliation_items
+
+    now = app.clock()
+    out: dict[str, tuple[bool, str, str | None]] = {}
+    with app.store.read() as s:
+        ctl = app.control.state(s)
+        out["audit chain verifies"] = audit_chain_evidence(app, s, now)
+        cfg_phase = app.settings.production.rollout_phase.current
+        eb = app.settings.production.email_behavior
+        live = ctl.phase in ("assisted", "autonomous")
+        flags_ok = (eb.actually_send and not eb.shadow_mode) if live else (not eb.actually_send and eb.shadow_mode)
+        out["config matches phase"] = (
+            cfg_phase == ctl.phase and flags_ok,
+            f"control plane {ctl.phase}, production.json {cfg_phase}, actually_send={eb.actually_send}, "
+            f"shadow_mode={eb.shadow_mode}", iso(ctl.phase_changed_at))
+        v = _latest_verify(s)
+        if v is None:
+            out["integrations verified"] = (False, "alpha verify has never run", None)
+        else:
+            from engine.services.verify import assess
+
+            fresh = now - v.at <= VERIFY_FRESH
+            verdict = assess(list(v.results or []))  # live-ready, not merely "nothing failed"
+            live = verdict["ready_for_live"]
+            out["integrations verified"] = (live and fresh, (
+                "ready for live phases: every integration configured, real and passing" if live else
+                verdict["summary"]) + ("" if fresh else " (older than 24 h: run alpha verify)"), iso(v.at))
+        out["canary passing"] = _recent_pass(s, "canary", now, "canary")
+        last_canary = _latest(s, "canary")
+        out["no failed canary"] = (
+            (True, "no canary has run yet", None) if last_canary is None else
+            (True, "the last canary passed", iso(last_canary.at)) if last_canary.ok else
+            (False, f"the last canary FAILED: {_failed_probes(last_canary)} (fix it and run alpha canary again)",
+             iso(last_canary.at)))
+        out["unsubscribe tested"] = _recent_pass(s, "unsubscribe_test", now, "unsubscribe test")
+        kill = s.exec(select(AuditEntry).where(AuditEntry.event == "control.kill_switch", AuditEntry.status == "on")
+                      .order_by(AuditEntry.seq.desc())).first()
+        if kill is None:
+            out["kill switch tested"] = (False, "the kill switch has never been flipped (drill: alpha kill on/off)",
+                                         None)
+        else:
+            from engine.core.clock import parse_iso
+
+            age = now - parse_iso(kill.at)
+            out["kill switch tested"] = (age <= FRESH, f"last flipped on by {kill.actor} {age.days} days ago"
+                                         + ("" if age <= FRESH else " (must be within 7)"), kill.at)
+        run = s.exec(select(ShadowRun).where(ShadowRun.finished_at.is_not(None))
+                     .order_by(ShadowRun.id.desc())).first()
+        out["shadow validation complete"] = (
+            run is not None and run.contacts >= 20,
+            f"shadow run {run.id}: {run.contacts} leads" if run else "no finished shadow run (alpha shadow run)",
+            iso(run.finished_at) if run else None)
+        domains = {a.split("@", 1)[1] for a in app.settings.production.sender.from_addresses}
+        rows = {d.domain: d for d in s.exec(select(DomainHealth).where(DomainHealth.domain.in_(domains))).all()}
+        low = [f"{d} {rows[d].score:g}" for d in sorted(domains) if d in rows and rows[d].score <= 70]
+        missing = [d for d in sorted(domains) if d not in rows]
+        if missing:  # no data is not a healthy domain
+            why = (f"no domain health data for {', '.join(missing)}: record the provider's reputation score "
+                   "with `alpha domains set DOMAIN SCORE --reason ...`")
+            out["domain health above 70"] = (False, why + ("; below: " + ", ".join(low) if low else ""), iso(now))
+        else:
+            out["domain health above 70"] = (not low, "below: " + ", ".join(low) if low else
+                                             ", ".join(f"{d} {rows[d].score:g}" for d in sorted(domains)),
+                                             max((iso(rows[d].updated_at) for d in domains
+                                                  if rows[d].updated_at), default=None))
+        recon = len(reconciliation_items(s, app.settings, now))
+        out["no sends awaiting reconciliation"] = (recon == 0, f"{recon} awaiting", iso(now))
+        violations = s.exec(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.event == "permission.violation", AuditEntry.at >= iso(now - timedelta(days=1)))).one()
+        out["no permission violations (24 h)"] = (violations == 0, f"{violations} in the last 24 h", iso(now))
+    bad = [b.name for b in app.breakers.list() if b.state != "CLOSED"]
+    out["breakers closed"] = (not bad, "not closed: " + ", ".join(bad) if bad else "all closed", iso(now))
+    try:
+        load_roster(app.settings.config_dir)
+        out["approver identified"] = (True, "primary and backup for every action type, with coverage hours",
+                                      iso(now))
+    except Exception as e:  # noqa: BLE001 - a roster that does not load is not ready
+        out["approver identified"] = (False, str(e).splitlines()[-1].strip(" -"), iso(now))
+    try:
+        pack = load_pack(app.settings.config_dir)
+        drafts = [t.id for t in pack.templates if t.status != "approved"]
+        out["templates approved"] = (not drafts, "all approved" if not drafts else "not approved: " + ", ".join(
+            drafts), iso(now))
+    except Exception as e:  # noqa: BLE001
+        out["templates approved"] = (False, str(e).splitlines()[-1].strip(" -"), iso(now))
+    g = gate_agreement(GateContext(app.settings, app.store, now, app.control.kill()))
+    out["AI vs human agreement"] = (g.passed, g.detail, iso(now))
+    return out
+
+
+CATEGORIES = {
+    "core architecture": (15, ["audit chain verifies", "no permission violations (24 h)"]),
+    "configuration": (15, ["config matches phase"]),
+    "API connections": (15, ["integrations verified"]),
+    "security and guardrails": (20, ["canary passing", "unsubscribe tested", "kill switch tested"]),
+    "human-in-the-loop": (20, ["approver identified", "templates approved", "AI vs human agreement"]),
+    "operational readiness": (15, ["domain health above 70", "breakers closed", "no sends awaiting reconciliation",
+                                   "shadow validation complete"]),
+}
+
+# What each phase requires before it can be entered from below (the go/no-go table). Parallel sends nothing
+# (AI drafts beside the humans), so it needs no live integration, but a canary that failed blocks any step up.
+# Assisted is the first phase that sends for real: the integrations must be real and verified (a sandbox GHL
+# or an unconfigured Slack is not ready) and the latest canary must have passed.
+GO_NO_GO = {
+    "parallel": ["shadow validation complete", "audit chain verifies", "no failed canary"],
+    "assisted": ["shadow validation complete", "config matches phase", "AI vs human agreement",
+                 "approver identified", "unsubscribe tested", "kill switch tested", "templates approved",
+                 "domain health above 70", "canary passing", "integrations verified"],
+    "autonomous": ["config matches phase", "AI vs human agreement", "approver identified", "unsubscribe tested",
+                   "kill switch tested", "templates approved", "domain health above 70", "canary passing",
+                   "integrations verified", "breakers closed", "no sends awaiting reconciliation"],
+}
+
+
+def readiness(app) -> dict:
+    ev = evidence(app)
+    cats = []
+    total = 0
+    for name, (weight, checks) in CATEGORIES.items():
+        per = weight / len(checks)
+        items = []
+        for c in checks:
+            ok, why, at = ev[c]
+            items.append(Check(c, ok, round(per) if ok else 0, round(per), why, at))
+        score = min(weight, sum(i.points for i in items))
+        total += score
+        cats.append({"name": name, "score": score, "max": weight, "checks": [asdict(i) for i in items]})
+    phase = app.control.state().phase
+    i = PHASES.index(phase)
+    nxt = PHASES[i + 1] if i + 1 < len(PHASES) else None
+    table = []
+    for crit in sorted({c for cs in GO_NO_GO.values() for c in cs}, key=lambda c: list(ev).index(c)):
+        ok, why, at = ev[crit]
+        table.append({"criterion": crit, "required": bool(nxt) and crit in GO_NO_GO.get(nxt, []),
+                      "status": "pass" if ok else "fail", "evidence": why, "at": at})
+    gate = _gate_for(app, nxt, ev) if nxt else []
+    allowed = bool(nxt) and all(c.passed for c in gate)
+    return {"score": min(100, total), "phase": phase, "categories": cats, "go_no_go": table, "next_phase": nxt,
+            "next_phase_allowed": allowed,
+            "blocking": [f"{c.name}: {c.detail}" for c in gate if not c.passed]}
+
+
+def _gate_for(app, phase: str, ev: dict) -> list:
+    """What app.control.gate_for(phase) answers, reusing the evidence just gathered: the readiness gates read it
+    instead of gathering it again, and the audit chain gate takes its (checkpointed) verdict instead of walking
+    the whole chain once more. Phase changes still run app.control.gate_for, which walks it in full."""
+    from engine.services import control
+
+    ctx = control.GateContext(app.settings, app.store, app.clock(), app.control.kill(), app=app, _evidence=ev)
+    out = []
+    for gate in control.PHASE_GATES.get(phase, []):
+        if gate is control.gate_audit_chain:
+            ok, why, _ = ev["audit chain verifies"]
+            out.append(control.GateCheck("audit chain verifies", ok, why))
+            continue
+        try:
+            out.append(gate(ctx))
+        except Exception as e:  # noqa: BLE001 - as control.evaluate_gate: a gate that cannot decide has not passed
+            out.append(control.GateCheck(getattr(gate, "__name__", "gate"), False, f"check failed to run: {e}"))
+    return out
+
+
+# Criteria that already have a dedicated gate in engine/services/control.py (their checks differ in detail).
+_COVERED = {"AI vs human agreement", "config matches phase", "audit chain verifies", "breakers closed",
+            "no sends awaiting reconciliation"}
+
+
+def install_gates() -> None:
+    """Register each go/no-go criterion as a gate of the phases that require it."""
+    from engine.services.control import GateCheck, register_gate
+
+    def make(criterion: str):
+        def gate(ctx) -> GateCheck:
+            app = getattr(ctx, "app", None)
+            if app is None:
+                return GateCheck(criterion, False, "readiness evidence unavailable (no engine)")
+            if getattr(ctx, "_evidence", None) is None:
+                ctx._evidence = evidence(app)
+            ok, why, _ = ctx._evidence[criterion]
+            return GateCheck(criterion, ok, why)
+
+        gate.__name__ = "gate_" + criterion.replace(" ", "_")
+        return gate
+
+    gates: dict[str, object] = {}
+    for phase, criteria in GO_NO_GO.items():
+        for c in criteria:
+            if c in _COVERED:
+                continue
+            register_gate(phase)(gates.setdefault(c, make(c)))

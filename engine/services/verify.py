@@ -1,0 +1,215 @@
+"""`alpha verify`: is every integration healthy, and is it the real one? Each check answers pass, fail,
+not_configured, skipped (configured, not tested) or sandbox (GHL on a loopback address: the local sandbox) with a
+reason; the run is stored (verify_run) as readiness evidence.
+
+The report says two things (``assess``):
+- ready for sandbox: no check failed, so the local loop works (a sandbox GHL, no Slack, no LLM are fine);
+- ready for live phases (assisted, autonomous): every integration a live send needs is configured, real and
+  passing: GHL real (not the sandbox) and answering, Slack configured and its test message delivered (with
+  ``--no-send`` it is configured but not tested, which is not a pass), the webhook receiver answering, every
+  breaker closed. The LLM is optional by design (drafts fall back to the approved templates' own wording), so
+  an unconfigured LLM is reported as not required; a configured one that fails is a failure.
+``ok`` (and the exit code of `alpha verify`) is "ready for live phases"; `alpha verify --sandbox` accepts the
+sandbox loop instead."""
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+from dataclasses import asdict, dataclass
+from urllib.parse import urlparse
+
+import httpx
+
+from engine.core.clock import iso
+from engine.adapters.models import VerifyRun
+
+PASS, FAIL, NOT_CONFIGURED, SKIPPED, SANDBOX = "pass", "fail", "not_configured", "skipped", "sandbox"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8787"
+# What a live phase needs of each check: "required" must pass; "optional" must pass when configured.
+LIVE_NEEDS = {"ghl": "required", "slack": "required", "llm": "optional", "webhooks": "required",
+              "breakers": "required"}
+LLM_NOT_REQUIRED = "not required: drafts fall back to the approved templates' own wording"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    reason: str
+    seconds: float = 0.0
+    required: bool = True  # needed for live phases
+    live: bool = False     # counts as ready for live phases
+
+
+def is_sandbox_url(url: str) -> bool:
+    """A loopback address (127.0.0.0/8, ::1, localhost): a local stand-in, never the real service."""
+    host = (urlparse(url).hostname or "").strip("[]").lower()
+    if host in LOOPBACK or host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _timed(name: str, fn) -> Check:
+    t = time.perf_counter()
+    try:
+        status, reason = fn()
+    except Exception as e:  # noqa: BLE001 - a check that cannot run has failed, with its reason
+        status, reason = FAIL, f"{type(e).__name__}: {e}"
+    return Check(name, status, reason, round(time.perf_counter() - t, 3))
+
+
+def check_ghl(app) -> Check:
+    def run():
+        if not (os.environ.get("GHL_API_KEY") and os.environ.get("GHL_LOCATION_ID")):
+            return NOT_CONFIGURED, "GHL_API_KEY and GHL_LOCATION_ID are not set: the sandbox executor records sends"
+        from engine.adapters.ghl import GHLClient
+
+        with GHLClient.from_env(timeout=5.0, max_attempts=1) as client:
+            loc = client.get_location()
+            name = (loc.get("location") or loc).get("name") if isinstance(loc, dict) else None
+            if is_sandbox_url(client.base_url):
+                return SANDBOX, (f"SANDBOX location {client.location_id} fetched ({name or 'unnamed'}) from "
+                                 f"{client.base_url}: the local GHL sandbox works; nothing reaches a real inbox "
+                                 "(set GHL_BASE_URL, GHL_API_KEY and GHL_LOCATION_ID of the real account for live)")
+            return PASS, f"location {client.location_id} fetched ({name or 'unnamed'}) from {client.base_url}"
+
+    return _timed("ghl", run)
+
+
+def check_slack(app, send: bool) -> Check:
+    def run():
+        alerter = app.alerter
+        if not alerter.configured:
+            return NOT_CONFIGURED, "SLACK_WEBHOOK_URL is not set: alerts are recorded, not delivered"
+        if not send:
+            return SKIPPED, "configured, not tested: no test message sent (--no-send)"
+        row = alerter.send_test("alpha verify: Slack alerts are reachable.")
+        if row.status == "sent":
+            return PASS, "test message delivered"
+        return FAIL, f"test message not delivered: {row.error}"
+
+    return _timed("slack", run)
+
+
+def check_llm(app) -> Check:
+    def run():
+        from engine.adapters.llm import TemplateProvider
+
+        chain = app.llm
+        network = [p for p in chain.providers if not isinstance(p, TemplateProvider)
+                   and getattr(p, "configured", False)]
+        if not network:
+            return NOT_CONFIGURED, f"no LLM key set: drafts use the offline template renderer ({LLM_NOT_REQUIRED})"
+        c = chain.complete(f"Reply with the single word OK. ({iso(app.clock())})", max_tokens=5)
+        if c.provider == "template":
+            return FAIL, "every configured provider failed: " + "; ".join(c.fallbacks)
+        return PASS, f"{c.provider} {c.model} answered ({c.input_tokens}+{c.output_tokens} tokens)"
+
+    c = _timed("llm", run)
+    c.required = LIVE_NEEDS["llm"] == "required"
+    return c
+
+
+def resolve_webhook_url(app=None, url: str | None = None) -> tuple[str, str]:
+    """(the receiver to check, where that address came from): --webhook-url, $ALPHA_WEBHOOK_URL, the running
+    receiver's own heartbeat (so `alpha up --webhook-port N` is found), else the default."""
+    if url:
+        return url.rstrip("/"), "--webhook-url"
+    if os.environ.get("ALPHA_WEBHOOK_URL"):
+        return os.environ["ALPHA_WEBHOOK_URL"].rstrip("/"), "ALPHA_WEBHOOK_URL"
+    if app is not None:
+        from engine.queries.health import latest_receiver_url
+
+        seen = latest_receiver_url(app.store)
+        if seen:
+            return seen.rstrip("/"), "the receiver's heartbeat"
+    return DEFAULT_WEBHOOK_URL, "the default"
+
+
+def check_webhooks(url: str | None = None, app=None, source: str | None = None) -> Check:
+    """``source``: where an already resolved ``url`` came from (see resolve_webhook_url)."""
+    base, source = (url.rstrip("/"), source) if url and source else resolve_webhook_url(app, url)
+    src = f" (address from {source})"
+
+    def run():
+        try:
+            r = httpx.get(f"{base}/healthz", timeout=3.0)
+        except httpx.HTTPError as e:
+            return FAIL, (f"webhook receiver not reachable at {base}{src} ({type(e).__name__}): "
+                          "start it with `alpha webhooks serve`, or pass --webhook-url")
+        if r.status_code == 200 and r.json().get("ok"):
+            return PASS, f"webhook receiver answers at {base}{src}"
+        return FAIL, f"{base}/healthz answered {r.status_code}{src}"
+
+    return _timed("webhooks", run)
+
+
+def check_breakers(app) -> Check:
+    def run():
+        bad = [f"{b.name}={b.state}" for b in app.breakers.list() if b.state != "CLOSED"]
+        return (FAIL, "not closed: " + ", ".join(bad)) if bad else (PASS, "every circuit breaker is CLOSED")
+
+    return _timed("breakers", run)
+
+
+def _live(c: dict) -> bool:
+    """Whether one stored check counts as ready for live phases (also reads runs stored before the sandbox
+    status existed: a GHL pass from a loopback address said "SANDBOX")."""
+    status, name = c.get("status"), c.get("name")
+    if status == PASS:
+        return not (name == "ghl" and str(c.get("reason", "")).startswith("SANDBOX"))
+    return status == NOT_CONFIGURED and LIVE_NEEDS.get(name) == "optional"
+
+
+def _blocker(c: dict) -> str:
+    name, status = c.get("name"), c.get("status")
+    if status == FAIL:
+        return f"{name} failed"
+    if status == SANDBOX or (name == "ghl" and status == PASS):
+        return f"{name} is the local sandbox"
+    if status == NOT_CONFIGURED:
+        return f"{name} not configured"
+    if status == SKIPPED:
+        return f"{name} configured, not tested (--no-send)"
+    return f"{name} {status}"
+
+
+def assess(checks: list[dict]) -> dict:
+    """What a run's checks add up to: ready_for_sandbox, ready_for_live, the blockers of each, a summary line."""
+    failed = [c for c in checks if c.get("status") == FAIL]
+    sandbox = not failed
+    names = {c.get("name") for c in checks}
+    missing = [n for n, need in LIVE_NEEDS.items() if need == "required" and n not in names]
+    live_blockers = [_blocker(c) for c in checks if not _live(c)] + [f"{n} not checked" for n in missing]
+    live = not live_blockers
+    notes = [f"{c['name']} not configured, {LLM_NOT_REQUIRED}" for c in checks
+             if c.get("status") == NOT_CONFIGURED and LIVE_NEEDS.get(c.get("name")) == "optional"]
+    summary = ("ready for live phases: " + ("YES" if live else f"NO ({'; '.join(live_blockers)})"))
+    return {"ready_for_sandbox": sandbox, "ready_for_live": live, "live_blockers": live_blockers,
+            "sandbox_blockers": [_blocker(c) for c in failed], "notes": notes, "summary": summary,
+            "sandbox_summary": "ready for sandbox: " + (
+                "YES (the local loop works)" if sandbox else
+                f"NO ({'; '.join(_blocker(c) for c in failed)})")}
+
+
+def run_verify(app, send_slack: bool = True, webhook_url: str | None = None) -> dict:
+    """Run every check, store the run (ok = ready for live phases) and return {ok, at, checks, ready_for_live,
+    ready_for_sandbox, live_blockers, sandbox_blockers, notes, summary, sandbox_summary, webhook_url}."""
+    url, source = resolve_webhook_url(app, webhook_url)
+    checks = [check_ghl(app), check_slack(app, send_slack), check_llm(app), check_webhooks(url, app, source),
+              check_breakers(app)]
+    for c in checks:
+        c.live = _live(asdict(c))
+    results = [asdict(c) for c in checks]
+    verdict = assess(results)
+    ok = verdict["ready_for_live"]
+    now = app.clock()
+    with app.store.write_plain() as s:
+        s.add(VerifyRun(at=now, ok=ok, results=results))
+    return {"ok": ok, "at": iso(now), "checks": results, **verdict,
+            "webhook_url": {"url": url, "source": source}}
