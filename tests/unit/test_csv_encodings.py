@@ -228,7 +228,7 @@ def test_the_cli_names_the_encoding_it_read_and_takes_one_when_detection_refuses
     import engine.entrypoints.cli as cli
 
     app = app_factory()
-    monkeypatch.setattr(cli, "_app", lambda ready=True: app)
+    monkeypatch.setattr("engine.entrypoints.cli.common.open_app", lambda ready=True: app)
     runner = CliRunner()
     full = put(tmp_path, csv_text(RUSSIAN).encode("cp1251"), "ru.csv")
     out = runner.invoke(cli.cli, ["leads", "import", str(full)])
