@@ -1,7 +1,9 @@
 """The execution gateway: the one fail-closed choke point for every outbound action.
 
-Order: kill switch -> maintenance -> phase -> permissions -> idempotency -> guardrails -> approval ->
-circuit breaker -> execute -> audit.
+Order: kill switch -> maintenance -> permissions -> action map -> CRM writes -> idempotency -> guardrails
+(permanent) -> phase -> guardrails (temporary) -> approval -> circuit breaker -> execute -> audit. The order is
+the pure ``decide`` of ``engine/rules/decision.py``; this module derives the facts it decides on from the
+database and carries its decisions out.
 
 The decision (checks, counters, outbox row and audit row) commits in ONE transaction under the gate
 lock, so concurrent workers on several processes or hosts cannot overshoot a limit, and nothing is
@@ -16,23 +18,36 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from sqlalchemy import case, or_, text, update
-from sqlmodel import Session, select
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
+from sqlmodel import Session, col, select
 
 from engine.adapters import audit
 from engine.rules import guardrails
-from engine.core.actions import Action, InvalidAction, parse_action
+from engine.core.actions import Action, ActionSpec, InvalidAction, parse_action
 from engine.adapters.breakers import Breakers
 from engine.core.clock import Clock, iso
 from engine.core.config import Settings
+from engine.core.errors import DatabaseNotReady
 from engine.services.control import EnvKillSwitch, kill_state, live_sending_allowed
 from engine.adapters.db import Store, insert_many
 from engine.adapters.executors import AmbiguousFailure, DefiniteFailure, Executor, Message
-from engine.rules.geo import lead_timezone
-from engine.rules.guardrails.hours import check_working_hours
-from engine.rules.guardrails.recipients import check_exclusions
+from engine.rules.decision import (
+    Breaker,
+    Control,
+    Decision,
+    Facts,
+    LeadState,
+    Outbox,
+    Outcome,
+    Recipient,
+    Standing,
+    StoredSend,
+    decide,
+    derive_recipient,
+)
 from engine.core.identity import address_domain, canonical_address
 from engine.adapters.models import Approval, ControlState, DomainHealth, Lead, OutboxItem, Suppression
 from engine.queries.outbox import (
@@ -44,32 +59,16 @@ from engine.queries.outbox import (
     prior_send_keys,
 )
 from engine.services.permissions import Permissions, check_permission
-from engine.core.reasons import Code, Kind, Reason
+from engine.core.reasons import Code, Reason
+from engine.core.statuses import STOP_LEAD_STATUSES, DecisionStatus
 from engine.rules.unsubscribe import one_click_headers
 
 log = logging.getLogger("alpha.gateway")
+T = TypeVar("T")
 
-STATUSES = ("sent", "shadowed", "pending_approval", "deferred", "denied", "duplicate", "reconcile")
+STATUSES = tuple(DecisionStatus)  # the decision statuses (engine/core/statuses)
 
-PHASE_HOLD = timedelta(minutes=15)  # a queued send held by a phase step-down is looked at again this often
-STOPPED_STATUSES = ("replied", "hot", "unsubscribed", "bounced")
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What the gateway decides on about the recipient, derived from what it stores (the lead record, the outbox
-    history, the suppression list) - never taken from the caller. A caller's claim may only narrow a decision:
-    a riskier tier, an extra time zone that must also be in working hours, a first touch; a claim that disagrees
-    with the stored facts is ignored for widening and listed in ``ignored`` (audited with the decision)."""
-
-    to_key: str
-    domain: str
-    lead: Any  # the stored Lead, or None
-    tier: int | None
-    timezones: tuple[str, ...]
-    timezone_source: str
-    first_touch: bool
-    ignored: tuple[dict, ...] = ()
+STOPPED_STATUSES = STOP_LEAD_STATUSES  # one list with the router (engine/core/statuses)
 
 
 @dataclass
@@ -97,15 +96,6 @@ class Result:
         return d
 
 
-def needs_approval(phase: str, high_risk: bool) -> bool:
-    """assisted: every send needs a human; autonomous: only high-risk actions."""
-    if phase == "assisted":
-        return True
-    if phase == "autonomous":
-        return high_risk
-    return False
-
-
 BATCH = 200  # decisions per locked transaction in submit_many: bounds how long other processes wait for the lock
 
 
@@ -116,6 +106,44 @@ def _lead_pk(lead_id: str | None) -> int | None:
     return None
 
 
+def _given(value: T | None) -> T:
+    """A value the gateway has derived (or the database has assigned) before this point; never None there."""
+    if value is None:
+        raise RuntimeError("gateway: a fact or row id that is derived before this point is missing")
+    return value
+
+
+def _control_row(s: Session) -> ControlState:
+    """The control plane's one row: without it (a database never initialised) nothing is decided or sent."""
+    ctl = s.get(ControlState, 1)
+    if ctl is None:
+        raise DatabaseNotReady("control_state row 1 is missing: initialise the database (alpha init); nothing is sent")
+    return ctl
+
+
+def _outbox_row(s: Session, oid: int) -> OutboxItem:
+    """An outbox row committed as ``sending`` (it is never deleted)."""
+    row = s.get(OutboxItem, oid)
+    if row is None:
+        raise RuntimeError(f"gateway: outbox row {oid} was committed as sending and is gone")
+    return row
+
+
+def _spec(action: Action) -> ActionSpec:
+    """The action map's entry of an action ``decide`` let past the action map (only outbound actions get here)."""
+    return _given(action.spec)
+
+
+def _lead_state(lead: Lead | None) -> LeadState | None:
+    """The stored lead as a fact for ``decide``."""
+    if lead is None:
+        return None
+    return LeadState(id=_given(lead.id), status=lead.status, stop_reason=lead.stop_reason,
+                     sequence_stopped_at=lead.sequence_stopped_at, paused_until=lead.paused_until,
+                     company=lead.company, company_domain=lead.company_domain, tier=lead.tier,
+                     timezone=lead.timezone, country=lead.country)
+
+
 class _Reads:
     """What a decision reads inside the gate lock, straight from the session (one ``submit``)."""
 
@@ -123,7 +151,7 @@ class _Reads:
         self.gw, self.s, self.now = gw, s, now
 
     def control(self) -> ControlState:
-        return self.s.get(ControlState, 1)
+        return _control_row(self.s)
 
     def outbox_row(self, key: str) -> OutboxItem | None:
         return self.s.exec(select(OutboxItem).where(OutboxItem.idempotency_key == key)).first()
@@ -139,7 +167,7 @@ class _Reads:
             lead = self.s.get(Lead, pk)
             if lead is not None and lead.email_key == to_key:
                 return lead
-        return self.s.exec(select(Lead).where(Lead.email_key == to_key).order_by(Lead.id).limit(1)).first()
+        return self.s.exec(select(Lead).where(Lead.email_key == to_key).order_by(col(Lead.id)).limit(1)).first()
 
     def prior_send(self, to_key: str) -> bool:
         return has_prior_send(self.s, to_key)
@@ -153,7 +181,7 @@ class _Reads:
     def agent_rate(self, agent: str) -> list[Reason]:
         return self.gw.permissions.rate_reasons(self.s, agent, self.now)
 
-    def new_row(self, **values) -> OutboxItem:
+    def new_row(self, **values) -> OutboxItem | _NewRow:
         return OutboxItem(**values)
 
     def add_row(self, row: OutboxItem) -> None:
@@ -172,12 +200,17 @@ class _Reads:
         """Write what the decisions left pending (nothing here: each was written as it was made)."""
 
 
-_OUTBOX_DEFAULTS = {c.key: (c.default.arg if c.default is not None and c.default.is_scalar else None)
-                    for c in OutboxItem.__table__.columns}
+_OUTBOX = OutboxItem.metadata.tables["outbox"]  # the table (OutboxItem.__table__, typed)
+_OUTBOX_DEFAULTS = {c.key: (c.default.arg if isinstance(c.default, ScalarElementColumnDefault) else None)
+                    for c in _OUTBOX.columns}
 
 
 class _NewRow:
     """A new outbox row of a batch before its bulk insert: the columns as attributes, the model's defaults."""
+
+    id: int | None  # these and every other column of the outbox, set from the values and the defaults
+    idempotency_key: str
+    approval_id: int | None
 
     def __init__(self, values: dict):
         self.__dict__.update(_OUTBOX_DEFAULTS)
@@ -200,19 +233,20 @@ class _BatchReads(_Reads):
         keys = sorted({a.idempotency_key for a in actions})
         to_keys = sorted({canonical_address(a.to) for a in actions if a.to})
         senders = sorted({a.sender_domain for a in actions if a.sender_domain})
-        self.rows = {r.idempotency_key: r for r in self._in(OutboxItem, OutboxItem.idempotency_key, keys)}
+        self.rows: dict[str, Any] = {r.idempotency_key: r  # stored rows, and the batch's new ones (_NewRow)
+                                     for r in self._in(OutboxItem, OutboxItem.idempotency_key, keys)}
         self.sups: dict[str, Suppression] = {}
         for r in sorted(self._in(Suppression, Suppression.address_key, to_keys), key=lambda r: r.email, reverse=True):
             self.sups[r.address_key] = r
         self.leads: dict[str, Lead] = {}
         for lead in sorted(self._in(Lead, Lead.email_key, to_keys), key=lambda r: r.id, reverse=True):
             self.leads[lead.email_key] = lead  # the lowest id wins, as in _Reads.lead
-        claimed = sorted({int(a.lead_id) for a in actions if _lead_pk(a.lead_id) is not None})
+        claimed = sorted({pk for a in actions if (pk := _lead_pk(a.lead_id)) is not None})
         self.leads_by_id = {lead.id: lead for lead in self._in(Lead, Lead.id, claimed)}
         self.priors = prior_send_keys(s, to_keys)
         self.domains = {r.domain: r for r in self._in(DomainHealth, DomainHealth.domain, senders)}
-        self._global = None
-        self._dom_times: dict[str, tuple] | None = None
+        self._global: tuple[int, int, tuple[datetime, ...]] | None = None
+        self._dom_times: dict[str, tuple] = {}
         self._domains_wanted = sorted({address_domain(a.to) for a in actions if a.to} - {""})
         self._mailbox: dict[str | None, datetime | None] = {}
         self._rates: dict[str, list[Reason]] = {}
@@ -220,10 +254,10 @@ class _BatchReads(_Reads):
         self._control: ControlState | None = None
         self._pending: list[_NewRow] = []
 
-    def _in(self, model, col, values: list) -> list:
-        out = []
+    def _in(self, model: Any, column: Any, values: list) -> list:
+        out: list = []
         for i in range(0, len(values), 500):
-            out += self.s.exec(select(model).where(col.in_(values[i:i + 500]))).all()
+            out += self.s.exec(select(model).where(col(column).in_(values[i:i + 500]))).all()
         return out
 
     def control(self) -> ControlState:
@@ -268,7 +302,7 @@ class _BatchReads(_Reads):
             self._rates[agent] = super().agent_rate(agent)
         return self._rates[agent]
 
-    def new_row(self, **values) -> "_NewRow":
+    def new_row(self, **values) -> _NewRow:
         return _NewRow(values)
 
     def add_row(self, row) -> None:
@@ -286,7 +320,7 @@ class _BatchReads(_Reads):
         """Insert the new rows now (a row that refers to them follows); later decisions change them as stored
         rows."""
         pending, self._pending = self._pending, []
-        insert_many(self.s.connection(), OutboxItem.__table__, [r.values() for r in pending])
+        insert_many(self.s.connection(), _OUTBOX, [r.values() for r in pending])
         for r in pending:
             self.rows[r.idempotency_key] = self.s.get(OutboxItem, r.id)
         self.s.flush()
@@ -300,7 +334,7 @@ class _BatchReads(_Reads):
 
     def finish(self) -> None:
         pending, self._pending = self._pending, []
-        insert_many(self.s.connection(), OutboxItem.__table__, [r.values() for r in pending])
+        insert_many(self.s.connection(), _OUTBOX, [r.values() for r in pending])
 
     def _next_id(self) -> int:
         """The id the row would have had from the database: one nextval on PostgreSQL (a block would leave gaps
@@ -308,24 +342,25 @@ class _BatchReads(_Reads):
         transaction the only writer."""
         conn = self.s.connection()
         if self.gw.store.dialect == "postgresql":
-            return conn.execute(text("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")).scalar()
+            return int(_given(conn.execute(text("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")).scalar()))
         if self._top is None:
-            self._top = conn.execute(text("SELECT coalesce(max(id), 0) FROM outbox")).scalar()
+            self._top = int(_given(conn.execute(text("SELECT coalesce(max(id), 0) FROM outbox")).scalar()))
         self._top += 1
         return self._top
 
 
 class Gateway:
     def __init__(self, store: Store, settings: Settings, clock: Clock, executors: dict[str, Executor],
-                 env_kill: EnvKillSwitch, permissions: Permissions, breakers: Breakers, unsubscribe_secret: bytes):
+                 env_kill: EnvKillSwitch, permissions: Permissions, breakers: Breakers, unsubscribe_secret: bytes,
+                 approval_fields: Callable[[Action, bool, datetime], dict] | None = None):
         self.store, self.settings, self.clock = store, settings, clock
         self.executors = executors
         self.env_kill = env_kill
         self.permissions = permissions
         self.breakers = breakers
         self.secret = unsubscribe_secret
-        # who approves what and by when (set by the App from config/approvers.json)
-        self.approval_fields = lambda action, high_risk, now: {}
+        # who approves what and by when (the App gives ApprovalService.new_fields: config/approvers.json)
+        self.approval_fields = approval_fields or (lambda action, high_risk, now: {})
 
     # ------------------------------------------------------------------------------------ public API
 
@@ -408,24 +443,26 @@ class Gateway:
         worker = worker or f"pid-{os.getpid()}"
         # a worker may re-take its own claims: after a database outage it could not release them, and they must
         # not wait out the lease (``exclude`` keeps a pass from taking a row twice)
-        free = or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now, OutboxItem.claimed_by == worker)
+        free = or_(col(OutboxItem.claimed_until).is_(None), col(OutboxItem.claimed_until) < now,
+                   col(OutboxItem.claimed_by) == worker)
         if exclude:
-            free = free & OutboxItem.id.not_in(sorted(exclude))
+            free = free & col(OutboxItem.id).not_in(sorted(exclude))
         # under a cap the best go first: the highest tier (1), then the longest waiting; unscored rows last
-        tier = case((OutboxItem.tier.is_(None), 99), else_=OutboxItem.tier)
+        tier = case((col(OutboxItem.tier).is_(None), 99), else_=col(OutboxItem.tier))
         with self.store.write_plain() as s:
-            approved = s.exec(select(OutboxItem.id).join(Approval, Approval.id == OutboxItem.approval_id).where(
-                OutboxItem.status == "pending_approval", Approval.status == "approved", free)
-                .order_by(tier, OutboxItem.id).limit(limit)
-                .with_for_update(skip_locked=True, of=OutboxItem)).all()
-            deferred = s.exec(select(OutboxItem.id).where(OutboxItem.status == "deferred",
-                                                          OutboxItem.not_before <= now, free)
-                              .order_by(tier, OutboxItem.not_before, OutboxItem.id)
+            approved = s.exec(select(OutboxItem.id).join(Approval, col(Approval.id) == col(OutboxItem.approval_id))
+                              .where(col(OutboxItem.status) == "pending_approval", col(Approval.status) == "approved",
+                                     free)
+                              .order_by(tier, col(OutboxItem.id)).limit(limit)
+                              .with_for_update(skip_locked=True, of=OutboxItem)).all()
+            deferred = s.exec(select(OutboxItem.id).where(col(OutboxItem.status) == "deferred",
+                                                          col(OutboxItem.not_before) <= now, free)
+                              .order_by(tier, col(OutboxItem.not_before), col(OutboxItem.id))
                               .limit(max(0, limit - len(approved)))
                               .with_for_update(skip_locked=True)).all()
-            ids = list(approved) + list(deferred)
+            ids = [i for i in (*approved, *deferred) if i is not None]  # primary keys: never None
             if ids:
-                s.exec(update(OutboxItem).where(OutboxItem.id.in_(ids)).values(
+                s.exec(update(OutboxItem).where(col(OutboxItem.id).in_(ids)).values(
                     claimed_by=worker, claimed_until=now + timedelta(seconds=lease_seconds)))
         return ids
 
@@ -443,7 +480,7 @@ class Gateway:
                 out.extend(self.resume(i) for i in ids)
             finally:  # handled (or failed): let any worker take what is still waiting
                 with self.store.write_plain() as s:
-                    s.exec(update(OutboxItem).where(OutboxItem.id.in_(ids), OutboxItem.claimed_by == worker)
+                    s.exec(update(OutboxItem).where(col(OutboxItem.id).in_(ids), col(OutboxItem.claimed_by) == worker)
                            .values(claimed_by=None, claimed_until=None))
         return out
 
@@ -484,137 +521,77 @@ class Gateway:
 
     def _decide(self, reads: _Reads, action: Action, static: list[Reason], headers: dict,
                 resume_id: int | None = None, force_shadow: bool = False) -> tuple[Result, bool]:
+        """Derive the facts ``decide`` asks for, in its order and only when it asks for them (engine/rules/decision:
+        the order of the rules lives there), then act on its decision: audit it, write the outbox row, request an
+        approval, reserve the action for execution."""
         s, now = reads.s, reads.now
-        key = action.idempotency_key
-        spec = action.spec
         ctl = reads.control()
-
-        def refuse(reason: Reason) -> tuple[Result, bool]:
-            self._audit_decision(s, action, "denied", [reason], now, outbox_id=resume_id)
-            return Result(key, "denied", [reason], outbox_id=resume_id), False
-
-        # 1. kill switch (control plane or EMERGENCY_STOP), 2. maintenance
         kill = kill_state(ctl, self.env_kill)
-        if kill.on:
-            return refuse(Reason(Code.KILL_SWITCH, kill.reason or "kill switch is on"))
-        if ctl.maintenance:
-            return refuse(Reason(Code.MAINTENANCE, ctl.maintenance_reason or "maintenance mode is on"))
-
-        # 3. permissions (recorded as violations), action map
-        perm = check_permission(action.agent, action.action, self.settings.permissions)
-        if perm:
-            self.permissions.record_violation(s, action.agent, action.action, perm, now, ref=key)
-            return Result(key, "denied", perm, outbox_id=resume_id), False
-        if spec is None or not spec.outbound:
-            return refuse(Reason(Code.UNMAPPED_ACTION, f"{action.action} is not an outbound action; "
-                                                       "the gateway executes sends and CRM writes only"))
-
-        # 4. phase: CRM writes blocked by config; otherwise live or shadow
-        if spec.crm_write and self.settings.production.block_production_writes:
-            return refuse(Reason(Code.PRODUCTION_WRITES_BLOCKED, "block_production_writes is true"))
-        live = live_sending_allowed(ctl.phase, self.settings) and not force_shadow
-
-        # 5. idempotency
-        row = reads.outbox_row(key)
-        # on resume the stored row is the source of truth (a human may have edited it before approving)
-        if row is not None and resume_id is None and row.payload_hash != action.payload_hash:
-            return refuse(Reason(Code.IDEMPOTENCY_CONFLICT,
-                                 f"key {key!r} was used for another payload (outbox row {row.id})"))
-        if resume_id is not None and (row is None or row.id != resume_id):
-            return refuse(Reason(Code.INVALID_ACTION, f"outbox row {resume_id} does not match its key"))
-        approval = s.get(Approval, row.approval_id) if row is not None and row.approval_id else None
-        if row is not None:
-            resumable = row.status == "deferred" or (row.status == "pending_approval" and approval is not None
-                                                     and approval.status == "approved")
-            if not resumable or (resume_id is None and row.status != "deferred"):
-                if resume_id is None:
-                    self._audit_decision(s, action, "duplicate", [], now, outbox_id=row.id, original=row.status)
-                    return Result(key, "duplicate", [Reason(Code(c["code"]), c.get("detail", ""))
-                                                      for c in (row.reasons or [])],
-                                  row.not_before if row.status == "deferred" else None, row.id,
-                                  {"original_status": row.status}), False
-                # a worker raced us to it: nothing to do
-                return Result(key, row.status, [], row.not_before, row.id, {"skipped": True}), False
-
-        # 6. the facts about the recipient, derived from what we store (a caller's claim can only narrow them)
-        facts = self._facts(reads, action)
-        effective = dataclasses.replace(action, tier=facts.tier, timezone=facts.timezones[0])
-
-        # 7. guardrails (state loaded inside the lock, so it is exact)
-        sup = reads.suppression(facts.to_key) if facts.to_key else None
-        suppressed = guardrails.Suppressed(sup.email, sup.reason, sup.source or "") if sup else None
-        reasons = guardrails.check_suppression(suppressed) + list(static)
-        if not facts.first_touch:
-            reasons = [r for r in reasons if r.code != Code.DECEPTIVE_SUBJECT]
-        reasons += self._lead_reasons(facts, action, now)
-        state = guardrails.SendState()
-        if spec.kind == "email":
-            dom = reads.domain(action.sender_domain) if action.sender_domain else None
-            state = guardrails.SendState(
-                usage=reads.usage(action, ctl.warmup_phase, facts.domain),
-                suppression=suppressed,
-                sender_domain=guardrails.DomainState(dom.domain, dom.score, dom.cooling) if dom else None,
-                first_touch=facts.first_touch,
-            )
-            if action.from_ not in self.settings.production.sender.from_addresses:
-                reasons.append(Reason(Code.INVALID_ACTION, f"from {action.from_!r} is not a configured sending "
-                                                           "mailbox (sender.from_addresses)"))
-        reasons = guardrails.evaluate(effective, state, self.settings, now, message_reasons=reasons)
-        if spec.kind == "email":  # every further zone (a claim that differs) must be in working hours too
-            for tz in facts.timezones[1:]:
-                reasons += check_working_hours(tz, self.settings.production.working_hours, now)
-        reasons += reads.agent_rate(action.agent)
-        reasons = list(dict.fromkeys(reasons))  # a rule reached by two facts (claimed and stored company) once
-        permanent = [r for r in reasons if r.kind == Kind.PERMANENT]
-        temporary = [r for r in reasons if r.kind == Kind.TEMPORARY]
-        # high risk when the stored tier says so, or when the caller claims a riskier tier (never less)
-        high_risk = guardrails.is_high_risk(effective, self.settings) or guardrails.is_high_risk(action, self.settings)
-
-        execute = False
-        not_before = None
-        new_approval = False
-        if permanent:
-            status, out = "denied", permanent
-        elif not live and resume_id is not None and not force_shadow:
-            # a queued send whose phase was stepped down: held, resumable (never a final shadowed row); released
-            # at once by a step up (ControlPlane.set_phase), else looked at again after PHASE_HOLD
-            status, not_before = "deferred", now + PHASE_HOLD
-            out = [Reason(Code.PHASE_HELD, f"phase {ctl.phase}: held until the phase allows live sends", not_before)]
-        elif not live:
-            status = "shadowed"
-            why = ("shadow run" if force_shadow else f"phase {ctl.phase}" if ctl.phase in ("shadow", "parallel")
-                   else "email_behavior.actually_send/shadow_mode forbid live sends")
-            out = [Reason(Code.PHASE_BLOCKS_SEND, f"nothing leaves: {why}")] + temporary
-        elif temporary:
-            status, out = "deferred", temporary
-            not_before = max(r.not_before for r in temporary if r.not_before) if any(
-                r.not_before for r in temporary) else now + timedelta(minutes=1)
-        elif needs_approval(ctl.phase, high_risk) and not (approval and approval.status == "approved"):
-            status = "pending_approval"
-            out = [Reason(Code.APPROVAL_REQUIRED, f"phase {ctl.phase}: " + ("high-risk action" if high_risk
-                                                                           else "every send needs a human approval"))]
-            new_approval = approval is None or approval.status != "pending"
-        else:
-            executor = self.executors[spec.kind]
-            ok, retry_at = self.breakers.admit_in(s, executor.api, now)
-            if not ok:
-                status, not_before = "deferred", retry_at
-                out = [Reason(Code.BREAKER_OPEN, f"{executor.api} breaker is open", retry_at)]
+        facts = Facts(control=Control(kill.on, kill.reason, ctl.maintenance, ctl.maintenance_reason, ctl.phase,
+                                      live_sending_allowed(ctl.phase, self.settings)),
+                      permission=tuple(check_permission(action.agent, action.action, self.settings.permissions)),
+                      message=tuple(static), resume_id=resume_id, shadow_run=force_shadow)
+        row: Any = None  # the stored outbox row under the key (an OutboxItem, or a batch's _NewRow)
+        derived: set[str] = set()
+        while True:
+            decision = decide(action, facts, self.settings, now)
+            if decision.outcome is not Outcome.MISSING:
+                break
+            need = decision.missing or ""
+            if need in derived or need not in ("outbox", "recipient", "standing", "breaker"):
+                raise RuntimeError(f"gateway: decide() asks for the {need!r} facts, which the gateway "
+                                   f"{'already derived' if need in derived else 'derives before deciding'}")
+            derived.add(need)
+            if need == "outbox":
+                row = reads.outbox_row(action.idempotency_key)
+                facts = dataclasses.replace(facts, outbox=Outbox(self._stored(s, row)))
+            elif need == "recipient":
+                facts = dataclasses.replace(facts, recipient=self._recipient(reads, action))
+            elif need == "standing":
+                facts = dataclasses.replace(facts, standing=self._standing(reads, action, ctl.warmup_phase,
+                                                                           _given(facts.recipient)))
             else:
-                status, out, execute = "sending", [], True
+                api = self.executors[_spec(action).kind].api
+                ok, retry_at = self.breakers.admit_in(s, api, now)
+                facts = dataclasses.replace(facts, breaker=Breaker(api, ok, retry_at))
+        return self._act(reads, action, headers, decision, facts, row, ctl.phase)
 
+    def _act(self, reads: _Reads, action: Action, headers: dict, decision: Decision, facts: Facts, row: Any,
+             phase: str) -> tuple[Result, bool]:
+        """Carry out a decision in the gateway's transaction: the audit record, the outbox row and its approval."""
+        s, now = reads.s, reads.now
+        key, resume_id = action.idempotency_key, facts.resume_id
+        reasons = list(decision.reasons)
+        if decision.outcome is Outcome.REFUSED:
+            self._audit_decision(s, action, "denied", reasons, now, outbox_id=resume_id)
+            return Result(key, "denied", reasons, outbox_id=resume_id), False
+        if decision.outcome is Outcome.VIOLATION:
+            self.permissions.record_violation(s, action.agent, action.action, reasons, now, ref=key)
+            return Result(key, "denied", reasons, outbox_id=resume_id), False
+        if decision.outcome is Outcome.DUPLICATE:
+            self._audit_decision(s, action, "duplicate", [], now, outbox_id=row.id, original=row.status)
+            return Result(key, "duplicate", reasons, decision.not_before, row.id,
+                          {"original_status": row.status}), False
+        if decision.outcome is Outcome.SKIPPED:  # a worker raced us to it: nothing to do
+            return Result(key, decision.status, [], decision.not_before, row.id, {"skipped": True}), False
+        if decision.outcome is not Outcome.DECIDED:
+            raise RuntimeError(f"gateway: cannot act on a {decision.outcome.value} decision ({decision.codes})")
+
+        spec, recipient = _spec(action), _given(facts.recipient)
+        status, not_before, execute = decision.status, decision.not_before, decision.execute
         if row is None:
             row = reads.new_row(idempotency_key=key, payload_hash=action.payload_hash, agent=action.agent,
                                 action=action.action, channel=spec.kind, to_email=action.to,
-                                to_key=facts.to_key or None, to_domain=facts.domain or None,
+                                to_key=recipient.to_key or None, to_domain=recipient.domain or None,
                                 from_email=action.from_, subject=action.subject, html=action.html, text=action.text,
-                                lead_id=str(facts.lead.id) if facts.lead is not None else action.lead_id,
-                                tier=facts.tier,
+                                lead_id=str(recipient.lead.id) if recipient.lead is not None else action.lead_id,
+                                tier=recipient.tier,
                                 record=action.to_record(), headers=headers or None, created_at=now, status=status)
         row.status = status
-        row.reasons = [r.to_dict() for r in out]
-        row.decision = {"phase": ctl.phase, "live": live, "high_risk": high_risk, "evaluated_at": iso(now),
-                        "all_reasons": [r.to_dict() for r in reasons], "facts": self._facts_dict(facts)}
+        row.reasons = [r.to_dict() for r in reasons]
+        row.decision = {"phase": phase, "live": decision.live, "high_risk": decision.high_risk,
+                        "evaluated_at": iso(now), "all_reasons": [r.to_dict() for r in decision.all_reasons],
+                        "facts": recipient.to_dict()}
         row.not_before = not_before
         row.updated_at = now
         if execute:
@@ -623,86 +600,55 @@ class Gateway:
             row.provider = self.executors[spec.kind].name
             self.permissions.count(s, action.agent, action.action, now)
         reads.add_row(row)
-        if new_approval:
+        if decision.request_approval:
             reads.flush_rows()  # the outbox row first: the approval refers to it
-            appr = Approval(outbox_id=row.id, status="pending", risk="high" if high_risk else "normal",
+            appr = Approval(outbox_id=row.id, status="pending", risk="high" if decision.high_risk else "normal",
                             requested_by=action.agent, requested_at=now,
-                            **self.approval_fields(action, high_risk, now))
+                            **self.approval_fields(action, decision.high_risk, now))
             s.add(appr)
             s.flush()
-            reads.set_approval(row, appr.id)
-        extra = {"claims_ignored": list(facts.ignored)} if facts.ignored else {}
-        self._audit_decision(s, action, status, out, now, outbox_id=row.id, phase=ctl.phase,
-                             not_before=iso(not_before), high_risk=high_risk, **extra)
-        return Result(key, status, out, not_before, row.id, extra), execute
-
-    def _facts(self, reads: _Reads, action: Action) -> Facts:
-        """Derive the recipient's facts from the store; compare the caller's claims with them."""
-        wh = self.settings.production.working_hours
-        to_key = canonical_address(action.to) if action.to else ""
-        lead = reads.lead(to_key, action.lead_id) if to_key else None
-        ignored: list[dict] = []
-        if action.lead_id is not None and (lead is None or str(lead.id) != action.lead_id):
-            ignored.append({"claim": "lead_id", "claimed": action.lead_id,
-                            "derived": lead.id if lead is not None else None})
-        stored_tier = lead.tier if lead is not None else None
-        tier = stored_tier if stored_tier is not None else action.tier
-        if action.tier is not None and stored_tier is not None and action.tier != stored_tier:
-            ignored.append({"claim": "tier", "claimed": action.tier, "derived": stored_tier,
-                            "note": "decided on the stored tier (and on the claimed one where it is riskier)"})
-        if lead is not None:
-            zone, source = lead_timezone(lead.timezone, lead.country, wh.default_timezone)
-        else:
-            zone, source = wh.default_timezone, "default"
-        zones = [zone]
-        if action.timezone and action.timezone != zone:
-            zones.append(action.timezone)  # narrows: both zones must be in working hours
-            ignored.append({"claim": "timezone", "claimed": action.timezone, "derived": zone, "source": source,
-                            "note": "working hours must hold in both"})
-        prior = (reads.prior_send(to_key) if to_key and action.spec is not None and action.spec.kind == "email"
-                 else False)
-        first_touch = not prior or action.first_touch is True
-        if action.first_touch is False and not prior:
-            ignored.append({"claim": "first_touch", "claimed": False, "derived": True,
-                            "note": "no earlier send to this recipient in the outbox"})
-        return Facts(to_key, address_domain(action.to), lead, tier, tuple(zones), source, first_touch, tuple(ignored))
-
-    def _lead_reasons(self, facts: Facts, action: Action, now: datetime) -> list[Reason]:
-        """The stored lead's own state: a reply, opt-out or bounce stops every step; out of office holds them;
-        its company is checked against the exclusion lists whatever the caller says it is."""
-        lead = facts.lead
-        if lead is None:
-            return []
-        out: list[Reason] = []
-        if lead.sequence_stopped_at is not None or lead.status in STOPPED_STATUSES:
-            out.append(Reason(Code.SEQUENCE_STOPPED, f"lead {lead.id} is {lead.status}"
-                              + (f" ({lead.stop_reason})" if lead.stop_reason else "")
-                              + (f" since {iso(lead.sequence_stopped_at)}" if lead.sequence_stopped_at else "")))
-        paused = lead.paused_until
-        if paused is not None:
-            from engine.core.clock import as_utc
-
-            paused = as_utc(paused)
-            if paused > now:
-                out.append(Reason(Code.LEAD_PAUSED, f"lead {lead.id} is out of office until {iso(paused)}", paused))
-        ex = self.settings
-        if lead.company and lead.company != action.company:
-            out += check_exclusions(None, lead.company, ex.customer_exclusions, ex.competitor_exclusions)
-        if lead.company_domain:
-            out += check_exclusions(lead.company_domain, None, ex.customer_exclusions, ex.competitor_exclusions)
-        return out
+            reads.set_approval(row, _given(appr.id))
+        extra = {"claims_ignored": list(recipient.ignored)} if recipient.ignored else {}
+        self._audit_decision(s, action, status, reasons, now, outbox_id=row.id, phase=phase,
+                             not_before=iso(not_before), high_risk=decision.high_risk, **extra)
+        return Result(key, status, reasons, not_before, row.id, extra), execute
 
     @staticmethod
-    def _facts_dict(f: Facts) -> dict:
-        return {"to_key": f.to_key, "lead_id": f.lead.id if f.lead is not None else None, "tier": f.tier,
-                "timezones": list(f.timezones), "timezone_source": f.timezone_source, "first_touch": f.first_touch}
+    def _stored(s: Session, row: Any) -> StoredSend | None:
+        """The outbox row under the key (and the status of its approval) as a fact."""
+        if row is None:
+            return None
+        approval = s.get(Approval, row.approval_id) if row.approval_id else None
+        return StoredSend(_given(row.id), row.payload_hash, row.status, tuple(row.reasons or ()), row.not_before,
+                          approval.status if approval is not None else None)
+
+    def _recipient(self, reads: _Reads, action: Action) -> Recipient:
+        """Derive the recipient's facts from the store: its lead, and whether the outbox shows an earlier send."""
+        to_key = canonical_address(action.to) if action.to else ""
+        lead = reads.lead(to_key, action.lead_id) if to_key else None
+        prior = (reads.prior_send(to_key) if to_key and action.spec is not None and action.spec.kind == "email"
+                 else False)
+        return derive_recipient(action, to_key, address_domain(action.to), _lead_state(lead), prior,
+                                self.settings.production.working_hours.default_timezone)
+
+    @staticmethod
+    def _standing(reads: _Reads, action: Action, warmup_phase: int, recipient: Recipient) -> Standing:
+        """Read the suppression list, the sending domain's health, the limits' usage and the agent's rate."""
+        sup = reads.suppression(recipient.to_key) if recipient.to_key else None
+        suppressed = guardrails.Suppressed(sup.email, sup.reason, sup.source or "") if sup is not None else None
+        dom, usage = None, None
+        if _spec(action).kind == "email":
+            dom = reads.domain(action.sender_domain) if action.sender_domain else None
+            usage = reads.usage(action, warmup_phase, recipient.domain)
+        health = guardrails.DomainState(dom.domain, dom.score, dom.cooling) if dom is not None else None
+        return Standing(suppressed, usage, health, tuple(reads.agent_rate(action.agent)))
 
     def _execute(self, decided: Result) -> Result:
         """Call the executor for a row committed as ``sending``, then commit the outcome."""
-        oid = decided.outbox_id
+        oid = _given(decided.outbox_id)
         with self.store.read() as s:
-            row = s.get(OutboxItem, oid)
-            ctl = s.get(ControlState, 1)
+            row = _outbox_row(s, oid)
+            ctl = _control_row(s)
         spec_kind = row.channel
         executor = self.executors[spec_kind]
         kill = kill_state(ctl, self.env_kill)
@@ -710,7 +656,7 @@ class Gateway:
             now = self.clock()
             reason = Reason(Code.KILL_SWITCH, kill.reason or "kill switch is on")
             with self.store.write() as s:
-                row = s.get(OutboxItem, oid)
+                row = _outbox_row(s, oid)
                 row.status, row.reasons, row.not_before, row.updated_at = "deferred", [reason.to_dict()], now, now
                 row.reserved_at = None
                 s.add(row)
@@ -734,11 +680,13 @@ class Gateway:
             delivery, outcome, error, breaker_ok = None, "reconcile", f"{type(e).__name__}: {e}", False
         now = self.clock()
         with self.store.write() as s:
-            row = s.get(OutboxItem, oid)
+            row = _outbox_row(s, oid)
             self.breakers.record_in(s, executor.api, breaker_ok, now, error)
             row.updated_at = now
             row.last_error = audit.redact(error) if error else None
             if outcome == "sent":
+                if delivery is None:  # an executor that returns nothing: the row stays sending (reconciliation)
+                    raise TypeError(f"executor {executor.name} returned no delivery for outbox row {oid}")
                 row.status, row.sent_at = "sent", now
                 row.provider, row.provider_message_id = delivery.provider, delivery.message_id
                 result = Result(decided.idempotency_key, "sent", [], None, oid, {"provider": delivery.provider})
