@@ -24,19 +24,18 @@ RUN groupadd --system --gid 10001 alpha \
 
 WORKDIR /app
 
-# the package and its dependencies first (this layer is reused while only the console, pages or config change),
-# at the tested versions (requirements.lock is a pip constraints file)
-COPY pyproject.toml README.md requirements.lock ./
+# the package with the console extra, at the tested versions (requirements.lock is a pip constraints file); the
+# wheel also carries config/, the demo data, the console and its pages (setup.py), so they are copied before it.
+# The console also runs from the source tree (streamlit run console/app.py); config/ is the default configuration
+COPY pyproject.toml setup.py MANIFEST.in README.md requirements.lock ./
 COPY engine ./engine
-RUN pip install -c requirements.lock . \
- && alpha --help > /dev/null
-
-# the console runs from the source tree (streamlit run console/app.py); config/ is the default configuration
 COPY console ./console
 COPY pages ./pages
 COPY config ./config
 COPY data ./data
 COPY .streamlit ./.streamlit
+RUN pip install -c requirements.lock '.[console]' \
+ && alpha --help > /dev/null
 COPY --chmod=0755 deploy/daily-loop.sh /usr/local/bin/alpha-daily-loop
 
 USER alpha

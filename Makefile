@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup bench clean lock
+.PHONY: run test test-lowest setup bench clean lock
 
 setup: $(STAMP)
 
@@ -31,7 +31,13 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The lowest declared versions: a separate venv (.venv-lowest) with every dependency at its pyproject.toml floor,
+# then the unit tests (minutes; not part of `make test`). Run it after changing a floor or adding a dependency.
+test-lowest:
+	PYTHON=$(PYTHON) .ci/lowest
 
 # Benchmarks against the bare cost of the same work: benchmarks/results.json and benchmarks/RESULTS.md.
 # Several minutes; `make bench BENCH_ARGS=--quick` for a smoke run, BENCH_ARGS="--only gateway" for one.
@@ -39,4 +45,4 @@ bench: setup
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-lowest .data .pytest_cache .hypothesis

@@ -26,7 +26,10 @@ from engine.core.errors import AlphaError  # noqa: E402
 from engine.adapters.users import (UsersFileInvalid, UsersFileMissing, demo_mode, demo_password, demo_users,  # noqa: E402
                           load_users, users_file)
 
-PAGES = ROOT / "pages"
+# the pages: pages/ in a checkout; console/pages/ in an installed wheel (setup.py copies them there)
+PAGES = Path(__file__).resolve().parent / "pages"
+if not PAGES.is_dir():
+    PAGES = ROOT / "pages"
 
 st.set_page_config(page_title="Alpha console", page_icon=":material/shield:", layout="wide")
 

@@ -16,14 +16,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.core.errors import ConfigError
+from engine.core import defaults
+from engine.core.errors import ConfigError, InvalidRequest
 
 PHASES = ("shadow", "parallel", "assisted", "autonomous")
 Phase = Literal["shadow", "parallel", "assisted", "autonomous"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 EXTERNAL_APIS = ("ghl", "linkedin", "clay", "supabase", "llm", "slack")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = defaults.PROJECT_ROOT
 
 
 class _Strict(BaseModel):
@@ -282,13 +283,37 @@ class Settings:
 # --------------------------------------------------------------------------------------------- loading
 
 def default_config_dir() -> Path:
+    """The configuration folder: ``$ALPHA_CONFIG_DIR``; else ``./config`` when the working directory holds one (a
+    checkout, or a deployment's own folder); else the defaults shipped with the package (read-only: ``alpha init
+    --new-config DIR`` writes an editable copy)."""
     env = os.environ.get("ALPHA_CONFIG_DIR")
     if env:
         return Path(env)
     local = Path.cwd() / "config"
     if (local / "production.json").exists():
         return local
-    return PROJECT_ROOT / "config"
+    return defaults.packaged_config_dir()
+
+
+def write_new_config(dest: str | Path) -> list[Path]:
+    """Write a copy of the packaged default configuration into ``dest`` for the operator to edit; the files
+    written. Refuses (InvalidRequest naming every file) rather than overwrite anything."""
+    try:
+        return defaults.write_new_config(dest)
+    except defaults.NewConfigRefused as e:
+        raise InvalidRequest(str(e)) from None
+    except OSError as e:
+        raise InvalidRequest(f"{getattr(e, 'filename', None) or dest}: cannot write the configuration "
+                             f"({e.strerror or e})") from None
+
+
+def refuse_packaged_config_write(path: str | Path) -> None:
+    """Raise ConfigError when ``path`` lies in the configuration installed with the package: it is read-only by
+    contract (an upgrade replaces it), so state such as the console users file must not be written there."""
+    if defaults.is_packaged_config(path):
+        raise ConfigError([f"{path}: is inside the default configuration installed with the package, which is "
+                           "read-only; run `alpha init --new-config DIR`, set ALPHA_CONFIG_DIR=DIR and try again "
+                           "(or set ALPHA_USERS_FILE for the users file alone)"])
 
 
 def _printable(text: str) -> str:
@@ -467,7 +492,7 @@ def load_settings(config_dir: str | Path | None = None) -> Settings:
     problems: list[str] = []
     if not cdir.is_dir():
         raise ConfigError([f"{cdir}: configuration folder not found "
-                           "(set ALPHA_CONFIG_DIR or run from the repository root)"])
+                           "(set ALPHA_CONFIG_DIR to a folder made by `alpha init --new-config DIR`)"])
     prod = _validate(ProductionConfig, cdir / "production.json", problems)
     warm = _validate(WarmupPlan, cdir / "warmup_plan.json", problems)
     perms = _validate(PermissionsConfig, cdir / "permissions.json", problems)

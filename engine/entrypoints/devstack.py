@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Callable, Iterator, TextIO
 
 from engine.core.errors import AlphaError, InvalidRequest
+from engine.entrypoints.console_server import console_argv, require_console
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,9 +98,7 @@ def stack_parts(console_port: int, ghl_port: int, webhook_port: int, worker_inte
         Part("webhooks", _cli("webhooks", "serve", "--host", HOST, "--port", str(webhook_port)), webhook_port,
              "--webhook-port", health=f"{hooks}/healthz", url=hooks),
         Part("worker", _cli("worker", "--interval", str(worker_interval)), ready_text="worker started"),
-        Part("console", [sys.executable, "-m", "streamlit", "run", str(ROOT / "console" / "app.py"),
-                         "--server.address", HOST, "--server.port", str(console_port), "--server.headless", "true",
-                         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        Part("console", console_argv(HOST, console_port),
              console_port, "--console-port", health=f"{console}/_stcore/health", url=console),
     ]
 
@@ -260,29 +259,30 @@ class Supervisor:
 
     def stop(self) -> list[str]:
         """SIGTERM every running part's process group (reverse start order), then SIGKILL what is left."""
-        running = [p for p in reversed(self.parts) if p.proc is not None and p.proc.poll() is None]
-        for p in running:
-            _signal_group(p.proc, signal.SIGTERM)
+        running = [(p.name, p.proc) for p in reversed(self.parts) if p.proc is not None and p.proc.poll() is None]
+        for _, proc in running:
+            _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
-        for p in running:
+        for _, proc in running:
             try:
-                p.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(p.proc, signal.SIGKILL)
-                p.proc.wait(timeout=5)
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(timeout=5)
         for p in self.parts:  # anything a part left behind in its group
             if p.proc is not None:
                 _signal_group(p.proc, signal.SIGKILL)
             if p._log is not None:
                 p._log.close()
                 p._log = None
-        return [p.name for p in running]
+        return [name for name, _ in running]
 
     def _report(self, p: Part, timed_out: bool) -> None:
-        if timed_out:
+        code = p.proc.returncode if p.proc is not None else None  # None: it has not exited (it timed out)
+        if timed_out or code is None:
             what = f"did not answer within {self.ready_timeout:.0f} s" + (f" ({p.health})" if p.health else "")
         else:
-            what = f"exited with {_exit_text(p.proc.returncode)}"
+            what = f"exited with {_exit_text(code)}"
         print(f"\nalpha dev: the {p.name} {what}; stopping everything.", file=self.err, flush=True)
         lines = tail(p.log_path)
         if lines:
@@ -290,7 +290,7 @@ class Supervisor:
             for line in lines:
                 print(f"  | {line}", file=self.err)
         print(f"alpha dev: stopped because the {p.name} {'did not start' if timed_out else 'exited'} "
-              f"({'timeout' if timed_out else _exit_text(p.proc.returncode)}).", file=self.err, flush=True)
+              f"({'timeout' if timed_out or code is None else _exit_text(code)}).", file=self.err, flush=True)
 
     def run(self, banner: Callable[[], str] | None = None) -> int:
         """Start, wait, print the banner, watch; stop everything at the end. 0 after Ctrl-C/SIGTERM, 1 when a
@@ -312,7 +312,7 @@ class Supervisor:
                     print(banner(), file=self.out, flush=True)
                 failed = self.watch()
             if failed is not None:
-                self._report(failed, timed_out=failed.proc.poll() is None)
+                self._report(failed, timed_out=failed.proc is None or failed.proc.poll() is None)
         finally:
             for s in handled:  # a second Ctrl-C while stopping is ignored: the stop finishes
                 signal.signal(s, signal.SIG_IGN)
@@ -540,6 +540,7 @@ def run_dev(console_port: int = DEFAULT_CONSOLE_PORT, ghl_port: int = DEFAULT_GH
     from engine.adapters.users import demo_password
 
     out = out or sys.stdout
+    require_console("`alpha dev`")  # without the console extra: say so in one line, before anything starts
     parts = stack_parts(console_port, ghl_port, webhook_port)
     check_ports(parts)  # first: a busy port starts nothing and touches nothing
     load_env_file()  # as every `alpha` command does (.env never overrides the environment)

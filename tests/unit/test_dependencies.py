@@ -46,18 +46,29 @@ def _imports(folder: str) -> set[str]:
 
 
 def test_every_third_party_import_of_the_shipped_code_is_declared():
-    declared = set(_declared())
+    """engine/ needs only the required dependencies (a worker host installs plain alpha-swarm); the console and
+    its pages may also use the `console` extra."""
     dists = packages_distributions()
     missing = {}
     for folder in SHIPPED:
+        declared = set(_declared()) | (set(_declared("console")) if folder in ("console", "pages") else set())
         for mod in sorted(_imports(folder)):
             if mod in sys.stdlib_module_names or mod in FIRST_PARTY or mod == "__future__":
                 continue
             names = {_norm(d) for d in dists.get(mod, [])}
             assert names, f"{folder}: imports {mod!r}, which no installed distribution provides"
             if not names & declared:
-                missing[mod] = sorted(names)
-    assert not missing, f"imported but not declared in pyproject.toml dependencies: {missing}"
+                missing[f"{folder}: {mod}"] = sorted(names)
+    assert not missing, f"imported but not declared in pyproject.toml (dependencies, or the console extra for " \
+                        f"console/ and pages/): {missing}"
+
+
+def test_the_console_extra_holds_the_consoles_own_dependencies_and_dev_includes_it():
+    assert {"streamlit", "plotly"} <= set(_declared("console"))
+    assert not {"streamlit", "plotly"} & set(_declared()), "a worker host would install the console's dependencies"
+    assert "alpha-swarm" in _declared("dev"), "make setup installs .[dev]: it must include the console extra"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    assert any(re.fullmatch(r"alpha-swarm\[([\w,-]*,)?console(,[\w,-]*)?\]", r.replace(" ", "")) for r in extras)
 
 
 def test_the_lock_pins_every_declared_dependency_at_or_above_its_floor():
@@ -69,8 +80,10 @@ def test_the_lock_pins_every_declared_dependency_at_or_above_its_floor():
         if line:
             name, _, version = line.partition("==")
             pins[_norm(name)] = version
-    for group in (None, "dev"):
+    for group in (None, "console", "dev"):
         for name, spec in _declared(group).items():
+            if name == "alpha-swarm":  # dev includes the project's own console extra (checked above)
+                continue
             assert name in pins, f"{name} is declared but not pinned in requirements.lock (make lock)"
             assert pins[name] in SpecifierSet(spec.split(";")[0]), \
                 f"requirements.lock pins {name}=={pins[name]}, outside the declared {spec!r}"
