@@ -9,15 +9,17 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Callable
 
-from dotenv import dotenv_values
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from engine.adapters import audit
 from engine.core import identity
 from engine.adapters.breakers import Breakers
 from engine.core.clock import Clock, iso, system_clock
 from engine.core.config import EXTERNAL_APIS, Settings, database_url, load_settings
+from engine.core.envfile import data_dir, load_env_file
+from engine.services.approvals import ApprovalService
 from engine.services.control import ControlPlane, EnvKillSwitch, kill_state, live_sending_allowed
 from engine.adapters.db import Store
 from engine.core.envcheck import require_valid_env
@@ -25,26 +27,14 @@ from engine.core.errors import InvalidRequest
 from engine.adapters.executors import Executor, SandboxExecutor
 from engine.services.gateway import Gateway
 from engine.rules.guardrails.domain_health import next_cooling
-from engine.rules.guardrails.limits import HOUR, calendar_windows
-from engine.rules.guardrails.recipients import syntax_problem
 from engine.adapters.models import AuditHead, BreakerState, ControlState, DomainHealth, OutboxItem, Suppression
-from engine.queries.outbox import COUNTED, reconciliation_items, status_counts
+from engine.queries.outbox import is_in_doubt, reconciliation_items, status_counts, usage_summary
 from engine.services.permissions import Permissions
-from engine.rules.unsubscribe import load_secret, require_shared_secret
+from engine.services.readiness import PHASE_GATES, evidence
+from engine.services.suppressions import SUPPRESSION_REASONS, add_suppression, checked_request
+from engine.adapters.keyfile import load_secret, require_shared_secret
 
-SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "dnd", "manual")
-
-
-def load_env_file(env_file: str | Path | None = None) -> None:
-    """Load .env into the environment without overriding it. EMERGENCY_STOP is deliberately NOT copied:
-    it is read from the file on every decision so that editing .env stops running processes."""
-    path = Path(env_file or os.environ.get("ALPHA_ENV_FILE") or Path.cwd() / ".env")
-    if not path.is_file():
-        return
-    for k, v in dotenv_values(path).items():
-        if k == "EMERGENCY_STOP" or v is None:
-            continue
-        os.environ.setdefault(k, v)
+__all__ = ["App", "AlertDispatcher", "SUPPRESSION_REASONS", "data_dir", "default_executors", "load_env_file"]
 
 
 def default_executors(app: "App") -> dict[str, Executor]:
@@ -54,7 +44,7 @@ def default_executors(app: "App") -> dict[str, Executor]:
         from engine.adapters.ghl import GHLClient
         from engine.adapters.ghl_executor import GHLExecutor, suppress_on_dnd
 
-        ex = GHLExecutor(GHLClient.from_env(), on_dnd=suppress_on_dnd(app))
+        ex: Executor = GHLExecutor(GHLClient.from_env(), on_dnd=suppress_on_dnd(app))
     else:
         ex = SandboxExecutor(app.store, app.clock)
     return {"email": ex, "crm": ex}
@@ -63,7 +53,7 @@ def default_executors(app: "App") -> dict[str, Executor]:
 class AlertDispatcher:
     """Delivers alerts on one background thread so a slow Slack never blocks a send; flushed at exit."""
 
-    def __init__(self, alerter_factory):
+    def __init__(self, alerter_factory: Callable[[], Any]):
         self._factory = alerter_factory
         self._q: "queue.Queue[dict | None]" = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -95,13 +85,30 @@ class AlertDispatcher:
             time.sleep(0.05)
 
 
-def data_dir() -> Path:
-    return Path(os.environ.get("ALPHA_DATA_DIR") or ".data")
-
-
 class App:
+    """The composition root: every service is built here, through its constructor, from the settings, the store
+    and the clock. Lower layers never import this class; they take what they use of it as a parameter (typed by a
+    Protocol of their own where they need it)."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    env_kill: EnvKillSwitch
+    alerts: AlertDispatcher
+    breakers: Breakers
+    control: ControlPlane
+    permissions: Permissions
+    secret: bytes
+    executors: dict[str, Executor]
+    approvals: ApprovalService
+    gateway: Gateway
+
     def __init__(self, settings: Settings | None = None, store: Store | None = None, clock: Clock | None = None,
-                 executors: dict[str, Executor] | None = None, env_file: str | Path | None = None):
+                 executors: dict[str, Executor] | None = None, env_file: str | Path | None = None, *,
+                 secret: bytes | None = None, icp=None, quiet: bool = False):
+        """``secret``: the unsubscribe secret (default: ALPHA_UNSUBSCRIBE_SECRET or the generated key file);
+        ``icp``: the ideal customer profile (default: config/icp.json, loaded on first use); ``quiet``: control
+        changes and breaker transitions raise no alerts (a scratch engine's planted drills are not news)."""
         load_env_file(env_file)
         # every bad environment variable listed (EnvError, exit code 2) before anything runs
         require_valid_env(env_file=env_file or os.environ.get("ALPHA_ENV_FILE") or Path.cwd() / ".env")
@@ -110,26 +117,27 @@ class App:
         self.store = store or Store(database_url())
         self.clock = clock or system_clock
         self.env_kill = EnvKillSwitch(env_file)
-        self.control = ControlPlane(self.store, self.settings, self.clock, self.env_kill)
-        self.control.app = self
-        self.permissions = Permissions(self.store, self.settings, self.clock)
-        self.breakers = Breakers(self.store, self.settings, self.clock)
-        self.secret = load_secret(data_dir())
         self._alerter = None
         self._llm = None
-        self._icp = None
+        self._icp = icp
         self.alerts = AlertDispatcher(lambda: self.alerter)
-        self.breakers.on_transition = self._breaker_alert
-        self.control.on_change = self.alert_dict
-        if executors is None:
-            executors = default_executors(self)
-        self.executors = executors
-        self.gateway = Gateway(self.store, self.settings, self.clock, self.executors, self.env_kill,
-                               self.permissions, self.breakers, self.secret)
-        from engine.services.approvals import ApprovalService
-
+        self.breakers = Breakers(self.store, self.settings, self.clock,
+                                 on_transition=None if quiet else self._breaker_alert)
+        self.control = ControlPlane(self.store, self.settings, self.clock, self.env_kill,
+                                    on_change=None if quiet else self.alert_dict,
+                                    gates=PHASE_GATES, evidence=lambda: evidence(self))
+        self.permissions = Permissions(self.store, self.settings, self.clock)
+        self.secret = load_secret(data_dir()) if secret is None else secret
+        self.executors = default_executors(self) if executors is None else executors
         self.approvals = ApprovalService(self)
-        self.gateway.approval_fields = self.approvals.new_fields
+        self.gateway = Gateway(self.store, self.settings, self.clock, self.executors, self.env_kill,
+                               self.permissions, self.breakers, self.secret, approval_fields=self.approvals.new_fields)
+
+    def scratch(self, store: Store, clock: Clock, executors: dict[str, Executor]) -> App:
+        """A quiet second engine with this one's settings, unsubscribe secret and ICP on another store, clock and
+        executors: for drills (engine/services/canary.py) that must never touch this engine's state."""
+        return App(settings=self.settings, store=store, clock=clock, executors=executors, secret=self.secret,
+                   icp=self.icp, quiet=True)
 
     # ------------------------------------------------------------------------------------ integrations
 
@@ -247,7 +255,7 @@ class App:
         restart costs one indexed query per table. Returns how many rows changed."""
         import sqlalchemy as sa
 
-        from engine.adapters.models import Lead
+        from engine.adapters.models import Lead, table_of
 
         fp = identity.rules_fingerprint()
         changed = 0
@@ -255,9 +263,9 @@ class App:
             ctl = s.get(ControlState, 1)
             walk_all = full or ctl is None or ctl.address_rules_fp != fp
             conn = s.connection()
-            for table, pk, col, key in ((OutboxItem.__table__, "id", "to_email", "to_key"),
-                                        (Suppression.__table__, "email", "email", "address_key"),
-                                        (Lead.__table__, "id", "email", "email_key")):
+            for table, pk, col, key in ((table_of(OutboxItem), "id", "to_email", "to_key"),
+                                        (table_of(Suppression), "email", "email", "address_key"),
+                                        (table_of(Lead), "id", "email", "email_key")):
                 q = sa.select(table.c[pk], table.c[col], table.c[key]).where(table.c[col].is_not(None))
                 if not walk_all:
                     q = q.where(table.c[key].is_(None))
@@ -274,23 +282,14 @@ class App:
     # ------------------------------------------------------------------------------------ lists
 
     def suppress(self, email: str, reason: str, actor: str, source: str = "manual", detail: str = "") -> bool:
-        email = email.strip().lower()
-        if reason not in SUPPRESSION_REASONS:
-            raise InvalidRequest(f"reason must be one of {', '.join(SUPPRESSION_REASONS)}, not {reason!r}")
-        if syntax_problem(email):
-            raise InvalidRequest(f"{email!r} is not an email address: {syntax_problem(email)}")
+        """A person's suppression (console, CLI): engine/services/suppressions.py, as every other path."""
+        email = checked_request(email, reason)
         now = self.clock()
         with self.store.write() as s:
-            row = s.get(Suppression, email)
-            if row is not None:
-                return False
-            s.add(Suppression(email=email, reason=reason, source=source, detail=detail, created_at=now))
-            audit.append(s, event="suppression.add", actor=actor, now=now, ref=email, status=reason,
-                         data={"source": source, "detail": detail})
-            return True
+            return add_suppression(s, email, reason, source, detail, now, actor)
 
     def unsuppress(self, email: str, reason: str, actor: str) -> bool:
-        email = email.strip().lower()
+        email = identity.normalise_address(email)
         if not reason.strip():
             raise InvalidRequest("a reason is required (--reason)")
         now = self.clock()
@@ -306,7 +305,7 @@ class App:
 
     def suppressions(self, limit: int = 100) -> list[Suppression]:
         with self.store.read() as s:
-            return list(s.exec(select(Suppression).order_by(Suppression.created_at.desc()).limit(limit)).all())
+            return list(s.exec(select(Suppression).order_by(col(Suppression.created_at).desc()).limit(limit)).all())
 
     def set_domain_health(self, domain: str, score: float, reason: str, actor: str) -> DomainHealth:
         if not 0 <= score <= 100:
@@ -333,35 +332,8 @@ class App:
 
     def usage(self, now: datetime | None = None) -> dict:
         now = now or self.clock()
-        lim = self.settings.limits
-        win = calendar_windows(now, lim.limits_timezone)
-        with self.store.read() as s:
-            ctl = self.control.state(s)
-            counted = OutboxItem.status.in_(COUNTED)
-            email = OutboxItem.channel == "email"
-
-            def count(*where) -> int:
-                return int(s.exec(select(func.count()).select_from(OutboxItem).where(counted, email, *where)).one())
-
-            month = count(OutboxItem.reserved_at >= win["month_start"])
-            day = count(OutboxItem.reserved_at >= win["day_start"])
-            hour = count(OutboxItem.reserved_at > now - HOUR)
-            domains = s.exec(select(OutboxItem.to_domain, func.count()).where(
-                counted, email, OutboxItem.reserved_at > now - HOUR).group_by(OutboxItem.to_domain)
-                .order_by(func.count().desc()).limit(5)).all()
-            mailboxes = s.exec(select(OutboxItem.from_email, func.max(OutboxItem.reserved_at)).where(
-                counted, email).group_by(OutboxItem.from_email)).all()
-        cap, binding = self.settings.effective_daily_cap(ctl.warmup_phase)
-        return {
-            "monthly": {"used": month, "limit": lim.monthly_limit},
-            "daily": {"used": day, "limit": cap, "binding": binding, "daily_limit": lim.daily_limit,
-                      "warmup_phase": ctl.warmup_phase, "warmup_enabled": self.settings.warmup.enabled},
-            "hourly": {"used": hour, "limit": lim.hourly_limit, "window": "last 60 minutes"},
-            "per_domain_hourly": {"limit": lim.per_domain_hourly_limit,
-                                  "busiest": [{"domain": d, "used": n} for d, n in domains]},
-            "min_delay_seconds": {"limit": lim.min_delay_seconds,
-                                  "mailboxes": [{"from": f, "last_send": iso(t)} for f, t in mailboxes]},
-        }
+        with self.store.read() as s:  # counted as the limits count (engine/queries/outbox.py)
+            return usage_summary(s, self.settings, now, self.control.state(s).warmup_phase)
 
     def status(self) -> dict:
         from engine.queries.health import component_health
@@ -426,9 +398,7 @@ class App:
             row = s.get(OutboxItem, outbox_id)
             if row is None:
                 raise InvalidRequest(f"outbox row {outbox_id} does not exist")
-            in_doubt = row.status == "reconcile" or (row.status == "sending" and row.reserved_at is not None and (
-                now - row.reserved_at).total_seconds() >= self.settings.production.reconciliation.sending_stale_seconds)
-            if not in_doubt:
+            if not is_in_doubt(row, self.settings, now):
                 raise InvalidRequest(f"outbox row {outbox_id} is {row.status}, not awaiting reconciliation")
             before = row.status
             row.status, row.updated_at = outcome, now

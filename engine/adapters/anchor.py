@@ -48,8 +48,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
+from engine.adapters.ports import Alerting
 from engine.adapters import audit
 from engine.core.clock import iso
 from engine.core.errors import AlphaError, ConfigError
@@ -74,7 +75,7 @@ class CheckpointError(AlphaError):
 
 
 def _data_dir() -> Path:
-    from engine.app import data_dir
+    from engine.core.envfile import data_dir
 
     return data_dir()
 
@@ -134,7 +135,7 @@ def parse_private_key(data: bytes, where: str) -> Ed25519PrivateKey:
 def parse_public_key(data: bytes, where: str) -> Ed25519PublicKey:
     """A public key from PEM, OpenSSH (ssh-ed25519 ...), base64 of the raw 32 bytes, or a private key's PEM."""
     text = data.strip()
-    key = None
+    key: object = None  # whatever the text holds; only an Ed25519 public key passes the check below
     try:
         if b"-----BEGIN" in text and b"PRIVATE KEY" in text:
             key = parse_private_key(text, where).public_key()
@@ -303,8 +304,8 @@ def _walk(s, after_seq: int, after_hash: str, upto_seq: int, upto_hash: str, bat
                 "were deleted", upto_seq + 1)
     expected, prev, last = after_seq + 1, after_hash, after_seq
     while last < upto_seq:
-        rows = s.exec(select(AuditEntry).where(AuditEntry.seq > last, AuditEntry.seq <= upto_seq)
-                      .order_by(AuditEntry.seq).limit(batch)).all()
+        rows = s.exec(select(AuditEntry).where(col(AuditEntry.seq) > last, col(AuditEntry.seq) <= upto_seq)
+                      .order_by(col(AuditEntry.seq)).limit(batch)).all()
         if not rows:
             break
         for e in rows:
@@ -322,7 +323,7 @@ def _walk(s, after_seq: int, after_hash: str, upto_seq: int, upto_hash: str, bat
     return None, None
 
 
-def make_checkpoint(app, key: Ed25519PrivateKey, verified: tuple[int, str] | None = None) -> dict:
+def make_checkpoint(app: Alerting, key: Ed25519PrivateKey, verified: tuple[int, str] | None = None) -> dict:
     """Sign the current head after checking the chain up to it (from row 1, or on from ``verified``: a
     (seq, row_hash) already checked). Refuses an empty or broken chain (CheckpointError)."""
     after_seq, after_hash = verified if verified else (0, GENESIS_HASH)
@@ -358,8 +359,15 @@ class Destination:
     path: Path | None = None
     url: str | None = None
 
+    @property
+    def file(self) -> Path:
+        """The checkpoint file, for a destination without a URL (destination() always sets one of the two)."""
+        if self.path is None:
+            raise CheckpointError(f"the checkpoint destination has neither a file nor a URL ({DEST_ENV})")
+        return self.path
+
     def describe(self) -> str:
-        return safe_url(self.url) if self.url else os.path.abspath(self.path)
+        return safe_url(self.url) if self.url else os.path.abspath(self.file)
 
 
 def destination() -> Destination:
@@ -447,11 +455,11 @@ def deliver(cp: dict, dest: Destination, *, attempts: int = 4, backoff: float = 
     if dest.url:
         _post(dest.url, line, attempts, backoff, timeout, transport)
     else:
-        _append(dest.path, line)
+        _append(dest.file, line)
     return dest.describe()
 
 
-def checkpoint(app, *, verified: tuple[int, str] | None = None, dest: Destination | None = None,
+def checkpoint(app: Alerting, *, verified: tuple[int, str] | None = None, dest: Destination | None = None,
                key: Ed25519PrivateKey | None = None, **deliver_kw) -> dict:
     """Check the chain, sign its head and deliver the checkpoint now: {"checkpoint": {...}, "where": str}."""
     key = key or load_signing_key()
@@ -506,7 +514,7 @@ def _check_sig(cp: dict, keys: dict[str, Ed25519PublicKey]) -> str | None:
     return None
 
 
-def verify_checkpoints(app, lines: Iterable[str], pubkeys: Ed25519PublicKey | list[Ed25519PublicKey], *,
+def verify_checkpoints(app: Alerting, lines: Iterable[str], pubkeys: Ed25519PublicKey | list[Ed25519PublicKey], *,
                        chain: audit.VerifyResult | None = None, source: str = "", any_db: bool = False) -> dict:
     """Check every checkpoint line against the stored chain: its signature, that it names this database (unless
     ``any_db``), that row ``seq`` exists and holds the signed hash, and that the chain verifies up to it.
@@ -555,7 +563,7 @@ def verify_checkpoints(app, lines: Iterable[str], pubkeys: Ed25519PublicKey | li
     with app.store.read() as s:
         for i in range(0, len(seqs), 500):
             for seq, h in s.exec(select(AuditEntry.seq, AuditEntry.row_hash)
-                                 .where(AuditEntry.seq.in_(seqs[i:i + 500]))).all():
+                                 .where(col(AuditEntry.seq).in_(seqs[i:i + 500]))).all():
                 stored[seq] = h
         last_row = s.exec(select(func.max(AuditEntry.seq))).one() or 0
 
@@ -646,7 +654,7 @@ _STATES_LOCK = threading.Lock()
 RETRY_SECONDS = 60.0
 
 
-def maybe_checkpoint(app, every_seconds: float | None = None, every_rows: int | None = None, *,
+def maybe_checkpoint(app: Alerting, every_seconds: float | None = None, every_rows: int | None = None, *,
                      clock: Callable[[], float] = time.monotonic, **deliver_kw) -> dict | None:
     """Write a checkpoint when one is due: ``every_seconds`` since this process's last one, or ``every_rows``
     new rows, whichever first (defaults from the environment; 0 turns a trigger off); the first call writes one
@@ -705,7 +713,7 @@ class PeriodicCheckpoints:
     itself (``alpha worker``). ``start()`` resolves the settings, key and destination first, so a bad
     environment value stops the caller before it begins. Database outages are logged and retried."""
 
-    def __init__(self, app, poll: float = 5.0):
+    def __init__(self, app: Alerting, poll: float = 5.0):
         self.app = app
         self.poll = poll
         self._stop = threading.Event()

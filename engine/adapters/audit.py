@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from engine.core.clock import iso
+from engine.core.errors import DatabaseNotReady
 from engine.adapters.db import insert_many
-from engine.adapters.models import GENESIS_HASH, AuditEntry, AuditHead
+from engine.adapters.models import GENESIS_HASH, AuditEntry, AuditHead, table_of
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|cookie|private[_-]?key|signature)",
                          re.I)
@@ -84,7 +85,7 @@ def buffered(s: Session) -> Iterator[None]:
     try:
         yield
         if rows:
-            insert_many(s.connection(), AuditEntry.__table__, rows)
+            insert_many(s.connection(), table_of(AuditEntry), rows)
     finally:
         s.info.pop(_BUFFER, None)
 
@@ -94,7 +95,10 @@ def append(s: Session, *, event: str, actor: str, now: datetime, agent: str | No
            outbox_id: int | None = None, reasons: Iterable[str] = (), data: dict | None = None) -> AuditEntry | None:
     """Append one row. Must run inside Store.write() (the head row is locked there)."""
     head = s.get(AuditHead, 1)
-    values = {
+    if head is None:  # Store.write() refuses to open without it; a session from elsewhere may not have it
+        raise DatabaseNotReady("the audit_head row (id 1) is missing, so no audit row can be chained: "
+                               "the database was not initialised (run `alpha init`)")
+    values: dict[str, Any] = {
         "seq": head.last_seq + 1,
         "at": iso(now),
         "actor": (actor or "unknown")[:200],
@@ -144,10 +148,10 @@ def verify(s: Session, batch: int = 5000) -> VerifyResult:
     expected_seq, expected_prev, count = 1, GENESIS_HASH, 0
     last = 0
     while True:
-        q = select(AuditEntry).where(AuditEntry.seq > last)
+        q = select(AuditEntry).where(col(AuditEntry.seq) > last)
         if bound is not None:
-            q = q.where(AuditEntry.seq <= bound)
-        rows = s.exec(q.order_by(AuditEntry.seq).limit(batch)).all()
+            q = q.where(col(AuditEntry.seq) <= bound)
+        rows = s.exec(q.order_by(col(AuditEntry.seq)).limit(batch)).all()
         if not rows:
             break
         for e in rows:

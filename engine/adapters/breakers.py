@@ -96,9 +96,10 @@ def _apply(row: BreakerState, b: Snapshot, now: datetime) -> None:
 
 
 class Breakers:
-    def __init__(self, store: Store, settings: Settings, clock: Clock):
+    def __init__(self, store: Store, settings: Settings, clock: Clock,
+                 on_transition: Callable[[str, str, str, str | None], None] | None = None):
         self.store, self.settings, self.clock = store, settings, clock
-        self.on_transition: Callable[[str, str, str, str | None], None] | None = None
+        self.on_transition = on_transition  # told (name, before, after, detail) of every committed transition
         self._local = threading.local()
 
     def _pending(self) -> list:

@@ -7,7 +7,6 @@ order that every process shares, so limits cannot be overshot by concurrent work
 """
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -19,7 +18,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session, create_engine, select
 
 from engine.core.errors import DatabaseNotReady
-from engine.adapters.models import AuditHead
+from engine.adapters.models import AuditHead, ControlState
 
 
 class DatabaseUnreachable(DatabaseNotReady):
@@ -146,12 +145,18 @@ class Store:
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
-        return before, self.current_revision()
+        after = self.current_revision()
+        if after is None:
+            raise DatabaseNotReady(f"upgrading {self.display_url} left no schema revision (alembic_version is empty)")
+        return before, after
 
     def head_revision(self) -> str:
         from alembic.script import ScriptDirectory
 
-        return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+        head = ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+        if head is None:
+            raise DatabaseNotReady(f"no migration found in {MIGRATIONS_DIR}: the installed package is incomplete")
+        return head
 
     def connect(self) -> sa.Connection:
         """A connection, or DatabaseUnreachable (never "not initialised") when none can be made."""
@@ -197,6 +202,16 @@ class Store:
         self.engine.dispose()
 
 
+def control_row(s: Session) -> ControlState:
+    """The one control_state row (id 1), which the first migration seeds. Without it nothing can be decided (kill
+    switch, phase, warm-up): DatabaseNotReady says so, where reading the row's fields would fail on None."""
+    row = s.get(ControlState, 1)
+    if row is None:
+        raise DatabaseNotReady("the control_state row (id 1) is missing: the database was not initialised by "
+                               "`alpha init` (or the row was deleted); run `alpha init`")
+    return row
+
+
 def insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     """INSERT ``rows`` (dicts with the same keys) in one executemany, converting each value with its column
     type's own bind processor (as SQLAlchemy would) but without compiling parameters row by row, which costs
@@ -208,7 +223,7 @@ def insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     extra = {}
     for c in table.columns:
         if c.key not in rows[0] and c.default is not None:
-            if not c.default.is_scalar:
+            if not (isinstance(c.default, sa.ColumnDefault) and c.default.is_scalar):
                 conn.execute(sa.insert(table), rows)
                 return
             extra[c.key] = c.default.arg
@@ -232,4 +247,6 @@ def default_store() -> Store:
 
 
 def is_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    from engine.core.envcheck import env_flag
+
+    return env_flag("CI")

@@ -250,7 +250,7 @@ class GHLClient:
         self.limiter = limiter or RateLimiter(clock=clock, sleep=sleep)
         headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json",
                    "User-Agent": "alpha-swarm-ghl/1.0"}
-        common = dict(base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout),
+        common: dict[str, Any] = dict(base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout),
                       event_hooks=event_hooks or {}, follow_redirects=False)
         self._http = httpx.Client(transport=transport, **common)
         # Sends open a fresh connection each time (see the module docstring).

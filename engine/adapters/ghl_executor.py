@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from engine.adapters.ports import Suppressing
 from engine.adapters.executors import AmbiguousFailure, DefiniteFailure, Delivery, Message
 from engine.adapters.ghl import (GHLAmbiguousSend, GHLAuthError, GHLClient, GHLError, GHLNotFound, GHLRateLimited,
 GHLServerError,
@@ -52,7 +53,7 @@ def dnd_detail(contact: dict) -> str:
         (f" ({extra})" if extra else "")
 
 
-def suppress_on_dnd(app, actor: str = "executor:ghl") -> Callable[[str, str], Any]:
+def suppress_on_dnd(app: Suppressing, actor: str = "executor:ghl") -> Callable[[str, str], Any]:
     """An ``on_dnd`` callback that adds the address to the engine's suppression list (reason 'dnd')."""
 
     def on_dnd(email: str, detail: str) -> None:
@@ -105,7 +106,7 @@ class GHLExecutor:
     def _send_email(self, msg: Message) -> Delivery:
         if not msg.to:
             raise DefiniteFailure("an email needs a recipient", counts_against_breaker=False)
-        contact = self._contact(msg.to, create=True, record=msg.record)
+        contact = self._find_or_create(msg.to, msg.record)
         self._check_dnd(msg.to, contact)
         try:
             resp = self.client.send_email(contact["id"], msg.subject or "", msg.html, msg.from_, text=msg.text,
@@ -137,23 +138,24 @@ class GHLExecutor:
             raise DefiniteFailure("a CRM write needs the contact's email ('to')", counts_against_breaker=False)
         tags = list(msg.record.get("tags") or [])
         if msg.action == "crm_add_tag":
-            contact = self._contact(msg.to, create=True, record=msg.record)
+            contact = self._find_or_create(msg.to, msg.record)
             now = self.client.add_tags(contact["id"], tags)
             return Delivery(self.name, contact["id"], f"tags now: {', '.join(now)}")
-        contact = self._contact(msg.to, create=False, record=msg.record)
-        if contact is None:
+        found = self.client.find_contact_by_email(msg.to)
+        if found is None:
             return Delivery(self.name, None, "no GHL contact with that email: nothing to remove")
-        now = self.client.remove_tags(contact["id"], tags)
-        return Delivery(self.name, contact["id"], f"tags now: {', '.join(now) or '(none)'}")
+        now = self.client.remove_tags(found["id"], tags)
+        return Delivery(self.name, found["id"], f"tags now: {', '.join(now) or '(none)'}")
 
     # ------------------------------------------------------------------------------- helpers
 
     def _extra(self, record: dict) -> dict:
         return {"companyName": record["company"]} if record.get("company") else {}
 
-    def _contact(self, email: str, create: bool, record: dict) -> dict | None:
+    def _find_or_create(self, email: str, record: dict) -> dict:
+        """The GHL contact of ``email``, created (from the action's record) when GHL has none."""
         contact = self.client.find_contact_by_email(email)
-        if contact is None and create:
+        if contact is None:
             contact = self._upsert_contact(email, {"email": email, "source": self.source, **self._extra(record)})
         return contact
 

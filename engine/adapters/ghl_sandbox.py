@@ -50,7 +50,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
@@ -377,7 +377,8 @@ def h_location(state: SandboxState, req: "_Req", location_id: str) -> tuple[int,
                                            "allowFacebookNameMerge": False, "disableContactTimezone": False}}}
 
 
-ROUTES = [
+Handler = Callable[..., tuple[int, Any]]  # (state, request, *path groups) -> (status, JSON payload)
+ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
     ("GET", re.compile(r"^/contacts/search/duplicate$"), VERSION_CONTACTS, h_duplicate),
     ("POST", re.compile(r"^/contacts/upsert$"), VERSION_CONTACTS, h_upsert),
     ("POST", re.compile(r"^/contacts/([^/]+)/tags$"), VERSION_CONTACTS, h_add_tags),
@@ -467,7 +468,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/_sandbox/") or path == "/_sandbox":
             return self._control(state, path, body)
         req = _Req(self.command, path, query, self.headers, body)
-        log_row = {"method": self.command, "path": path, "query": query, "headers": req.safe_headers(),
+        log_row: dict[str, Any] = {"method": self.command, "path": path, "query": query,
+                                   "headers": req.safe_headers(),
                    "status": None, "fault": None, "at": _now_iso()}
         with state.lock:
             state.requests.append(log_row)
@@ -481,7 +483,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not allowed:
             return answer(429, error_body(429, "Too many requests. Please try again later."))
 
-        route = None
+        route: tuple[str, Handler, list[str]] | None = None
         for method, pattern, version, handler in ROUTES:
             m = pattern.match(path)
             if m and method == self.command:
@@ -501,7 +503,7 @@ class _Handler(BaseHTTPRequestHandler):
             what = "is missing" if not got else f"{got!r} is not supported by this endpoint"
             return answer(400, error_body(400, f"Version header {what}; expected Version: {version}"))
 
-        fault = state.take_fault(self.command, path)
+        fault = state.take_fault(self.command, path) or {}  # {}: no fault armed for this request
         name = fault["fault"] if fault else None
         log_row["fault"] = name
         if name == "drop_before":
@@ -576,6 +578,13 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404, error_body(404, f"Cannot {self.command} {path}"))
 
 
+def _host_port(address: tuple) -> tuple[str, int]:
+    """(host, port) of a bound AF_INET/AF_INET6 address. The socket reports the host as str; typeshed also allows
+    bytes, which would print as b'...' in a URL, so those are decoded."""
+    host, port = address[0], address[1]
+    return (host.decode() if isinstance(host, (bytes, bytearray)) else str(host)), int(port)
+
+
 class GHLSandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -588,7 +597,7 @@ class GHLSandboxServer(ThreadingHTTPServer):
 
     @property
     def base_url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = _host_port(self.server_address)
         return f"http://{host}:{port}"
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
@@ -663,7 +672,7 @@ def main(host: str = "127.0.0.1", port: int = 8765, *, location_id: str = DEFAUL
          token: str | None = None, verbose: bool = True) -> None:
     """Serve until interrupted."""
     server = GHLSandboxServer((host, port), SandboxState(location_id=location_id, token=token), verbose=verbose)
-    bound_host, bound_port = server.server_address[:2]
+    bound_host, bound_port = _host_port(server.server_address)
     print(f"GHL SANDBOX listening on http://{bound_host}:{bound_port}", flush=True)
     print(f"location id: {location_id}; {'any Bearer token' if token is None else 'the configured token'} "
           "is accepted; control endpoints under /_sandbox/", flush=True)

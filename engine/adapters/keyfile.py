@@ -22,3 +22,38 @@ def generated_key(path: str | Path) -> str:
         with os.fdopen(fd, "w") as f:
             f.write(key)
         return key
+
+
+# ---------------------------------------------------------------------------------------------- unsubscribe secret
+
+SECRET_ENV = "ALPHA_UNSUBSCRIBE_SECRET"
+
+
+def load_secret(data_dir: str | Path = ".data") -> bytes:
+    """ALPHA_UNSUBSCRIBE_SECRET, or a key generated once into .data/unsubscribe.key (kept out of git): the secret
+    engine.rules.unsubscribe signs and checks tokens with.
+
+    Several hosts must share one secret: set the variable on each of them (``require_shared_secret`` refuses
+    to start a long-running process on PostgreSQL, the multi-host storage, without it).
+    """
+    env = os.environ.get(SECRET_ENV, "")
+    if env:
+        return env.encode()
+    return generated_key(Path(data_dir) / "unsubscribe.key").encode()
+
+
+def require_shared_secret(dialect: str, what: str = "this process") -> None:
+    """Refuse (EnvError, exit code 2) to run ``what`` on a multi-host database (anything but SQLite) unless
+    ALPHA_UNSUBSCRIBE_SECRET is set: a key generated per host would make each host mint and verify different
+    unsubscribe tokens, so a link sent by one host would be refused by another host's receiver or worker."""
+    if dialect == "sqlite" or os.environ.get(SECRET_ENV, ""):
+        return
+    from engine.core.envcheck import SECRET_COMMAND, EnvError, Problem
+
+    raise EnvError([Problem(
+        SECRET_ENV, None,
+        f"not set, and {what} runs on {dialect}, the storage shared by several hosts: a key generated per host "
+        "would make each host sign unsubscribe links differently, so a link sent by one host would be refused by "
+        "another",
+        f"generate one with `{SECRET_COMMAND}` and set the SAME value on every host (worker, webhook receiver, "
+        "console, scheduler); a generated key file is only used on SQLite (one host)")])

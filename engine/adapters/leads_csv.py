@@ -55,13 +55,13 @@ from urllib.parse import urlsplit
 
 from engine.core.clock import UTC, Clock
 from engine.adapters.db import insert_many
-from engine.core.identity import canonical_address
+from engine.core.identity import canonical_address, normalise_address
 from engine.core.errors import AlphaError
 from engine.rules.guardrails.recipients import syntax_problem
+from engine.rules.leadfacts import employee_count
 
 BATCH_SIZE = 2000
 PROGRESS_EVERY = 500  # parse_leads_csv reports progress every this many data rows
-_MAX_EMPLOYEES = 10_000_000
 _MAX_VISITS = 100_000_000
 _SHOW = 60
 
@@ -221,11 +221,11 @@ def _decode(raw: bytes, path: Path, encoding: str | None = None) -> tuple[str, s
     head = raw[:65536]
     if head.count(b"\x00") > max(8, len(head) // 100):
         raise LeadFileError(f"{path} is not a text CSV file (it contains binary data): {_SAVE_AS}")
-    bom = raw.startswith(b"\xef\xbb\xbf")
-    if bom:
+    has_bom = raw.startswith(b"\xef\xbb\xbf")
+    if has_bom:
         raw = raw[3:]
     try:
-        return raw.decode("utf-8"), "utf-8-sig" if bom else "utf-8"
+        return raw.decode("utf-8"), "utf-8-sig" if has_bom else "utf-8"
     except UnicodeDecodeError:
         pass  # (a BOM on text that is not UTF-8 after all is dropped too)
     # Text never has many C0 control characters (no legacy code page uses those bytes inside a character); binary
@@ -539,14 +539,7 @@ def _text(value: str) -> str:
     return " ".join(_CONTROL.sub("", value).split())
 
 
-def normalise_email(value: str) -> str:
-    v = _text(value)
-    m = re.search(r"<([^<>]*)>", v)
-    if m:
-        v = m.group(1).strip()
-    if v.lower().startswith("mailto:"):
-        v = v[7:]
-    return unicodedata.normalize("NFC", v.strip().lower())
+normalise_email = normalise_address  # the one stored form of an address (engine/core/identity)
 
 
 def email_problem(email: str) -> str | None:
@@ -591,49 +584,11 @@ def normalise_linkedin(value: str) -> str:
     return out
 
 
-_COUNT_RANGE = re.compile(r"(\d+(?:\.\d+)?k?)(?:\s*(?:-|\u2013|\u2014|to)\s*(\d+(?:\.\d+)?k?))?\s*\+?")
-_COUNT_WORDS = re.compile(r"\s*(employees|employee|emps|emp|people|staff|ppl)\.?$")
-_THOUSANDS_DOT = re.compile(r"\d{1,3}(?:\.\d{3})+")
-
-
-def _count_number(s: str) -> float:
-    mult = 1000 if s.endswith("k") else 1
-    s = s.rstrip("k")
-    if _THOUSANDS_DOT.fullmatch(s) and mult == 1:  # "1.000" as written in Germany or the Netherlands
-        s = s.replace(".", "")
-    return float(s) * mult
-
-
-@lru_cache(maxsize=16384)  # pure, and values repeat from row to row (errors are not cached)
 def parse_employee_count(value: str) -> int | None:
-    """"250", "1,000+", "51-200" (the midpoint, rounded down, as engine.rules.icp reads it), "10k", "250.0", "Myself
-    Only".
-    0 means unknown (None). Raises ValueError."""
-    s = _text(value).lower()
-    if s in ("myself only", "self-employed", "self employed", "just me", "solo"):
-        return 1
-    s = re.sub(r"(?<=\d)[ ,_'](?=\d{3}\b)", "", s)  # thousands separators: 1,000 / 1 000 / 1'000
-    s = _COUNT_WORDS.sub("", s).strip()
-    m = _COUNT_RANGE.fullmatch(s)
-    bad = ValueError(f"{_show(value)} is not an employee count (expected e.g. 250, 51-200 or 1,000+)")
-    if not m:
-        raise bad
-    try:
-        lo = _count_number(m.group(1))
-        hi = _count_number(m.group(2)) if m.group(2) else None
-    except ValueError:
-        raise bad from None
-    if not math.isfinite(lo) or (hi is not None and not math.isfinite(hi)):  # 400 nines: a float overflow
-        raise ValueError(f"{_show(value)} is not a plausible employee count")
-    if hi is not None:
-        if hi < lo:
-            raise bad
-        n = int((lo + hi) // 2)
-    else:
-        n = int(lo)
-    if n > _MAX_EMPLOYEES:
-        raise ValueError(f"{_show(value)} is not a plausible employee count")
-    return n or None
+    """"250", "1,000+", "1.000", "51-200" (the midpoint, rounded down), "10k", "250.0", "Myself Only": read by
+    engine.rules.leadfacts, the one reading the scorer and the RB2B webhook share. 0 means unknown (None).
+    Raises ValueError naming the value."""
+    return employee_count(value)
 
 
 def parse_int(value: str, what: str) -> int:
@@ -773,12 +728,12 @@ def parse_datetime(value: str, day_first: bool | None = None) -> datetime:
         m = _NAMED_DATE.fullmatch(v)
         if m:
             if m.group(1):
-                d, mon, y = m.group(1), m.group(2), m.group(3)
+                day_s, mon, year_s = m.group(1), m.group(2), m.group(3)
             else:
-                mon, d, y = m.group(4), m.group(5), m.group(6)
+                mon, day_s, year_s = m.group(4), m.group(5), m.group(6)
             if mon not in _MONTHS:
                 raise bad
-            return _build(int(y), _MONTHS[mon], int(d), *m.group(7, 8, 9, 10, 11, 12))
+            return _build(int(year_s), _MONTHS[mon], int(day_s), *m.group(7, 8, 9, 10, 11, 12))
         from email.utils import parsedate_to_datetime
 
         dt = parsedate_to_datetime(value.strip())
@@ -850,7 +805,7 @@ class _Rows:
     delimiter: str
     unterminated: bool
     last: int
-    day_first: bool
+    day_first: bool | None  # None: the file's dates do not say (day_first_evidence); read month first
     limit: datetime | None
     data_json_col: int | None
     scorer: Callable[[Mapping], dict] | None = None
@@ -1048,7 +1003,7 @@ class _Parse:
         seen: dict[str, tuple[int, str]] = {}  # canonical address -> (row, email) of its first row
         if self.ctx is not None:
             if self.parallel:
-                yield from self._parallel(seen)
+                yield from self._parallel(seen, self.ctx)
             else:
                 for k, (n, r) in enumerate(self.body):
                     if self.progress and k and k % PROGRESS_EVERY == 0:
@@ -1059,13 +1014,13 @@ class _Parse:
         if self.progress:
             self.progress(total, total)
 
-    def _parallel(self, seen: dict[str, tuple[int, str]]) -> Iterable[list[dict]]:
+    def _parallel(self, seen: dict[str, tuple[int, str]], ctx: _Rows) -> Iterable[list[dict]]:
         import concurrent.futures as cf
 
         parts = [self.body[i:i + CHUNK] for i in range(0, len(self.body), CHUNK)]
         done = 0
         with cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=_mp_context(), initializer=_start_worker,
-                                    initargs=(self.ctx,)) as pool:
+                                    initargs=(ctx,)) as pool:
             futures = [pool.submit(_convert_chunk, part) for part in parts]
             for part, fut in zip(parts, futures):
                 before = len(self.result.rows)
@@ -1187,16 +1142,17 @@ def _upsert_batch(store, batch: list[dict], now: datetime, default_source: str,
     """
     from sqlalchemy import or_
     from sqlalchemy.exc import IntegrityError
-    from sqlmodel import select
+    from sqlmodel import col, select
 
-    from engine.adapters.models import Lead
+    from engine.adapters.models import Lead, table_of
 
     for attempt in range(3):
         try:
             with store.write_plain() as s:
                 emails = [r["email"] for r in batch]
                 keys = [r.get(KEY) or canonical_address(r["email"])[:320] for r in batch]
-                found = s.exec(select(Lead).where(or_(Lead.email.in_(emails), Lead.email_key.in_(keys)))).all()
+                found = s.exec(select(Lead).where(or_(col(Lead.email).in_(emails),
+                                                      col(Lead.email_key).in_(keys)))).all()
                 existing = {lead.email: lead for lead in found}
                 by_key: dict[str, Any] = {}
                 for lead in sorted(found, key=lambda x: x.id):  # the lowest id wins, as in events._lead_by
@@ -1222,7 +1178,7 @@ def _upsert_batch(store, batch: list[dict], now: datetime, default_source: str,
                         s.add(lead)
                         updated += 1
                 for rows in new.values():  # same keys in every row of one executemany (data omitted = SQL NULL)
-                    insert_many(s.connection(), Lead.__table__, rows)
+                    insert_many(s.connection(), table_of(Lead), rows)
             return len(new[True]) + len(new[False]), updated
         except IntegrityError:
             if attempt == 2:  # another writer keeps inserting the same emails: give up loudly
@@ -1333,10 +1289,10 @@ def write_leads_csv(path: str | Path, leads: Iterable[Any], columns: Iterable[st
 
 def export_leads(store, path: str | Path) -> int:
     """Every lead, in id order, to a CSV that re-imports as it was. Returns the number of leads written."""
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from engine.adapters.models import Lead
 
     with store.read() as s:
-        leads = s.exec(select(Lead).order_by(Lead.id).execution_options(yield_per=1000))
+        leads = s.exec(select(Lead).order_by(col(Lead.id)).execution_options(yield_per=1000))
         return write_leads_csv(path, leads)

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import httpx
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from engine.adapters.audit import REDACTED, redact
 from engine.core.clock import Clock, iso
@@ -369,11 +369,11 @@ class LLMChain:
         """Keys, models and base URLs from the environment, and the account's limits: ``ANTHROPIC_RPM`` /
         ``OPENAI_RPM`` (requests per minute, every request counted, retries included) and
         ``ALPHA_LLM_CONCURRENCY`` (calls in flight when drafting in bulk, default 8)."""
-        providers = [AnthropicProvider.from_env(timeout=timeout, transport=transport),
-                     OpenAIProvider.from_env(timeout=timeout, transport=transport),
-                     TemplateProvider(template)]
-        if "requests_per_minute" not in kw:
-            rpm = {p.name: n for p in providers if p.network and (n := _env_int(p.RPM_ENV)) is not None}
+        http: list[HTTPProvider] = [AnthropicProvider.from_env(timeout=timeout, transport=transport),
+                                    OpenAIProvider.from_env(timeout=timeout, transport=transport)]
+        providers: list[Provider] = [*http, TemplateProvider(template)]
+        if "requests_per_minute" not in kw:  # the template makes no request: only the network providers have one
+            rpm = {p.name: n for p in http if p.network and (n := _env_int(p.RPM_ENV)) is not None}
             kw["requests_per_minute"] = rpm or None
         if "concurrency" not in kw and (n := _env_int("ALPHA_LLM_CONCURRENCY")) is not None:
             kw["concurrency"] = n
@@ -532,7 +532,7 @@ class LLMChain:
 
     def _cache_lookup(self, candidates: list[tuple[HTTPProvider, str]]) -> tuple[HTTPProvider, LLMCache] | None:
         with self.store.read() as s:
-            rows = {r.key: r for r in s.exec(select(LLMCache).where(LLMCache.key.in_([k for _, k in candidates])))}
+            rows = {r.key: r for r in s.exec(select(LLMCache).where(col(LLMCache.key).in_([k for _, k in candidates])))}
         for p, k in candidates:
             if k in rows:
                 return p, rows[k]

@@ -150,7 +150,7 @@ def configure_logging(stream: IO[str] | None = None, env: dict | None = None) ->
     ConfigError naming the variable when a value is not one of the allowed ones. The variables may also be set in
     .env (read here first, as App() reads it, without overriding the environment)."""
     if env is None:
-        from engine.app import load_env_file
+        from engine.core.envfile import load_env_file
 
         load_env_file()
     fmt, level = log_format(env), log_level(env)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
@@ -43,6 +43,26 @@ def ts(**kw) -> Any:
 
 def js(default=None) -> Any:
     return Field(default=default, sa_column=Column(JSON, nullable=True))
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core ``Table`` of a table model, for bulk Core statements. SQLAlchemy's declarative mapping sets
+    ``__table__`` on the class when it is created, but SQLModel does not declare it, so a type checker cannot see
+    it: this is the one place that says so."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]  # set at class creation, not declared
+    return table
+
+
+class _Stored(Protocol):
+    id: Optional[int]
+
+
+def stored_id(row: _Stored) -> int:
+    """The primary key of a row read from the database (or flushed to it). Table models declare ``id`` Optional
+    because it is None until the row is first stored; reaching here without one is a bug, said plainly."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id: it has not been stored yet")
+    return row.id
 
 
 class ControlState(SQLModel, table=True):

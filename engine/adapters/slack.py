@@ -118,7 +118,7 @@ class _SecretFilter(logging.Filter):
     for a webhook the URL is the secret, so records on the httpx logger are scrubbed of registered webhook
     paths before any handler sees them."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.secrets: set[str] = set()
 
@@ -204,10 +204,11 @@ class SlackAlerter:
             log.warning("slack alert of unknown kind %r (sent anyway)", kind)
         now = self.clock()
         payload = build_payload(kind, title, text, fields, url, at=now)
-        if not self.configured:
+        webhook = self._url
+        if webhook is None:
             log.info("slack alert %s not sent: SLACK_WEBHOOK_URL is not configured", kind)
             return self._record(kind, payload, "not_configured", "SLACK_WEBHOOK_URL is not configured", now)
-        if not self._url.lower().startswith(("https://", "http://")):
+        if not webhook.lower().startswith(("https://", "http://")):
             log.warning("slack alert %s not sent: the webhook URL is not an http(s) URL", kind)
             return self._record(kind, payload, "failed", "the Slack webhook URL is not an http(s) URL", now)
 
@@ -219,7 +220,7 @@ class SlackAlerter:
                 return self._record(kind, payload, "failed", err, now)
 
         try:
-            attempts = self._post(payload)
+            attempts = self._post(webhook, payload)
         except _Failure as f:
             err = self._scrub(str(f))
             if self.breakers is not None:
@@ -232,7 +233,7 @@ class SlackAlerter:
             log.info("slack alert %s sent after %d attempts", kind, attempts)
         return self._record(kind, payload, "sent", None, now)
 
-    def _post(self, payload: dict) -> int:
+    def _post(self, webhook: str, payload: dict) -> int:
         """POST with bounded 429 handling. Returns the number of attempts; raises _Failure."""
         waited = 0.0
         attempt = 0
@@ -240,7 +241,7 @@ class SlackAlerter:
             while True:
                 attempt += 1
                 try:
-                    r = client.post(self._url, json=payload)
+                    r = client.post(webhook, json=payload)
                 except httpx.TimeoutException:
                     raise _Failure(f"timeout: no answer from Slack within {self.timeout:g}s "
                                    "(not retried: the message may have been posted)") from None

@@ -35,6 +35,7 @@ from pathlib import Path
 import bcrypt
 import yaml
 
+from engine.core.envcheck import truthy as _truthy  # the one reading of a boolean setting
 from engine.core.errors import AlphaError, InvalidRequest, NotFound
 
 ROLES = ("ae", "approver", "ops", "admin")
@@ -60,14 +61,10 @@ class UsersFileInvalid(AlphaError):
     exit_code = 2
 
 
-def _truthy(v: str | None) -> bool:
-    return (v or "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _load_env() -> None:
     """The .env file into the environment (without overriding it), as App() does: ALPHA_DEMO, ALPHA_USERS_FILE
     and ALPHA_DATA_DIR mean the same thing before and after the engine is built."""
-    from engine.app import load_env_file
+    from engine.core.envfile import load_env_file
 
     load_env_file()
 
@@ -78,7 +75,7 @@ def demo_mode() -> bool:
 
 
 def _data_dir() -> Path:
-    from engine.app import data_dir
+    from engine.core.envfile import data_dir
 
     _load_env()
     return data_dir()
@@ -89,23 +86,27 @@ def demo_users_file() -> Path:
     return _data_dir() / "demo_users.yaml"
 
 
-def production_users_file() -> Path:
-    """The real users file: ``$ALPHA_USERS_FILE``, else ``users.yaml`` in the config folder."""
+def production_users_file(config_dir: str | Path | None = None) -> Path:
+    """The real users file: ``$ALPHA_USERS_FILE``, else ``users.yaml`` in the config folder (``config_dir``: an
+    engine's own, else ``$ALPHA_CONFIG_DIR`` or the default)."""
     _load_env()
     env = os.environ.get("ALPHA_USERS_FILE", "").strip()
     if env:
         return Path(env)
-    from engine.core.config import default_config_dir
+    if config_dir is None:
+        from engine.core.config import default_config_dir
 
-    return default_config_dir() / "users.yaml"
+        config_dir = default_config_dir()
+    return Path(config_dir) / "users.yaml"
 
 
-def users_file(demo: bool | None = None) -> Path:
-    """The users file the console reads: the demo file in demo mode (ALPHA_USERS_FILE is ignored there, so demo
-    mode never touches the real users), else the production file."""
+def users_file(demo: bool | None = None, config_dir: str | Path | None = None) -> Path:
+    """The users file the console reads (and approvals check roles in): the demo file in demo mode
+    (ALPHA_USERS_FILE is ignored there, so demo mode never touches the real users), else the production file.
+    The one definition: engine/services/approvals.py asks it with its engine's ``config_dir``."""
     if demo_mode() if demo is None else demo:
         return demo_users_file()
-    return production_users_file()
+    return production_users_file(config_dir)
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -234,6 +235,9 @@ def _validate(path: Path, data) -> None:
 
 
 def _write(path: Path, data: dict) -> None:
+    from engine.core.config import refuse_packaged_config_write
+
+    refuse_packaged_config_write(path)  # never into the read-only defaults installed with the package
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".users.", suffix=".yaml", dir=path.parent)
     try:

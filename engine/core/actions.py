@@ -8,7 +8,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -280,7 +280,7 @@ def parse_action(raw: Any) -> Action:
         raise InvalidAction(problems, m.idempotency_key, raw)
     ev = m.evidence
     evidence = tuple(e.model_dump(exclude_none=True) for e in (ev if isinstance(ev, list) else [ev] if ev else []))
-    record_fields = dict(
+    draft = Action(
         agent=m.agent,
         action=m.action,
         idempotency_key=m.idempotency_key,
@@ -298,6 +298,6 @@ def parse_action(raw: Any) -> Action:
         approval_id=m.approval_id,
         tags=tuple(m.tags or ()),
         fields=m.fields,
+        payload_hash="",
     )
-    draft = Action(**record_fields, payload_hash="")
-    return Action(**record_fields, payload_hash=payload_hash(draft.to_record()))
+    return replace(draft, payload_hash=payload_hash(draft.to_record()))

@@ -62,7 +62,7 @@ class Var:
     choices: tuple[str, ...] = ()    # enum (compared case-insensitively)
     min_length: int = 0              # secret
     path: str = ""                   # path: "dir" or "file" (if it exists it must be one), "existing-file"
-    key: str = ""                    # key: "rsa" (any PEM public key) or "ed25519" (PEM or base64 of 32 bytes)
+    key: str = ""                    # key: "rsa" (PEM of an RSA key) or "ed25519" (PEM or base64 of 32 bytes)
     secret: bool = False             # never show the value
     messages: dict = field(default_factory=dict, hash=False, compare=False)  # custom texts: "nan", "neg"
 
@@ -307,6 +307,28 @@ def _check_destination(var: Var, v: str) -> tuple[str, str] | None:
     return None
 
 
+KEY_KINDS = {"rsa": "RSA", "ed25519": "Ed25519"}
+
+
+def key_kind(key: object) -> str:
+    """The kind of a loaded public key as people name it: RSA, EC, Ed25519, ..."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
+
+    kinds = ((rsa.RSAPublicKey, "RSA"), (ec.EllipticCurvePublicKey, "EC"), (ed25519.Ed25519PublicKey, "Ed25519"),
+             (ed448.Ed448PublicKey, "Ed448"), (x25519.X25519PublicKey, "X25519"), (x448.X448PublicKey, "X448"))
+    return next((name for cls, name in kinds if isinstance(key, cls)), type(key).__name__.replace("PublicKey", ""))
+
+
+def wrong_key_kind(var_key: str, key: object) -> tuple[str, str] | None:
+    """(what, fix) when a loaded public key is not of the kind ``var_key`` ("rsa", "ed25519") needs: its verify()
+    would take other arguments, so every signed webhook would fail instead of being checked."""
+    want, got = KEY_KINDS[var_key], key_kind(key)
+    if got == want:
+        return None
+    return (f"an {got} public key where an {want} key is needed (GHL signs this header with {want})",
+            "give GHL's RSA key in GHL_WEBHOOK_PUBLIC_KEY and its Ed25519 key in GHL_WEBHOOK_ED25519_PUBLIC_KEY")
+
+
 def _check_key(var: Var, v: str) -> tuple[str, str] | None:
     import base64
     import binascii
@@ -324,7 +346,9 @@ def _check_key(var: Var, v: str) -> tuple[str, str] | None:
         material = value.replace("\\n", "\n").encode()
     try:
         if material.startswith(b"-----"):
-            serialization.load_pem_public_key(material)
+            wrong = wrong_key_kind(var.key, serialization.load_pem_public_key(material))
+            if wrong is not None:
+                return wrong
         elif var.key == "ed25519":
             Ed25519PublicKey.from_public_bytes(base64.b64decode(material, validate=True))
         else:
@@ -406,7 +430,14 @@ def require_valid_env(environ: Mapping[str, str] | None = None, env_file: str | 
         raise EnvError(problems)
 
 
-def is_truthy(name: str, environ: Mapping[str, str] | None = None) -> bool:
-    """A boolean variable's value (1/true/yes/on, case-insensitive); unset or anything else is false."""
+def truthy(value: str | None) -> bool:
+    """The one reading of a boolean setting (environment variable, .env value): 1/true/yes/on, case-insensitive
+    and trimmed, are true; None, empty and anything else are false. ``check_env`` accepts exactly ``BOOL_TRUE`` and
+    ``BOOL_FALSE``, so a value it lets through means the same thing here."""
+    return (value or "").strip().lower() in BOOL_TRUE
+
+
+def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """A boolean variable's value, read with ``truthy`` (unset is false); ``environ`` defaults to ``os.environ``."""
     env = os.environ if environ is None else environ
-    return (env.get(name) or "").strip().lower() in BOOL_TRUE
+    return truthy(env.get(name))

@@ -10,10 +10,13 @@ Two spellings are the same recipient when they reach the same mailbox:
   (``googlemail.com`` is ``gmail.com``).
 
 Over-matching only ever holds mail back (a suppressed ``user@`` also stops ``user+x@``), so the rules err that way.
-The canonical form is for comparing and storing keys; mail still goes to the address as given.
+The canonical form is for comparing and storing keys; mail still goes to the address as given, cleaned by
+``normalise_address`` (the form stored in ``Lead.email``, ``Suppression.email`` and looked up by them). The
+canonical form is always taken of that cleaned form, so the stored address and its key never disagree.
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -92,6 +95,25 @@ def display_domain(domain: str | None) -> str:
         return d
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BRACKETED = re.compile(r"<([^<>]*)>")
+
+
+@lru_cache(maxsize=65536)
+def normalise_address(value: str | None) -> str:
+    """The one stored and shown form of an address as written ('' for none): one line (control characters
+    removed, white space collapsed), the address inside ``Name <address>``, no ``mailto:``, trimmed, lower-case,
+    Unicode NFC. The CSV importer, the webhooks and the suppression list all store this form, so a lookup by the
+    address as written finds what another path stored. Not a comparison key: see ``canonical_address``."""
+    v = " ".join(_CONTROL.sub("", value or "").split())
+    m = _BRACKETED.search(v)
+    if m:
+        v = m.group(1).strip()
+    if v.lower().startswith("mailto:"):
+        v = v[7:]
+    return unicodedata.normalize("NFC", v.strip().lower())
+
+
 @lru_cache(maxsize=65536)
 def _canonical(address: str, rules: Rules) -> str:
     a = _text(address)
@@ -116,9 +138,10 @@ def _canonical(address: str, rules: Rules) -> str:
 def canonical_address(address: str | None, rules: Rules | None = None) -> str:
     """The one form of ``address`` that every comparison of recipients uses ('' for none); ``rules`` default to
     the process's (``use_rules``)."""
-    if not address:
+    a = normalise_address(address) if address else ""
+    if not a:
         return ""
-    return _canonical(address, rules or _active[0])
+    return _canonical(a, rules or _active[0])
 
 
 def address_domain(address: str | None) -> str:

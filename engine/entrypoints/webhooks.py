@@ -30,12 +30,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from engine.core.envcheck import EnvError, Problem, wrong_key_kind
 from engine.services.events import EventService, parse_json_body
 from engine.rules.unsubscribe import verify_token
 
@@ -52,9 +54,30 @@ def _load_key_material(value: str) -> bytes:
     return value.replace("\\n", "\n").encode()
 
 
+def _wrong_kind(name: str, var_key: str, key: object) -> EnvError:
+    """A PEM key of another kind than ``var_key`` needs: its verify() takes other arguments, so every signed
+    webhook would fail with a TypeError instead of being checked. Refused when the keys are loaded."""
+    what, fix = wrong_key_kind(var_key, key) or ("not the kind of public key needed", "")
+    return EnvError([Problem(name, None, what, fix)])
+
+
+def _rsa_pem_key(material: bytes) -> RSAPublicKey:
+    key = serialization.load_pem_public_key(material)
+    if not isinstance(key, RSAPublicKey):
+        raise _wrong_kind("GHL_WEBHOOK_PUBLIC_KEY", "rsa", key)
+    return key
+
+
+def _ed25519_pem_key(material: bytes) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(material)
+    if not isinstance(key, Ed25519PublicKey):
+        raise _wrong_kind("GHL_WEBHOOK_ED25519_PUBLIC_KEY", "ed25519", key)
+    return key
+
+
 @dataclass
 class SignatureKeys:
-    rsa: object | None = None
+    rsa: RSAPublicKey | None = None
     ed25519: Ed25519PublicKey | None = None
 
     @classmethod
@@ -62,15 +85,14 @@ class SignatureKeys:
         keys = cls()
         rsa = os.environ.get("GHL_WEBHOOK_PUBLIC_KEY", "")
         if rsa.strip():
-            keys.rsa = serialization.load_pem_public_key(_load_key_material(rsa))
+            keys.rsa = _rsa_pem_key(_load_key_material(rsa))
         ed = os.environ.get("GHL_WEBHOOK_ED25519_PUBLIC_KEY", "")
         if ed.strip():
             material = _load_key_material(ed)
             if material.startswith(b"-----"):
-                key = serialization.load_pem_public_key(material)
+                keys.ed25519 = _ed25519_pem_key(material)
             else:
-                key = Ed25519PublicKey.from_public_bytes(base64.b64decode(material))
-            keys.ed25519 = key
+                keys.ed25519 = Ed25519PublicKey.from_public_bytes(base64.b64decode(material))
         return keys
 
     @property
@@ -377,3 +399,25 @@ def serve(host: str = "127.0.0.1", port: int = 8787, engine_app=None) -> None:
         import sys
 
         sys.exit(3)
+
+
+def one_click_post(engine_app, path: str):
+    """POST List-Unsubscribe=One-Click to the real receiver app of ``engine_app``, in process (no port needed): the
+    receiver run_unsubscribe_test (engine/services/canary.py) is given, since a service cannot import it."""
+    import httpx
+
+    async def go():
+        transport = httpx.ASGITransport(app=create_app(engine_app, keys=SignatureKeys()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+            return await client.post(path, content="List-Unsubscribe=One-Click",
+                                     headers={"content-type": "application/x-www-form-urlencoded"})
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no loop in this thread
+        return asyncio.run(go())
+    # a loop is already running in this thread (an async server, a sync Playwright session): use another thread
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
-from sqlmodel import func, literal, select, union_all
+from sqlmodel import col, func, literal, select, union_all
 
+from engine.adapters.ports import Stored
 from engine.adapters import audit
 from engine.core.clock import iso
 from engine.adapters.models import AuditEntry
@@ -53,19 +54,19 @@ class AuditFilter:
 
     def conditions(self) -> list:
         c = []
-        for col, val in ((AuditEntry.actor, self.actor), (AuditEntry.agent, self.agent),
-                         (AuditEntry.action, self.action), (AuditEntry.ref, self.ref)):
+        for column, val in ((AuditEntry.actor, self.actor), (AuditEntry.agent, self.agent),
+                            (AuditEntry.action, self.action), (AuditEntry.ref, self.ref)):
             if val is not None:
-                c.append(col == val)
+                c.append(col(column) == val)
         if self.events:
-            c.append(AuditEntry.event.in_(self.events))
+            c.append(col(AuditEntry.event).in_(self.events))
         if self.statuses:
-            c.append(AuditEntry.status.in_(self.statuses))
+            c.append(col(AuditEntry.status).in_(self.statuses))
         # ``at`` is fixed-width ISO text in UTC (clock.iso), so text order is time order.
         if self.since is not None:
-            c.append(AuditEntry.at >= iso(self.since))
+            c.append(col(AuditEntry.at) >= iso(self.since))
         if self.until is not None:
-            c.append(AuditEntry.at < iso(self.until))
+            c.append(col(AuditEntry.at) < iso(self.until))
         return c
 
 
@@ -84,7 +85,7 @@ def to_dict(e: AuditEntry) -> dict:
             "data": decode(e.data, {}), "row_hash": e.row_hash}
 
 
-def search(app, flt: AuditFilter | None = None, *, before_seq: int | None = None, limit: int = 50) -> dict:
+def search(app: Stored, flt: AuditFilter | None = None, *, before_seq: int | None = None, limit: int = 50) -> dict:
     """One page of matching rows, newest first.
 
     ``before_seq`` is the keyset cursor: only rows with a smaller ``seq`` (pass the previous page's
@@ -93,43 +94,45 @@ def search(app, flt: AuditFilter | None = None, *, before_seq: int | None = None
     limit = max(1, min(int(limit), MAX_PAGE))
     q = select(AuditEntry).where(*flt.conditions())
     if before_seq is not None:
-        q = q.where(AuditEntry.seq < int(before_seq))
+        q = q.where(col(AuditEntry.seq) < int(before_seq))
     with app.store.read() as s:
-        rows = s.exec(q.order_by(AuditEntry.seq.desc()).limit(limit + 1)).all()
+        rows = s.exec(q.order_by(col(AuditEntry.seq).desc()).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     return {"rows": [to_dict(r) for r in rows], "next_before_seq": rows[-1].seq if more else None}
 
 
-def count(app, flt: AuditFilter | None = None) -> int:
+def count(app: Stored, flt: AuditFilter | None = None) -> int:
     """How many rows match (all pages)."""
     flt = flt or AuditFilter()
     with app.store.read() as s:
         return int(s.exec(select(func.count()).select_from(AuditEntry).where(*flt.conditions())).one())
 
 
-def get(app, seq: int) -> dict | None:
+def get(app: Stored, seq: int) -> dict | None:
     with app.store.read() as s:
         e = s.get(AuditEntry, int(seq))
     return to_dict(e) if e is not None else None
 
 
-def facets(app, limit: int = FACET_LIMIT) -> dict[str, list[str]]:
+def facets(app: Stored, limit: int = FACET_LIMIT) -> dict[str, list[str]]:
     """The values each filter can take (distinct, sorted, at most ``limit`` each), for pick lists. One query."""
     parts = []
     for name in FACETS:
-        col = getattr(AuditEntry, name)
-        sub = (select(literal(name).label("facet"), col.label("value")).where(col.is_not(None), col != "")
-               .distinct().order_by(col).limit(limit).subquery())
+        column = getattr(AuditEntry, name)
+        sub = (select(literal(name).label("facet"), column.label("value")).where(column.is_not(None), column != "")
+               .distinct().order_by(column).limit(limit).subquery())
         parts.append(select(sub.c.facet, sub.c.value))
     out: dict[str, list[str]] = {name: [] for name in FACETS}
     with app.store.read() as s:
-        for facet, value in s.exec(union_all(*parts)).all():
+        # execute(), not exec(): sqlmodel types exec() for select()/DML only, and a UNION is a CompoundSelect
+        # (exec() would make the same call underneath)
+        for facet, value in s.execute(union_all(*parts)).all():
             out[facet].append(value)
     return {k: sorted(v) for k, v in out.items()}
 
 
-def verify_chain(app) -> dict:
+def verify_chain(app: Stored) -> dict:
     """Walk the whole hash chain (audit.verify) once: the result, how many rows were checked and how long it
     took. Costs a few seconds at 100,000 rows: call it on request, not on every render."""
     t0 = time.perf_counter()

@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 from typing import Iterable
 
-from sqlmodel import select
+from sqlmodel import col, select
 
+from engine.adapters.ports import Stored
 from engine.adapters.models import AuditEntry
 
 CONTROL_EVENTS = ("control.kill_switch", "control.phase", "control.maintenance", "control.warmup", "breaker.forced")
@@ -18,7 +19,7 @@ def _loads(text: str | None):
         return {}
 
 
-def recent_changes(app, events: Iterable[str] = CONTROL_EVENTS, limit: int = 20) -> list[dict]:
+def recent_changes(app: Stored, events: Iterable[str] = CONTROL_EVENTS, limit: int = 20) -> list[dict]:
     """The newest ``limit`` audit rows whose event is one of ``events``, as plain dicts
     (seq, at, event, status, actor, reason, before, after, forced)."""
     events = list(events)
@@ -26,8 +27,8 @@ def recent_changes(app, events: Iterable[str] = CONTROL_EVENTS, limit: int = 20)
     with app.store.read() as s:
         q = select(AuditEntry)
         if events:
-            q = q.where(AuditEntry.event.in_(events))
-        rows = s.exec(q.order_by(AuditEntry.seq.desc()).limit(limit)).all()
+            q = q.where(col(AuditEntry.event).in_(events))
+        rows = s.exec(q.order_by(col(AuditEntry.seq).desc()).limit(limit)).all()
     out = []
     for r in rows:
         data = _loads(r.data)

@@ -8,7 +8,7 @@ boundaries (a CASE expression, exact across DST changes and on SQLite and Postgr
 
 What counts, and why:
 - *sends per day*: outbox rows in ``sending``/``sent``/``reconcile`` by ``reserved_at``, e-mail only: exactly
-  what the daily cap counts (engine/queries/outbox.py COUNTED).
+  what the daily cap counts (engine/queries/outbox.py quota_rows).
 - *rates*: bounces and complaints (suppressions recorded in the window) over messages ``sent`` in the window
   (by ``sent_at``), per sending domain as the domain-health score computes them (engine/services/events.py); bounces
   that GHL did not attribute to a sending domain count in the total only.
@@ -19,16 +19,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, distinct
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
+from engine.adapters.ports import Configured
 from engine.queries.audit_log import decode
 from engine.core.clock import UTC, as_utc, iso
 from engine.core.errors import InvalidRequest
 from engine.adapters.models import AuditEntry, ControlState, DomainHealth, OutboxItem, Suppression
-from engine.queries.outbox import COUNTED
+from engine.queries.outbox import quota_rows
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -66,7 +68,20 @@ class Window:
         return self.midnight(self.end + timedelta(days=1))
 
 
-def window(app, days: int = DEFAULT_DAYS, start: date | None = None, end: date | None = None) -> Window:
+
+class _WarmupStatus(Protocol):
+    def warmup_status(self) -> dict: ...
+
+
+class WithWarmup(Configured, Protocol):
+    """What the report reads of the engine: the store, settings and clock, and the control plane's warm-up status
+    (engine.services.control.ControlPlane, which a query cannot import)."""
+
+    @property
+    def control(self) -> _WarmupStatus: ...
+
+
+def window(app: Configured, days: int = DEFAULT_DAYS, start: date | None = None, end: date | None = None) -> Window:
     """The last ``days`` days up to today (in the limits' time zone), or ``start``..``end``."""
     tz = app.settings.limits.limits_timezone
     today = as_utc(app.clock()).astimezone(ZoneInfo(tz)).date()
@@ -92,7 +107,8 @@ def _per_day(s, col, bounds, *where, measure=None, by=None) -> list[tuple]:
         col >= bounds[0], col < bounds[-1], *where).subquery()
     keys = [sub.c.day] + ([sub.c.by] if by is not None else [])
     agg = func.count(distinct(sub.c.m)) if measure is not None else func.count()
-    return s.exec(select(*keys, agg).group_by(*keys)).all()
+    selected = [*keys, agg]  # one starred list: sqlmodel's select() overloads cannot type `*keys, agg`
+    return s.exec(select(*selected).group_by(*keys)).all()
 
 
 def _rate(n: int, d: int) -> float | None:
@@ -101,16 +117,16 @@ def _rate(n: int, d: int) -> float | None:
 
 # ------------------------------------------------------------------------------------------------ warm-up
 
-def warmup_phases(app, win: Window, s=None) -> list[int]:
+def warmup_phases(app: Configured, win: Window, s=None) -> list[int]:
     """The warm-up phase in force at the end of each day of the window, replayed from the audit trail."""
     def run(s):
         ends = [iso(b) for b in win.bounds[1:]]
         last_before = s.exec(select(AuditEntry).where(AuditEntry.event == "control.warmup",
-                                                      AuditEntry.at < iso(win.since))
-                             .order_by(AuditEntry.seq.desc()).limit(1)).first()
+                                                      col(AuditEntry.at) < iso(win.since))
+                             .order_by(col(AuditEntry.seq).desc()).limit(1)).first()
         changes = s.exec(select(AuditEntry).where(AuditEntry.event == "control.warmup",
-                                                  AuditEntry.at >= iso(win.since), AuditEntry.at < ends[-1])
-                         .order_by(AuditEntry.seq).limit(MAX_EVENTS)).all()
+                                                  col(AuditEntry.at) >= iso(win.since), col(AuditEntry.at) < ends[-1])
+                         .order_by(col(AuditEntry.seq)).limit(MAX_EVENTS)).all()
         ctl = s.get(ControlState, 1)
         return last_before, changes, (ctl.warmup_phase if ctl else 1)
 
@@ -144,21 +160,20 @@ def warmup_phases(app, win: Window, s=None) -> list[int]:
 
 # ------------------------------------------------------------------------------------------------ queries
 
-def daily(app, win: Window) -> list[dict]:
+def daily(app: Configured, win: Window) -> list[dict]:
     """One row per day of the window: sends counted against the cap (by status), bounces, complaints, sends
     held by a cooling sending domain, the warm-up phase and the effective daily cap."""
     b = win.bounds
     bt = [iso(x) for x in b]
     with app.store.read() as s:
-        sends = _per_day(s, OutboxItem.reserved_at, b, OutboxItem.status.in_(COUNTED),
-                         OutboxItem.channel == "email", by=OutboxItem.status)
-        supp = _per_day(s, Suppression.created_at, b, Suppression.reason.in_(("bounced", "complained")),
+        sends = _per_day(s, OutboxItem.reserved_at, b, *quota_rows(), by=OutboxItem.status)
+        supp = _per_day(s, Suppression.created_at, b, col(Suppression.reason).in_(("bounced", "complained")),
                         by=Suppression.reason)
         held = _per_day(s, AuditEntry.at, bt, AuditEntry.event == "gateway.decision",
-                        AuditEntry.status == "deferred", AuditEntry.reasons.like('%"DOMAIN_COOLING"%'),
+                        AuditEntry.status == "deferred", col(AuditEntry.reasons).like('%"DOMAIN_COOLING"%'),
                         measure=AuditEntry.ref)
         phases = warmup_phases(app, win, s)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, d in enumerate(win.days):
         cap, binding = app.settings.effective_daily_cap(phases[i])
         rows.append({"day": d.isoformat(), "sent": 0, "sending": 0, "reconcile": 0, "counted": 0, "bounced": 0,
@@ -185,23 +200,23 @@ def _domain(email: str | None) -> str:
     return email.rsplit("@", 1)[1].lower() if email and "@" in email else ""
 
 
-def rates(app, win: Window) -> dict:
+def rates(app: Configured, win: Window) -> dict:
     """Bounce and complaint rates over the window, in total and per sending domain, with the domain-health
     guardrail's thresholds: {"total": {...}, "domains": [...], "max_bounce_rate", "max_complaint_rate"}."""
     cfg = app.settings.production.domain_health
     with app.store.read() as s:
         by_mailbox = s.exec(select(OutboxItem.from_email, func.count()).where(
-            OutboxItem.status == "sent", OutboxItem.channel == "email", OutboxItem.sent_at >= win.since,
-            OutboxItem.sent_at < win.until).group_by(OutboxItem.from_email)).all()
+            OutboxItem.status == "sent", OutboxItem.channel == "email", col(OutboxItem.sent_at) >= win.since,
+            col(OutboxItem.sent_at) < win.until).group_by(col(OutboxItem.from_email))).all()
         supp = s.exec(select(Suppression.source, Suppression.reason, func.count()).where(
-            Suppression.reason.in_(("bounced", "complained")), Suppression.created_at >= win.since,
-            Suppression.created_at < win.until).group_by(Suppression.source, Suppression.reason)).all()
+            col(Suppression.reason).in_(("bounced", "complained")), col(Suppression.created_at) >= win.since,
+            col(Suppression.created_at) < win.until).group_by(col(Suppression.source), col(Suppression.reason))).all()
     doms: dict[str, dict] = {}
 
     def dom(name: str) -> dict:
         return doms.setdefault(name, {"domain": name, "sent": 0, "bounced": 0, "complained": 0})
 
-    total = {"domain": "all", "sent": 0, "bounced": 0, "complained": 0}
+    total: dict[str, Any] = {"domain": "all", "sent": 0, "bounced": 0, "complained": 0}
     for mailbox, n in by_mailbox:
         dom(_domain(mailbox) or "(no sender)")["sent"] += int(n)
         total["sent"] += int(n)
@@ -220,7 +235,7 @@ def rates(app, win: Window) -> dict:
             "max_complaint_rate": cfg.max_complaint_rate}
 
 
-def domain_health(app) -> list[dict]:
+def domain_health(app: Configured) -> list[dict]:
     """Health of every sending domain: the configured from-addresses' domains and every domain with a recorded
     score (a domain without one counts as healthy, score 100)."""
     cfg = app.settings.production.domain_health
@@ -258,14 +273,15 @@ def _what(e: AuditEntry, data: dict) -> str:
     return e.event
 
 
-def events(app, win: Window, limit: int = 200) -> list[dict]:
+def events(app: Configured, win: Window, limit: int = 200) -> list[dict]:
     """Cooling and pause events in the window, newest first: domain health changes, kill switch and maintenance
     (the pauses), warm-up phase changes. Plain dicts (seq, at, event, what, ref, actor, score, reason)."""
     limit = max(1, min(int(limit), MAX_EVENTS))
     with app.store.read() as s:
-        rows = s.exec(select(AuditEntry).where(AuditEntry.event.in_(EVENTS), AuditEntry.at >= iso(win.since),
-                                               AuditEntry.at < iso(win.until))
-                      .order_by(AuditEntry.seq.desc()).limit(limit)).all()
+        rows = s.exec(select(AuditEntry).where(col(AuditEntry.event).in_(EVENTS),
+                                               col(AuditEntry.at) >= iso(win.since),
+                                               col(AuditEntry.at) < iso(win.until))
+                      .order_by(col(AuditEntry.seq).desc()).limit(limit)).all()
     out = []
     for e in rows:
         data = decode(e.data, {})
@@ -275,7 +291,7 @@ def events(app, win: Window, limit: int = 200) -> list[dict]:
     return out
 
 
-def report(app, days: int = DEFAULT_DAYS, start: date | None = None, end: date | None = None) -> dict:
+def report(app: WithWarmup, days: int = DEFAULT_DAYS, start: date | None = None, end: date | None = None) -> dict:
     """Everything the deliverability page shows, for one window."""
     win = window(app, days, start, end)
     return {"window": {"start": win.start.isoformat(), "end": win.end.isoformat(), "tz": win.tz,

@@ -13,10 +13,12 @@ import os
 import socket
 import time
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Mapping, Protocol
 
-from sqlmodel import delete
+from sqlmodel import col, delete
 
+from engine.adapters.executors import Executor
+from engine.adapters.ports import Configured
 from engine.core.clock import as_utc, duration_text, iso, system_clock
 
 OK, STALE, DOWN, NOT_CONFIGURED, SANDBOX, UNKNOWN = "ok", "stale", "down", "not_configured", "sandbox", "unknown"
@@ -46,7 +48,8 @@ def beat(store, component: str, info: dict | None = None, now: datetime | None =
     with store.write_plain() as s:
         row = s.get(Heartbeat, (component, inst))
         if row is None:  # a process's first beat: forget processes of this component silent for a week
-            s.exec(delete(Heartbeat).where(Heartbeat.component == component, Heartbeat.beat_at < now - FORGET_AFTER))
+            s.exec(delete(Heartbeat).where(col(Heartbeat.component) == component,
+                                           col(Heartbeat.beat_at) < now - FORGET_AFTER))
             s.add(Heartbeat(component=component, instance=inst, started_at=now, beat_at=now, info=info or {}))
         else:
             row.beat_at = now
@@ -97,7 +100,7 @@ def _latest_heartbeats(s, component: str) -> list:
     from engine.adapters.models import Heartbeat
 
     return list(s.exec(select(Heartbeat).where(Heartbeat.component == component)
-                       .order_by(Heartbeat.beat_at.desc())).all())
+                       .order_by(col(Heartbeat.beat_at).desc())).all())
 
 
 _ago = duration_text
@@ -169,7 +172,7 @@ def _scheduler(s, rows: list, now: datetime) -> dict:
     if rows:
         last, summary = as_utc(rows[0].beat_at), rows[0].info or {}
     run = s.exec(select(CheckRun).where(CheckRun.kind == "daily")
-                 .order_by(CheckRun.at.desc(), CheckRun.id.desc())).first()
+                 .order_by(col(CheckRun.at).desc(), col(CheckRun.id).desc())).first()
     if run is not None and run.at is not None and (last is None or as_utc(run.at) > last):
         last, summary = as_utc(run.at), ((run.results or [{}])[0] or {})
     if last is None:
@@ -197,7 +200,18 @@ def _head_revision(store) -> str:
     return _HEADS[key]
 
 
-def component_health(app, now: datetime | None = None) -> dict[str, dict]:
+class Observed(Configured, Protocol):
+    """What the health view reads of the engine (engine.app.App): store, settings and clock, the executors and
+    the sending mode (LIVE or SANDBOX)."""
+
+    @property
+    def executors(self) -> Mapping[str, Executor]: ...
+
+    @property
+    def mode(self) -> str: ...
+
+
+def component_health(app: Observed, now: datetime | None = None) -> dict[str, dict]:
     """Every component's measured health: database, schema, worker, webhook_receiver, scheduler (and the
     configuration and the sending executor). Never raises."""
     now = as_utc(now or app.clock())
@@ -243,7 +257,7 @@ def component_health(app, now: datetime | None = None) -> dict[str, dict]:
     return out
 
 
-def _static(app, out: dict) -> None:
+def _static(app: Observed, out: dict) -> None:
     """The configuration (loaded, or the engine would not exist) and where sends go."""
     out["config"] = _entry(OK, f"loaded from {app.settings.config_dir}", dir=str(app.settings.config_dir))
     try:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from sqlalchemy import func, or_
-from sqlmodel import select
+from sqlmodel import col, select
 
+from engine.adapters.ports import Stored
 from engine.core.errors import InvalidRequest
 from engine.adapters.leads_csv import neutralise
 from engine.adapters.models import Lead
@@ -50,17 +51,17 @@ def _filters(query: str, tier: str) -> list:
         raise InvalidRequest(f"the search is longer than {MAX_QUERY} characters")
     if q:
         pat = _like(q)
-        out.append(or_(Lead.email.ilike(pat, escape="\\"), Lead.company.ilike(pat, escape="\\")))
+        out.append(or_(col(Lead.email).ilike(pat, escape="\\"), col(Lead.company).ilike(pat, escape="\\")))
     if tier in ("1", "2", "3"):
-        out.append(Lead.tier == int(tier))
+        out.append(col(Lead.tier) == int(tier))
     elif tier == "disqualified":
-        out += [Lead.tier.is_(None), Lead.disqualified_reason.is_not(None)]
+        out += [col(Lead.tier).is_(None), col(Lead.disqualified_reason).is_not(None)]
     elif tier == "unscored":
-        out += [Lead.score.is_(None), Lead.disqualified_reason.is_(None)]
+        out += [col(Lead.score).is_(None), col(Lead.disqualified_reason).is_(None)]
     return out
 
 
-def search_leads(app, query: str = "", tier: str = "all", page: int = 1, per_page: int = 50) -> LeadPage:
+def search_leads(app: Stored, query: str = "", tier: str = "all", page: int = 1, per_page: int = 50) -> LeadPage:
     """Leads whose email or company contains ``query`` (case-insensitive), optionally of one tier
     (``TIER_FILTERS``: 1, 2, 3, disqualified = scored out, unscored = never scored), newest first, one page."""
     if not 1 <= per_page <= MAX_PER_PAGE:
@@ -71,13 +72,13 @@ def search_leads(app, query: str = "", tier: str = "all", page: int = 1, per_pag
         total = s.exec(select(func.count()).select_from(Lead).where(*where)).one()
         pages = max(1, -(-total // per_page))
         page = min(max(1, int(page)), pages)
-        result = s.exec(select(*cols).where(*where).order_by(Lead.id.desc())
+        result = s.exec(select(*cols).where(*where).order_by(col(Lead.id).desc())
                         .offset((page - 1) * per_page).limit(per_page)).all()
     rows = [dict(zip(LIST_COLUMNS, r)) for r in result]
     return LeadPage(rows=rows, total=total, page=page, pages=pages, per_page=per_page)
 
 
-def get_lead(app, lead_id: int) -> Lead | None:
+def get_lead(app: Stored, lead_id: int) -> Lead | None:
     """One lead (detached from the session), or None when there is no such lead."""
     with app.store.read() as s:
         lead = s.get(Lead, int(lead_id))

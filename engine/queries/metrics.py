@@ -37,7 +37,10 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
+from typing import Any, Iterable, Protocol
+
+from engine.adapters.breakers import Breakers
+from engine.queries.health import Observed
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0, 3 * 86400.0)
@@ -134,14 +137,14 @@ def _seconds_between(dialect: str, start, end):
 
 def _latency(s, dialect: str, start_col, buckets: tuple[float, ...]) -> tuple[list[int], float, int]:
     from sqlalchemy import case, func
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from engine.adapters.models import OutboxItem
 
     secs = _seconds_between(dialect, start_col, OutboxItem.sent_at)
     cols = [func.count(), func.coalesce(func.sum(secs), 0.0)]
     cols += [func.coalesce(func.sum(case((secs <= b, 1), else_=0)), 0) for b in buckets]
-    row = s.exec(select(*cols).where(OutboxItem.status == "sent", OutboxItem.sent_at.is_not(None),
+    row = s.exec(select(*cols).where(OutboxItem.status == "sent", col(OutboxItem.sent_at).is_not(None),
                                      start_col.is_not(None))).one()
     count, total, cumulative = int(row[0] or 0), float(row[1] or 0.0), [int(x or 0) for x in row[2:]]
     return cumulative, total, count
@@ -186,11 +189,28 @@ def _health_families(health: dict[str, dict], now: datetime) -> list[Family]:
     return [healthy, state, workers, age]
 
 
-def collect(app, now: datetime | None = None) -> list[Family]:
+class _ControlReader(Protocol):
+    def state(self) -> Any: ...  # the control_state row (engine.services.control.ControlPlane.state)
+
+    def kill(self) -> Any: ...  # the kill switch as it stands (.on)
+
+
+class Measured(Observed, Protocol):
+    """What the metrics read of the engine (engine.app.App): what the health view reads, the circuit breakers and
+    the control plane (which a query cannot import: services sit above queries)."""
+
+    @property
+    def breakers(self) -> Breakers: ...
+
+    @property
+    def control(self) -> _ControlReader: ...
+
+
+def collect(app: Measured, now: datetime | None = None) -> list[Family]:
     """Every family, read from ``app``'s database now. Never raises for an unreachable or empty database: it
     answers alpha_up 0 then."""
     from sqlalchemy import func
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from engine.core.clock import as_utc
     from engine.core.config import PHASES
@@ -238,8 +258,8 @@ def collect(app, now: datetime | None = None) -> list[Family]:
         by_reason: dict[tuple[str, str], int] = {}
         by_exec: dict[str, int] = {}
         rows = s.exec(select(AuditEntry.event, AuditEntry.status, AuditEntry.reasons, func.count())
-                      .where(AuditEntry.event.in_(("gateway.decision", "gateway.execution")))
-                      .group_by(AuditEntry.event, AuditEntry.status, AuditEntry.reasons)).all()
+                      .where(col(AuditEntry.event).in_(("gateway.decision", "gateway.execution")))
+                      .group_by(col(AuditEntry.event), col(AuditEntry.status), col(AuditEntry.reasons))).all()
         for event, status, raw, n in rows:
             status = status or "unknown"
             if event == "gateway.execution":
@@ -259,7 +279,7 @@ def collect(app, now: datetime | None = None) -> list[Family]:
         for st in sorted(set(STATUSES) | set(counts)):
             outbox.add(int(counts.get(st, 0)), {"status": st})
         due.add(int(s.exec(select(func.count()).where(OutboxItem.status == "deferred",
-                                                       OutboxItem.not_before <= now)).one() or 0))
+                                                       col(OutboxItem.not_before) <= now)).one() or 0))
         pend = dict(s.exec(select(Approval.kind, func.count()).where(Approval.status == "pending")
                            .group_by(Approval.kind)).all())
         for kind in sorted({"send", "hot_lead"} | set(pend)):
@@ -285,6 +305,6 @@ def collect(app, now: datetime | None = None) -> list[Family]:
                        phase, latency, call]
 
 
-def metrics_text(app, now: datetime | None = None) -> str:
+def metrics_text(app: Measured, now: datetime | None = None) -> str:
     """The exposition text for ``app`` (Prometheus text format 0.0.4)."""
     return render(collect(app, now))

@@ -22,8 +22,9 @@ from pathlib import Path
 from statistics import median
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
+from engine.adapters.ports import Stored
 from engine.core.clock import iso
 from engine.core.errors import InvalidRequest
 from engine.adapters.models import Approval, OutboxItem, Reply, ReviewItem, Suppression
@@ -65,7 +66,7 @@ def _codes(rows) -> Counter:
     return c
 
 
-def weekly(app, start: datetime, end: datetime, label: str = "", trend_weeks: int = 8) -> dict:
+def weekly(app: Stored, start: datetime, end: datetime, label: str = "", trend_weeks: int = 8) -> dict:
     if end <= start:
         raise InvalidRequest("the report window must end after it starts")
     in_window = lambda col: (col >= start) & (col < end)  # noqa: E731
@@ -74,7 +75,7 @@ def weekly(app, start: datetime, end: datetime, label: str = "", trend_weeks: in
         sent = count(OutboxItem.status == "sent", in_window(OutboxItem.sent_at))
         by_class = dict(s.exec(select(Reply.label, func.count()).where(in_window(Reply.received_at))
                                .group_by(Reply.label)).all())
-        referrals = count(Reply.label == "wrong_person", Reply.referral.is_not(None), Reply.referral != "",
+        referrals = count(Reply.label == "wrong_person", col(Reply.referral).is_not(None), Reply.referral != "",
                           in_window(Reply.received_at))
         # bounce notifications that arrived as replies (the reply table keeps the class, the suppression the cause)
         bounce_notices = count(Suppression.source == "reply:bounce", in_window(Suppression.created_at))
@@ -82,8 +83,8 @@ def weekly(app, start: datetime, end: datetime, label: str = "", trend_weeks: in
         complaints = count(Suppression.reason == "complained", in_window(Suppression.created_at))
         unsubscribes = count(Suppression.reason == "unsubscribed", in_window(Suppression.created_at))
 
-        decided = s.exec(select(Approval.kind, Approval.status, Approval.requested_at, Approval.decided_at,
-                                Approval.requested_by)
+        decided = s.exec(select(col(Approval.kind), col(Approval.status), col(Approval.requested_at),
+                                col(Approval.decided_at))
                          .where(in_window(Approval.decided_at))).all()
         requested = count(Approval.kind == "send", in_window(Approval.requested_at))
         breaches = count(Approval.kind == "send", in_window(Approval.escalated_at))
@@ -97,20 +98,21 @@ def weekly(app, start: datetime, end: datetime, label: str = "", trend_weeks: in
 
         trend_start = end - timedelta(weeks=trend_weeks)
         labels = s.exec(select(ReviewItem.labeled_at, ReviewItem.ai_label, ReviewItem.human_label)
-                        .where(ReviewItem.human_label.is_not(None), ReviewItem.labeled_at >= trend_start,
-                               ReviewItem.labeled_at < end)).all()
+                        .where(col(ReviewItem.human_label).is_not(None), col(ReviewItem.labeled_at) >= trend_start,
+                               col(ReviewItem.labeled_at) < end)).all()
 
-    sends = [d for d in decided if d.kind == "send"]
-    hot = [d for d in decided if d.kind == "hot_lead"]
-    latency = [(d.decided_at - d.requested_at).total_seconds() / 60 for d in sends
-               if d.status in ("approved", "rejected") and d.requested_at and d.decided_at]
-    by_status = Counter(d.status for d in sends)
-    hot_status = Counter(d.status for d in hot)
+    sends = [(status, asked, answered) for kind, status, asked, answered in decided if kind == "send"]
+    latency = [(answered - asked).total_seconds() / 60 for status, asked, answered in sends
+               if status in ("approved", "rejected") and asked and answered]
+    by_status = Counter(status for status, _, _ in sends)
+    hot_status = Counter(status for kind, status, _, _ in decided if kind == "hot_lead")
     replies = sum(by_class.get(k, 0) for k in HUMAN)
     positive = by_class.get("interested", 0) + referrals
 
     weeks: dict[str, list[int]] = {}
     for at, ai, human in labels:
+        if at is None:  # excluded by the query (labeled_at >= trend_start); narrows the type
+            continue
         y, w, _ = at.isocalendar()
         agg = weeks.setdefault(f"{y}-W{w:02d}", [0, 0])
         agg[0] += 1
@@ -118,7 +120,8 @@ def weekly(app, start: datetime, end: datetime, label: str = "", trend_weeks: in
     trend = [{"week": k, "labels": n, "agreement": round(a / n, 4)} for k, (n, a) in sorted(weeks.items())]
 
     lat_median = round(median(latency), 1) if latency else None
-    lat_p90 = round(_percentile(latency, 0.9), 1) if latency else None
+    p90 = _percentile(latency, 0.9)  # None exactly when there is no latency
+    lat_p90 = round(p90, 1) if p90 is not None else None
     return {
         "window": {"start": iso(start), "end": iso(end), "label": label or f"{iso(start)} to {iso(end)}"},
         "outbound": {"sent": sent, "replies": replies, "positive_replies": positive, "bounces": bounces,

@@ -21,10 +21,11 @@ spellings). The result is plain JSON-ready data:
 * ``passed``: at least ``min_labels`` labels AND agreement strictly above ``threshold``. ``reasons`` says, in words,
   why it did not pass.
 
-``analyze_csv`` reads a CSV with ``ai_label`` and ``human_label`` columns (optional ``note``). A row with a label
-that is not understood is reported in ``errors`` (``{"row", "field", "error"}``, ``row`` = line number in the file,
-the header being line 1) and left out of the statistics; it is never dropped silently. Its disagreements also carry
-``row``. ``disagreements_csv`` writes the disagreements as a spreadsheet-safe CSV.
+``analyze_csv_text`` reads the text of a CSV with ``ai_label`` and ``human_label`` columns (optional ``note``). A
+row with a label that is not understood is reported in ``errors`` (``{"row", "field", "error"}``, ``row`` = line
+number in the file, the header being line 1) and left out of the statistics; it is never dropped silently. Its
+disagreements also carry ``row``. ``disagreement_rows`` gives the disagreements as CSV cells. Reading and
+writing the files is engine.adapters.agreement_csv (``analyze_csv``, ``disagreements_csv``): this module stays pure.
 """
 from __future__ import annotations
 
@@ -38,7 +39,6 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from engine.core.errors import AlphaError
-from engine.adapters.leads_csv import write_safe_csv
 
 LABELS: tuple[str, ...] = ("1", "2", "3", "disqualified")
 DQ = "disqualified"
@@ -96,7 +96,7 @@ def _check_params(min_labels: Any, threshold: Any) -> None:
     if isinstance(min_labels, bool) or not isinstance(min_labels, numbers.Integral) or min_labels < 0:
         raise ValueError(f"min_labels must be a whole number >= 0, not {_show(min_labels)}")
     if (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold)
-            or not 0 <= threshold <= 1):
+            or threshold < 0 or not threshold <= 1):  # (numbers.Real declares only < and <=, so 0 <= x fails typing)
         raise ValueError(f"threshold must be a share between 0 and 1 (0.75 = 75%), not {_show(threshold)}")
 
 
@@ -151,7 +151,7 @@ def _analyze(pairs: Sequence[tuple[str, str]], notes: Sequence[str | None], rows
     above = agreement is not None and agreement > threshold
     if not enough:
         reasons.insert(0, f"only {n} label{'' if n == 1 else 's'}; at least {min_labels} are needed")
-    if n == 0:
+    if agreement is None:  # n == 0
         reasons.insert(1 if not enough else 0, "no labels to compare, so there is no agreement to measure")
     elif not above:
         reasons.insert(1 if not enough else 0,
@@ -200,37 +200,27 @@ def _column_key(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip()).casefold()
 
 
-def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise AlphaError(f"comparison file not found: {path}")
-    if path.is_dir():
-        raise AlphaError(f"{path} is a directory, not a CSV file")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise AlphaError(f"cannot read {path}: {e.strerror or e}") from None
-    try:
-        return raw.decode("utf-8-sig")  # strips a BOM if there is one
-    except UnicodeDecodeError as e:
-        raise AlphaError(f"{path} is not UTF-8 text (bad byte at offset {e.start}): save it as CSV (UTF-8) "
-                         "and try again") from None
-
-
-def analyze_csv(path: str | Path, **kw: Any) -> dict:
-    """``analyze`` for a CSV file with ``ai_label`` and ``human_label`` columns and an optional ``note`` column
-    (header names are case-insensitive; UTF-8 with or without a BOM). Keyword arguments go to ``analyze``
-    (``min_labels``, ``threshold``). Rows whose cells are all empty are skipped. A row with a label that is not
-    understood goes to ``errors`` and is left out of the statistics. A file without the two columns raises
-    AlphaError naming the columns it has."""
+def check_csv_options(kw: dict[str, Any]) -> tuple[Any, Any]:
+    """(min_labels, threshold) from analyze_csv's keyword arguments; TypeError for anything else (the notes come
+    from the file's 'note' column), ValueError for values ``analyze`` would refuse."""
     if "notes" in kw:
         raise TypeError("analyze_csv takes the notes from the file's 'note' column, not from notes=")
+    kw = dict(kw)
     min_labels = kw.pop("min_labels", 50)
     threshold = kw.pop("threshold", 0.75)
     if kw:
         raise TypeError(f"analyze_csv() got unexpected keyword argument(s): {', '.join(sorted(kw))}")
     _check_params(min_labels, threshold)
-    path = Path(path)
-    text = _read_text(path)
+    return min_labels, threshold
+
+
+def analyze_csv_text(text: str, path: str | Path, **kw: Any) -> dict:
+    """``analyze`` for the text of a CSV file (``path`` names it in messages) with ``ai_label`` and ``human_label``
+    columns and an optional ``note`` column (header names are case-insensitive). Keyword arguments go to
+    ``analyze`` (``min_labels``, ``threshold``). Rows whose cells are all empty are skipped. A row with a label that
+    is not understood goes to ``errors`` and is left out of the statistics. A file without the two columns raises
+    AlphaError naming the columns it has. Pure: engine.adapters.agreement_csv.analyze_csv reads the file."""
+    min_labels, threshold = check_csv_options(kw)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
@@ -293,10 +283,8 @@ def analyze_csv(path: str | Path, **kw: Any) -> dict:
 DISAGREEMENT_COLUMNS = ("index", "row", "ai", "human", "note")
 
 
-def disagreements_csv(result: dict, path: str | Path) -> int:
-    """Write ``result["disagreements"]`` to a UTF-8 CSV (columns index, row, ai, human, note; ``row`` is empty for
-    a result of ``analyze``). Every cell is neutralised against spreadsheet formula injection (a leading = + - @
-    gets an apostrophe). The file is written beside ``path`` and moved into place. Returns the number of rows."""
-    rows = (["" if d.get(c) is None else str(d.get(c)) for c in DISAGREEMENT_COLUMNS]
-            for d in result.get("disagreements", []))
-    return write_safe_csv(path, DISAGREEMENT_COLUMNS, rows)
+def disagreement_rows(result: dict) -> list[list[str]]:
+    """``result["disagreements"]`` as the text cells of DISAGREEMENT_COLUMNS (``row`` is empty for a result of
+    ``analyze``); engine.adapters.agreement_csv.disagreements_csv writes them."""
+    return [["" if d.get(c) is None else str(d.get(c)) for c in DISAGREEMENT_COLUMNS]
+            for d in result.get("disagreements", [])]

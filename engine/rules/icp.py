@@ -33,12 +33,10 @@ Titles
 from __future__ import annotations
 
 import math
-import numbers
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -46,13 +44,13 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 
 from engine.core.config import _Strict, _validate, default_config_dir
 from engine.core.errors import ConfigError
+from engine.rules import leadfacts
 from engine.rules.guardrails.recipients import matches_exclusion
 
 CRITERIA = ("size", "industry", "title", "geography")
 ICP_FILE = "icp.json"
 
 _MAX_TEXT = 1000            # longer input text is cut before scoring (bounds the work per lead)
-_MAX_EMPLOYEES = 10_000_000  # more than any employer: a larger count is a data error, scored as unknown
 _SHOW = 60                  # characters of lead text quoted in a "why"
 
 
@@ -232,7 +230,7 @@ class SizeRules(_Strict):
     @classmethod
     def _disjoint(cls, bands: list[SizeBand], info: ValidationInfo) -> list[SizeBand]:
         floor, lo, hi = (info.data.get(k) for k in ("disqualify_below", "target_min", "target_max"))
-        if None in (floor, lo, hi):
+        if floor is None or lo is None or hi is None:  # one of them failed its own validation
             return bands
         spans = [(f"the target {lo}-{hi}", lo, hi)]
         for i, b in enumerate(bands):
@@ -437,8 +435,8 @@ class IcpConfig(_Strict):
             "excluded": phrases(self.industry.excluded), "agency_industry": phrases(self.agency.industry_terms),
             "agency_company": phrases(self.agency.company_terms),
         }
-        self._countries = {"target": frozenset(country_key(c) for c in self.geography.target),
-                           "excluded": frozenset(country_key(c) for c in self.geography.excluded)}
+        self._countries = {"target": _country_keys(self.geography.target),
+                           "excluded": _country_keys(self.geography.excluded)}
 
     def tier_for(self, score: int) -> int:
         if score >= self.tiers.tier_1_min:
@@ -523,58 +521,28 @@ def _domain(value: Any) -> str | None:
     return s or None
 
 
-_COUNT_TEXT = re.compile(r"(\d{1,9})(?:\s*(?:-|\u2013|\u2014|to)\s*(\d{1,9}))?\s*\+?")
-_COUNT_WORDS = re.compile(r"\s*(employees|employee|emp|people|staff)\.?$")
+_WHY_UNKNOWN = {leadfacts.NOT_A_NUMBER: "not a number", leadfacts.NEGATIVE: "negative",
+                leadfacts.IMPLAUSIBLE: "implausible"}
 
 
 def _employees(value: Any) -> tuple[int | None, str]:
-    """(count, description). A count of None means unknown, and the description says why."""
+    """(count, description), read by engine.rules.leadfacts (the importer's and the webhook's reading too). A count
+    of None means unknown, and the description says why."""
     unknown = "employee count unknown"
     if value is None:
         return None, unknown
-    if isinstance(value, bool):
-        return None, f"{unknown} (not a number)"
-    shown = None
-    if isinstance(value, numbers.Integral):
-        n = int(value)
-    elif isinstance(value, (numbers.Real, Decimal)):
-        try:
-            f = float(value)
-        except (OverflowError, ValueError):
-            return None, f"{unknown} (not a number)"
-        if not math.isfinite(f):
-            return None, f"{unknown} (not a number)"
-        if abs(f) > _MAX_EMPLOYEES:
-            return None, f"{unknown} (implausible)"
-        n = int(f)
-    elif isinstance(value, str):
-        s = _COUNT_WORDS.sub("", value.strip().lower().replace(",", "").replace("_", "")).strip()
-        m = _COUNT_TEXT.fullmatch(s)
-        if m and m.group(2):
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if hi < lo:
-                return None, f"{unknown} ({_show(value)!r})"
-            n = (lo + hi) // 2
-            shown = f"{lo:,}-{hi:,} employees (midpoint {n:,})"
-        elif m:
-            n = int(m.group(1))
-        else:
-            try:
-                f = float(s) if len(s) <= 30 else math.nan
-            except ValueError:
-                f = math.nan
-            if not math.isfinite(f) or abs(f) > _MAX_EMPLOYEES:
-                return None, f"{unknown} ({_show(value)!r})"
-            n = int(f)
-    else:
-        return None, f"{unknown} (not a number)"
-    if n < 0:
-        return None, f"{unknown} (negative)"
+    try:
+        n, low, high = leadfacts.read_employee_count(value)
+    except leadfacts.EmployeeCountError as e:
+        why = _WHY_UNKNOWN.get(e.why) or repr(_show(str(value)))
+        return None, f"{unknown} ({why})"
+    if n is None:
+        return None, unknown
     if n == 0:
         return None, f"{unknown} (0)"
-    if n > _MAX_EMPLOYEES:
-        return None, f"{unknown} (implausible)"
-    return n, shown or f"{n:,} employees"
+    if low is not None:
+        return n, f"{low:,}-{high:,} employees (midpoint {n:,})"
+    return n, f"{n:,} employees"
 
 
 # --------------------------------------------------------------------------------------------- criteria
@@ -642,6 +610,11 @@ def _title(icp: IcpConfig, title: str | None) -> Criterion:
     return _criterion("title", w, level.share * function.share, why)
 
 
+def _country_keys(names: list[str]) -> frozenset[str]:
+    """The keys of configured countries (each has words: _terms_problem), so no None joins the set."""
+    return frozenset(k for k in map(country_key, names) if k is not None)
+
+
 def _geography(icp: IcpConfig, country: str | None) -> tuple[Criterion, str | None]:
     """The criterion and the country's key when it is excluded."""
     w, r, c = icp.weights.geography, icp.geography, icp._countries
@@ -667,7 +640,8 @@ def _entries(values: Iterable[str] | str | None) -> tuple[str, ...]:
 def _excluded(domains: list[str], company: str | None, entries: tuple[str, ...]) -> str | None:
     if not entries:
         return None
-    for d in domains or [None]:
+    candidates: list[str | None] = [*domains] if domains else [None]  # no domain: the company name alone
+    for d in candidates:
         hit = matches_exclusion(d, company, entries)
         if hit:
             return hit

@@ -49,13 +49,14 @@ from engine.core.config import _pydantic_problems, _Strict, default_config_dir, 
 from engine.rules.guardrails.visibility import VisibilityParser
 from engine.rules.guardrails.visibility import analyse as analyse_visibility
 from engine.core.errors import AlphaError, ConfigError
+from engine.core.statuses import TemplateStatus
 
 PACK_DIR = "templates"
 PACK_FILE = "pack.json"
 
 SEQUENCES = ("cold", "warm", "ghost")
 KINDS = ("first_touch", "follow_up")
-STATUSES = ("draft", "approved")
+STATUSES = tuple(TemplateStatus)  # a template's review states (engine/core/statuses)
 TIERS = (1, 2, 3)
 # The lead fields the guidelines may allow at all. Contact data (email, LinkedIn), scores, internal state and free
 # form ``data`` can never reach a template or the LLM.
@@ -468,7 +469,7 @@ def load_pack(config_dir: str | Path | None = None) -> Pack:
             src = _read_template_file(tdir, path, f"{where}.subject_file", t.subject_file, problems)
             if src is not None:
                 sources.append((f"{where}.subject_file", t.subject_file, src.strip(), TEXT_ENV))
-        else:
+        elif t.subject is not None:  # always, when there is no subject_file (the spec requires exactly one)
             sources.append((f"{where}.subject", "inline subject", t.subject, TEXT_ENV))
         body = _read_template_file(tdir, path, f"{where}.body", t.body, problems)
         if body is not None:
@@ -553,10 +554,11 @@ def load_pack(config_dir: str | Path | None = None) -> Pack:
                                     f"\"tier\": null)")
     if problems:
         raise ConfigError(problems)
-    p = spec.personalization
+    pers = spec.personalization
     return Pack(
         path=path, version=spec.version,
-        guidelines=Guidelines(allowed, tuple(dict.fromkeys(p.llm_fields)), tuple(p.llm_rules), p.llm_max_words),
+        guidelines=Guidelines(allowed, tuple(dict.fromkeys(pers.llm_fields)), tuple(pers.llm_rules),
+                              pers.llm_max_words),
         sequences={name: SequenceConfig(name, tuple(Step(s.step, s.kind, s.delay_days) for s in sq.steps),
                                         sq.description) for name, sq in seqs.items()},
         routing=RouterConfig(spec.routing.warm_window_days, spec.routing.ghost_after_days),
@@ -669,7 +671,7 @@ def one_stop(out: str, values, escaped: bool = False) -> str:
                    key=len, reverse=True)
     for v in stops:
         form = str(escape(v)) if escaped else v
-        out = re.sub(re.escape(form) + r"\.(?!\.)", lambda m, form=form: form, out)
+        out = re.sub(re.escape(form) + r"\.(?!\.)", lambda m: m.group(0)[:-1], out)  # the value, its stop dropped
     return out
 
 
@@ -704,7 +706,7 @@ _BLOCK = {"p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "
 class _Plain(VisibilityParser):
     """The text a reader sees (the content rules' visibility model: nothing hidden comes through), laid out."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.out: list[str] = []
         self.link: tuple[str, list[str], bool] | None = None

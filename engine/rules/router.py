@@ -5,13 +5,14 @@ and the router settings (``Pack.routing``, a ``RouterConfig``, the pack itself, 
 ``warm_window_days`` and ``ghost_after_days``). Rules, in order:
 
 stopped
-    ``status`` is replied, unsubscribed, bounced or complained; or ``sequence_stopped_at`` is set (a reply marks a
-    lead hot *and* stops it; the recorded ``stop_reason`` is given); or the lead is disqualified
+    ``status`` is one of ``engine.core.statuses.STOP_LEAD_STATUSES`` (hot, replied, unsubscribed, bounced,
+    complained: the gateway stops on the same list); or ``sequence_stopped_at`` is set (a reply marks a lead hot
+    *and* stops it; the recorded ``stop_reason`` is given); or the lead is disqualified
     (``disqualified_reason``). A stopped lead gets no further step.
 warm
     the latest engagement signal (``last_reply_at``, ``last_click_at``, ``last_open_at``, ``last_visit_at``,
     ``last_engaged_at``) is within ``warm_window_days``; or, with no dated signal at all, an identified website
-    visitor (``status`` warm or hot, or ``website_visits`` > 0). A lead whose last signal is older than the warm
+    visitor (``status`` warm, or ``website_visits`` > 0). A lead whose last signal is older than the warm
     window but not yet ``ghost_after_days`` old stays warm (the reason says so).
 ghost
     engaged at least once, and the latest signal is more than ``ghost_after_days`` old (dated signals decide: a
@@ -30,10 +31,10 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from engine.core.clock import as_utc, iso, parse_iso
+from engine.core.statuses import LeadStatus, stops_sequence
 
 SEQUENCES = ("cold", "warm", "ghost")
 STOPPED = "stopped"
-STOP_STATUSES = ("replied", "unsubscribed", "bounced", "complained")
 SIGNALS = (  # (attribute, what it is called in a reason); on equal times the first wins
     ("last_reply_at", "replied"),
     ("last_click_at", "clicked"),
@@ -96,15 +97,15 @@ def _days(td: timedelta) -> str:
 
 
 def _stop(lead: Any) -> tuple[str, str] | None:
-    status = str(_get(lead, "status", "") or "").strip().lower()
-    if status in STOP_STATUSES:
-        return f"status is '{status}'", "status"
-    raw = _get(lead, "sequence_stopped_at")
+    raw = _get(lead, "sequence_stopped_at")  # a recorded stop first: it says why and when
     if raw not in (None, ""):
         stopped_at = _when(raw)
         why = _get(lead, "stop_reason") or "no reason recorded"
         at = f" at {iso(stopped_at)}" if stopped_at else ""
         return f"sequence stopped ({why}){at}", "sequence_stopped_at"
+    status = str(_get(lead, "status", "") or "").strip().lower()
+    if stops_sequence(status):
+        return f"status is '{status}'", "status"
     dq = _get(lead, "disqualified_reason")
     if dq:
         return f"disqualified: {dq}", "disqualified_reason"
@@ -155,7 +156,7 @@ def route(lead: Any, now: datetime, cfg: Any) -> Route:
                              f"for {ghost_days} days", attr, at)
 
     status = str(_get(lead, "status", "") or "").strip().lower()
-    if status in ("warm", "hot"):
+    if status == LeadStatus.WARM:  # (a hot lead is stopped above)
         return Route("warm", f"identified website visitor (status '{status}')", "status")
     visits = _get(lead, "website_visits", 0)
     if isinstance(visits, int) and not isinstance(visits, bool) and visits > 0:

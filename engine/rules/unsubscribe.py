@@ -1,11 +1,12 @@
-"""RFC 8058 one-click unsubscribe: signed per-recipient tokens and the List-Unsubscribe headers."""
+"""RFC 8058 one-click unsubscribe: signed per-recipient tokens and the List-Unsubscribe headers.
+
+Pure: the secret is given. Where it comes from (the environment or a generated key file) is
+engine.adapters.keyfile.load_secret."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import os
-from pathlib import Path
 
 
 def _b64(b: bytes) -> str:
@@ -14,40 +15,6 @@ def _b64(b: bytes) -> str:
 
 def _unb64(s: str) -> bytes:
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-SECRET_ENV = "ALPHA_UNSUBSCRIBE_SECRET"
-
-
-def load_secret(data_dir: str | Path = ".data") -> bytes:
-    """ALPHA_UNSUBSCRIBE_SECRET, or a key generated once into .data/unsubscribe.key (kept out of git).
-
-    Several hosts must share one secret: set the variable on each of them (``require_shared_secret`` refuses
-    to start a long-running process on PostgreSQL, the multi-host storage, without it).
-    """
-    env = os.environ.get(SECRET_ENV, "")
-    if env:
-        return env.encode()
-    from engine.adapters.keyfile import generated_key
-
-    return generated_key(Path(data_dir) / "unsubscribe.key").encode()
-
-
-def require_shared_secret(dialect: str, what: str = "this process") -> None:
-    """Refuse (EnvError, exit code 2) to run ``what`` on a multi-host database (anything but SQLite) unless
-    ALPHA_UNSUBSCRIBE_SECRET is set: a key generated per host would make each host mint and verify different
-    unsubscribe tokens, so a link sent by one host would be refused by another host's receiver or worker."""
-    if dialect == "sqlite" or os.environ.get(SECRET_ENV, ""):
-        return
-    from engine.core.envcheck import SECRET_COMMAND, EnvError, Problem
-
-    raise EnvError([Problem(
-        SECRET_ENV, None,
-        f"not set, and {what} runs on {dialect}, the storage shared by several hosts: a key generated per host "
-        "would make each host sign unsubscribe links differently, so a link sent by one host would be refused by "
-        "another",
-        f"generate one with `{SECRET_COMMAND}` and set the SAME value on every host (worker, webhook receiver, "
-        "console, scheduler); a generated key file is only used on SQLite (one host)")])
 
 
 def make_token(email: str, secret: bytes) -> str:

@@ -11,17 +11,16 @@ longer safe is deferred or denied, not forced through.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import TYPE_CHECKING, Iterator, Literal, Protocol, Sequence, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from engine.adapters import audit
 from engine.core.actions import Action
@@ -29,10 +28,25 @@ from engine.core.config import DAYS, WorkingHours, _check_tz, _Strict, _validate
 from engine.core.errors import AlphaError, ConfigError, InvalidRequest
 from engine.adapters.models import Approval, Lead, OutboxItem
 from engine.core.reasons import Code, Reason
+from engine.adapters.ports import Configured
+
+if TYPE_CHECKING:
+    from engine.services.gateway import Gateway
 
 log = logging.getLogger("alpha.worker")
 
-ACTION_TYPES = ("tier1_email", "tier2_email", "tier3_email", "bulk_campaign", "hot_lead", "crm_write")
+ActionType = Literal["tier1_email", "tier2_email", "tier3_email", "bulk_campaign", "hot_lead", "crm_write"]
+ACTION_TYPES: tuple[ActionType, ...] = get_args(ActionType)
+
+
+class Approving(Configured, Protocol):
+    """What the approval queue uses of the engine (engine.app.App): settings, store and clock, the gateway that
+    executes approved items, and alerts for SLA breaches."""
+
+    @property
+    def gateway(self) -> Gateway: ...
+
+    def alert_dict(self, alert: dict) -> None: ...
 
 
 class Coverage(WorkingHours):
@@ -53,8 +67,11 @@ class RosterEntry(_Strict):
 
 
 class Roster(_Strict):
-    action_types: dict[Literal["tier1_email", "tier2_email", "tier3_email", "bulk_campaign", "hot_lead",
-                               "crm_write"], RosterEntry]
+    action_types: dict[ActionType, RosterEntry]
+
+    def entry(self, kind: str) -> RosterEntry | None:
+        """The entry of an action type as stored (plain text), None when the roster has none."""
+        return next((e for k, e in self.action_types.items() if k == kind), None)
 
 
 # ------------------------------------------------------------------------------------------ coverage hours
@@ -227,17 +244,19 @@ def may_decide(entry: RosterEntry, username: str, roles: list[str]) -> bool:
                                or username in (entry.primary.lower(), entry.backup.lower()))
 
 
-def action_type(action: Action, high_risk: bool) -> str:
+def action_type(action: Action, high_risk: bool) -> ActionType:
     if action.action == "send_campaign_email":
         return "bulk_campaign"
     if action.action.startswith("crm_"):
         return "crm_write"
-    return {1: "tier1_email", 2: "tier2_email"}.get(action.tier, "tier3_email")
+    if action.tier == 1:
+        return "tier1_email"
+    return "tier2_email" if action.tier == 2 else "tier3_email"
 
 
 @dataclass
 class ApprovalService:
-    app: object
+    app: Approving
 
     @property
     def roster(self) -> Roster:
@@ -260,8 +279,8 @@ class ApprovalService:
     def pending(self, limit: int = 200) -> list[tuple[Approval, OutboxItem]]:
         """Pending approvals of outbound actions (with their outbox rows), most urgent first."""
         with self.app.store.read() as s:
-            rows = s.exec(select(Approval, OutboxItem).join(OutboxItem, OutboxItem.id == Approval.outbox_id)
-                          .where(Approval.status == "pending").order_by(Approval.sla_due_at, Approval.id)
+            rows = s.exec(select(Approval, OutboxItem).join(OutboxItem, col(OutboxItem.id) == Approval.outbox_id)
+                          .where(Approval.status == "pending").order_by(col(Approval.sla_due_at), col(Approval.id))
                           .limit(limit)).all()
         return list(rows)
 
@@ -294,22 +313,23 @@ class ApprovalService:
         """The SQL conditions of a queue filter, and whether they need the lead joined."""
         import sqlalchemy as sa
 
-        where = [Approval.status == status]
+        where = [col(Approval.status) == status]
         if only_ids is not None:
-            where.append(Approval.id.in_(sorted({int(i) for i in only_ids})))
+            where.append(col(Approval.id).in_(sorted({int(i) for i in only_ids})))
         if kind:
-            where.append(Approval.kind == kind)
+            where.append(col(Approval.kind) == kind)
         if action_type:
-            where.append(Approval.action_type == action_type)
+            where.append(col(Approval.action_type) == action_type)
         if breached_only:
-            where.append(Approval.sla_due_at <= now)
+            where.append(col(Approval.sla_due_at) <= now)
         if due_within_minutes is not None:
-            where.append(Approval.sla_due_at <= now + timedelta(minutes=float(due_within_minutes)))
+            where.append(col(Approval.sla_due_at) <= now + timedelta(minutes=float(due_within_minutes)))
         if older_than_minutes is not None:
-            where.append(Approval.requested_at <= now - timedelta(minutes=float(older_than_minutes)))
+            where.append(col(Approval.requested_at) <= now - timedelta(minutes=float(older_than_minutes)))
         need_lead = False
         if tier is not None:
-            where.append(sa.or_(OutboxItem.tier == int(tier), sa.and_(OutboxItem.id.is_(None), Lead.tier == int(tier))))
+            where.append(sa.or_(col(OutboxItem.tier) == int(tier),
+                                sa.and_(col(OutboxItem.id).is_(None), col(Lead.tier) == int(tier))))
             need_lead = True
         text = " ".join((search or "").split()).lower()
         if text:
@@ -324,8 +344,8 @@ class ApprovalService:
         """An approval's lead: a hot lead's own, or the lead id its outbox row carries (as text)."""
         import sqlalchemy as sa
 
-        return sa.or_(Lead.id == Approval.lead_id,
-                      sa.and_(Approval.lead_id.is_(None), sa.cast(Lead.id, sa.String) == OutboxItem.lead_id))
+        return sa.or_(col(Lead.id) == Approval.lead_id,
+                      sa.and_(col(Approval.lead_id).is_(None), sa.cast(Lead.id, sa.String) == OutboxItem.lead_id))
 
     def queue(self, status: str = "pending", kind: str | None = None, action_type: str | None = None,
               breached_only: bool = False, limit: int = 100, offset: int = 0, search: str | None = None,
@@ -340,17 +360,18 @@ class ApprovalService:
         now = self.app.clock()
         where, need_lead = self._where(now, status, kind, action_type, breached_only, search, tier,
                                        due_within_minutes, older_than_minutes, only_ids)
-        q = select(Approval.id).outerjoin(OutboxItem, OutboxItem.id == Approval.outbox_id)
+        q = select(Approval.id).outerjoin(OutboxItem, col(OutboxItem.id) == Approval.outbox_id)
         if need_lead:
             q = q.outerjoin(Lead, self._lead_on())
         with self.app.store.read() as s:
-            ids = list(s.exec(q.where(*where).order_by(Approval.sla_due_at, Approval.id)).all())
+            ids = list(s.exec(q.where(*where).order_by(col(Approval.sla_due_at), col(Approval.id))).all())
             page = ids[max(0, offset):max(0, offset) + max(0, limit)]
-            rows = s.exec(select(Approval, OutboxItem).outerjoin(OutboxItem, OutboxItem.id == Approval.outbox_id)
-                          .where(Approval.id.in_(page)).order_by(Approval.sla_due_at, Approval.id)).all() \
+            rows = s.exec(select(Approval, OutboxItem).outerjoin(OutboxItem, col(OutboxItem.id) == Approval.outbox_id)
+                          .where(col(Approval.id).in_(page))
+                          .order_by(col(Approval.sla_due_at), col(Approval.id))).all() \
                 if page else []
             lead_ids = {_lead_id(a, o) for a, o in rows} - {None}
-            leads = {ld.id: ld for ld in s.exec(select(Lead).where(Lead.id.in_(sorted(lead_ids)))).all()} \
+            leads = {ld.id: ld for ld in s.exec(select(Lead).where(col(Lead.id).in_(sorted(lead_ids)))).all()} \
                 if lead_ids else {}
         out = []
         for a, o in rows:
@@ -378,12 +399,12 @@ class ApprovalService:
         with self.app.store.read() as s:
             appr, row = self._get(s, approval_id)
             lead = s.get(Lead, _lead_id(appr, row)) if _lead_id(appr, row) is not None else None
-            prev = []
+            prev: Sequence[OutboxItem] = []
             if lead is not None:
                 prev = s.exec(select(OutboxItem).where(OutboxItem.lead_id == str(lead.id),
                                                        OutboxItem.channel == "email")
                               .where(OutboxItem.id != (row.id if row is not None else -1))
-                              .order_by(OutboxItem.id.desc()).limit(touches)).all()
+                              .order_by(col(OutboxItem.id).desc()).limit(touches)).all()
             findings = self._findings(row, s)
         item = queue_row(appr, row, lead, now)
         decision = (row.decision or {}) if row is not None else {}
@@ -428,7 +449,7 @@ class ApprovalService:
                 out.append({"id": i, "ok": False, "status": None, "error": str(e)})
         return out
 
-    def _get(self, s, approval_id: int) -> tuple[Approval, OutboxItem]:
+    def _get(self, s, approval_id: int) -> tuple[Approval, OutboxItem | None]:
         appr = s.get(Approval, approval_id)
         if appr is None:
             raise InvalidRequest(f"approval {approval_id} does not exist")
@@ -443,14 +464,9 @@ class ApprovalService:
             raise InvalidRequest(f"four-eyes: {actor} edited approval {appr.id} and cannot approve it")
 
     def users_path(self) -> Path:
-        from engine.adapters.users import demo_mode, users_file
+        from engine.adapters.users import users_file
 
-        if demo_mode():  # the console reads the demo file in demo mode, whatever ALPHA_USERS_FILE says
-            return users_file(demo=True)
-        env = os.environ.get("ALPHA_USERS_FILE", "").strip()
-        if env:
-            return Path(env)
-        return Path(self.app.settings.config_dir) / "users.yaml"
+        return users_file(config_dir=self.app.settings.config_dir)  # the console's file, in this engine's config
 
     def _check_roster(self, appr: Approval, actor: str, verb: str) -> None:
         """Fail closed: only a console user in the roster's group for this action type (or an admin, or the
@@ -461,7 +477,7 @@ class ApprovalService:
         if not who:
             raise InvalidRequest("an actor is required (--actor or $ALPHA_ACTOR)")
         kind = appr.action_type or "tier3_email"
-        entry = self.roster.action_types.get(kind)
+        entry = self.roster.entry(kind)
         if entry is None:
             raise InvalidRequest(f"approval {appr.id}: action type {kind!r} is not in the roster "
                                  f"(config/approvers.json); nobody may {verb} it")
@@ -491,6 +507,8 @@ class ApprovalService:
                 audit.append(s, event="approval.hot_lead_taken", actor=actor, now=now, ref=str(appr.id),
                              status="approved", data={"lead_id": appr.lead_id})
             else:
+                if row is None:  # a send's approval holds its outbox row's id (a foreign key): never happens
+                    raise InvalidRequest(f"approval {approval_id} is a send without its outbox row")
                 audit.append(s, event="approval.approved", actor=actor, now=now, ref=str(appr.id),
                              outbox_id=row.id, status="approved",
                              data={"action_type": appr.action_type, "to": row.to_email})
@@ -556,14 +574,15 @@ class ApprovalService:
         with self.app.store.write() as s:
             rows = s.exec(select(Approval).where(Approval.status == "pending")).all()
             for appr in rows:
-                e = self.roster.action_types.get(appr.action_type or "tier3_email")
+                e = self.roster.entry(appr.action_type or "tier3_email")
                 if appr.expires_at is not None and now >= appr.expires_at:
                     appr.status, appr.decided_at = "expired", now
                     r = Reason(Code.APPROVAL_EXPIRED, f"no decision by {appr.expires_at:%Y-%m-%d %H:%M} UTC")
                     if appr.outbox_id is not None:
                         row = s.get(OutboxItem, appr.outbox_id)
-                        row.status, row.reasons, row.updated_at = "denied", [r.to_dict()], now
-                        s.add(row)
+                        if row is not None:  # always (a foreign key)
+                            row.status, row.reasons, row.updated_at = "denied", [r.to_dict()], now
+                            s.add(row)
                     s.add(appr)
                     audit.append(s, event="approval.expired", actor="approvals", now=now, ref=str(appr.id),
                                  outbox_id=appr.outbox_id, status="expired", reasons=[r.code.value])

@@ -12,11 +12,27 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any, Callable, Protocol
 from zoneinfo import ZoneInfo
 
-from engine.core.clock import FixedClock, iso
+from engine.adapters.db import Store
+from engine.adapters.executors import Executor
+from engine.adapters.ports import Configured
+from engine.core.clock import Clock, FixedClock, iso
 from engine.adapters.models import CheckRun, Lead, OutboxItem
 from engine.core.reasons import Code
+
+
+class Drillable(Configured, Protocol):
+    """What a drill uses of the engine (engine.app.App): its settings, store and clock, its unsubscribe secret, its
+    alerts, and a quiet twin of itself on a throwaway store (``scratch``) to plant violations in."""
+
+    @property
+    def secret(self) -> bytes: ...
+
+    def alert_dict(self, alert: dict) -> None: ...
+
+    def scratch(self, store: Store, clock: Clock, executors: dict[str, Executor]) -> Any: ...
 
 
 @dataclass
@@ -27,7 +43,7 @@ class Probe:
     got: str
 
 
-def _working_instant(app) -> datetime:
+def _working_instant(app: Configured) -> datetime:
     """The next instant inside working hours in the default time zone (10:00 local on a working day)."""
     wh = app.settings.production.working_hours
     from engine.rules.guardrails.hours import next_opening
@@ -36,7 +52,7 @@ def _working_instant(app) -> datetime:
     return opening + timedelta(hours=2)
 
 
-def _closed_instant(app, at: datetime, tz: str) -> datetime | None:
+def _closed_instant(app: Configured, at: datetime, tz: str) -> datetime | None:
     """The first hour in the coming week when working hours are closed in ``tz``; None if they never close."""
     from engine.rules.guardrails.hours import is_open
 
@@ -51,23 +67,15 @@ def _closed_instant(app, at: datetime, tz: str) -> datetime | None:
 class Scratch:
     """A throwaway engine on a temporary SQLite database with the same configuration."""
 
-    def __init__(self, app):
-        from engine.app import App
-        from engine.adapters.db import Store
-
+    def __init__(self, app: Drillable):
         from engine.adapters.executors import SandboxExecutor
 
         self.dir = tempfile.mkdtemp(prefix="alpha-check-")
         self.clock = FixedClock(_working_instant(app))
         store = Store(f"sqlite:///{self.dir}/check.db")
         sandbox = SandboxExecutor(store, self.clock)  # never a real provider, even if GHL is configured
-        self.app = App(settings=app.settings, store=store, clock=self.clock,
-                       executors={"email": sandbox, "crm": sandbox})
-        self.app.secret = app.secret
-        self.app.gateway.secret = app.secret
-        self.app._icp = app.icp
-        self.app.control.on_change = None        # planted drills in a scratch database are not news
-        self.app.breakers.on_transition = None
+        # the engine builds its own quiet twin (same settings, secret, ICP; no alerts: planted drills are not news)
+        self.app = app.scratch(store, self.clock, {"email": sandbox, "crm": sandbox})
         self.app.init("check")
 
     def add_lead(self, lead: Lead) -> Lead:
@@ -83,7 +91,7 @@ class Scratch:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def canary_lead(app) -> Lead:
+def canary_lead(app: Configured) -> Lead:
     sender = app.settings.production.sender
     internal = (sender.internal_addresses or sender.from_addresses)[0]
     local, domain = internal.split("@", 1)
@@ -93,7 +101,7 @@ def canary_lead(app) -> Lead:
                 source="canary")
 
 
-def _record(app, kind: str, probes: list[Probe]) -> dict:
+def _record(app: Drillable, kind: str, probes: list[Probe]) -> dict:
     ok = all(p.passed for p in probes)
     now = app.clock()
     results = [asdict(p) for p in probes]
@@ -110,7 +118,7 @@ def _expect(name: str, result, code: Code) -> Probe:
     return Probe(name, code.value in result.codes, code.value, f"{result.status} {result.codes}")
 
 
-def run_canary(app) -> dict:
+def run_canary(app: Drillable) -> dict:
     """A synthetic internal lead through the whole pipeline; planted violations must be caught."""
     from engine.services.pipeline import Pipeline
 
@@ -125,7 +133,7 @@ def run_canary(app) -> dict:
         outcome, plan, _ = pipe.prepare(lead, a.clock())
         if plan is None:
             probes.append(Probe("pipeline reaches the gateway", False, "a draft",
-                                f"{outcome.status} {outcome.reasons}"))
+                                f"{outcome.status} {outcome.reasons}" if outcome is not None else "no outcome"))
             return _record(app, "canary", probes)
         base = dict(plan["action"])
         n = [0]
@@ -155,7 +163,7 @@ def run_canary(app) -> dict:
         over = submit()
         probes.append(Probe("over a limit caught", any(c.startswith("LIMIT_") or c == "WARMUP_CAP" for c in over.codes),
                             "LIMIT_*", f"{over.status} {over.codes}"))
-        closed = _closed_instant(app, now, lead.timezone)
+        closed = _closed_instant(app, now, lead.timezone or app.settings.production.working_hours.default_timezone)
         if closed is None:
             probes.append(Probe("outside working hours caught", True, Code.OUTSIDE_WORKING_HOURS.value,
                                 "not applicable: working_hours never close (every day, 00:00-24:00)"))
@@ -174,34 +182,15 @@ def run_canary(app) -> dict:
     return _record(app, "canary", probes)
 
 
-def _one_click(engine_app, path: str):
-    """POST List-Unsubscribe=One-Click to the real receiver app, in process (no port needed)."""
-    import asyncio
-
-    import httpx
-
-    from engine.entrypoints.webhooks import SignatureKeys, create_app
-
-    async def go():
-        transport = httpx.ASGITransport(app=create_app(engine_app, keys=SignatureKeys()))
-        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
-            return await client.post(path, content="List-Unsubscribe=One-Click",
-                                     headers={"content-type": "application/x-www-form-urlencoded"})
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # the usual case: no loop in this thread
-        return asyncio.run(go())
-    # a loop is already running in this thread (an async server, a sync Playwright session): use another thread
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, go()).result()
+# POST List-Unsubscribe=One-Click to the real receiver of an engine at a path; returns the HTTP response (anything
+# with a status_code). The receiver is an entrypoint: engine.entrypoints.webhooks.one_click_post is the real one.
+OneClick = Callable[[Any, str], Any]
 
 
-def run_unsubscribe_test(app) -> dict:
+def run_unsubscribe_test(app: Drillable, one_click: OneClick) -> dict:
     """Every active template shows the unsubscribe link and postal address; sends carry RFC 8058 headers; a
-    suppressed address is refused; a one-click POST suppresses the address."""
+    suppressed address is refused; a one-click POST (``one_click``, to the real receiver) suppresses the
+    address."""
     from engine.rules.guardrails.content import ContentRules, check_content
     from engine.rules.messaging import load_pack, render
     from engine.services.pipeline import Pipeline
@@ -225,6 +214,8 @@ def run_unsubscribe_test(app) -> dict:
                                 "both present", ", ".join(sorted(bad)) or "both present"))
         sc.add_lead(lead)
         _, plan, _ = Pipeline(a).prepare(lead, a.clock())
+        if plan is None:
+            raise RuntimeError("the canary lead did not reach the gateway (no draft or it stopped before)")
         res = a.gateway.submit({**plan["action"], "idempotency_key": "unsub-test-1"}, shadow=True)
         with a.store.read() as s:
             row = s.get(OutboxItem, res.outbox_id)
@@ -235,7 +226,7 @@ def run_unsubscribe_test(app) -> dict:
                             h.get("List-Unsubscribe-Post") == "List-Unsubscribe=One-Click" and token_ok,
                             "List-Unsubscribe <url with a token naming the recipient> + One-Click",
                             f"{h.get('List-Unsubscribe')} / {h.get('List-Unsubscribe-Post')}"))
-        resp = _one_click(a, f"/unsubscribe/{make_token(lead.email, app.secret)}")
+        resp = one_click(a, f"/unsubscribe/{make_token(lead.email, app.secret)}")
         after = a.gateway.submit({**plan["action"], "idempotency_key": "unsub-test-2"}, shadow=True)
         probes.append(Probe("one-click POST suppresses the address", resp.status_code == 200 and
                             Code.SUPPRESSED_RECIPIENT.value in after.codes, "200 then SUPPRESSED_RECIPIENT",

@@ -10,25 +10,21 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 from dotenv import dotenv_values
 from sqlalchemy import update
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from engine.adapters import audit
 from engine.core.clock import Clock, iso
 from engine.core.config import PHASES, Settings
-from engine.adapters.db import Store
+from engine.adapters.db import Store, control_row
 from engine.core.errors import InvalidRequest, KillSwitchLocked, PhaseChangeRefused
 from engine.adapters.models import BreakerState, ControlState, OutboxItem, Suppression
 from engine.core.reasons import Code
 
-TRUE = ("1", "true", "yes", "on")
-
-
-def _truthy(v: str | None) -> bool:
-    return (v or "").strip().lower() in TRUE
+from engine.core.envcheck import truthy as _truthy  # the one reading of a boolean setting
 
 
 class EnvKillSwitch:
@@ -93,57 +89,40 @@ class GateCheck:
     detail: str
 
 
+# The readiness evidence (engine/services/readiness.py): criterion -> (passed, evidence, when).
+Evidence = dict[str, tuple[bool, str, str | None]]
+
+
 @dataclass
 class GateContext:
+    """What one evaluation of a gate sees. ``source`` gathers the readiness evidence (the live checks) that the
+    go/no-go criterion gates read; ``evidence()`` gathers it at most once per evaluation."""
     settings: Settings
     store: Store
     now: datetime
     kill: KillState
-    app: object = None
-    _evidence: dict | None = None
+    source: Callable[[], Evidence] | None = None
+    _evidence: Evidence | None = None
     preview: bool = False  # showing the gate (a page, `phase show`), not deciding a phase change
+
+    def evidence(self) -> Evidence | None:
+        if self._evidence is None and self.source is not None:
+            self._evidence = self.source()
+        return self._evidence
 
 
 Gate = Callable[[GateContext], GateCheck]
-PHASE_GATES: dict[str, list[Gate]] = {p: [] for p in PHASES}
+# phase -> the checks that must pass before it can be entered from below. The table is a plain value that the
+# control plane is given (engine/services/readiness.py builds the engine's, engine/app.py passes it): nothing is
+# registered anywhere when a module is imported.
+Gates = Mapping[str, Sequence[Gate]]
 
 
-def register_gate(*phases: str) -> Callable[[Gate], Gate]:
-    """Add a go/no-go check that must pass before the phase can be entered from below."""
-
-    def deco(fn: Gate) -> Gate:
-        for p in phases:
-            if p not in PHASE_GATES:
-                raise ValueError(f"unknown phase {p!r}")
-            if fn not in PHASE_GATES[p]:
-                PHASE_GATES[p].append(fn)
-        return fn
-
-    return deco
-
-
-@register_gate("parallel", "assisted", "autonomous")
 def gate_kill_switch_off(ctx: GateContext) -> GateCheck:
     return GateCheck("kill switch off", not ctx.kill.on,
                      "kill switch is off" if not ctx.kill.on else f"kill switch is on ({ctx.kill.reason})")
 
 
-@register_gate("parallel", "assisted", "autonomous")
-def gate_audit_chain(ctx: GateContext) -> GateCheck:
-    """A phase change walks the whole chain; a preview uses the readiness checkpoint (the rows added since the
-    last full walk, which is at most a day old), so showing the gate stays fast at 100,000+ rows."""
-    if ctx.preview and ctx.app is not None:
-        from engine.services.readiness import audit_chain_evidence
-
-        with ctx.store.read() as s:
-            ok, why, _ = audit_chain_evidence(ctx.app, s, ctx.now)
-        return GateCheck("audit chain verifies", ok, why)
-    with ctx.store.read() as s:
-        r = audit.verify(s)
-    return GateCheck("audit chain verifies", r.ok, f"{r.rows} rows verified" if r.ok else r.problem)
-
-
-@register_gate("assisted", "autonomous")
 def gate_no_reconciliation(ctx: GateContext) -> GateCheck:
     from engine.queries.outbox import reconciliation_items
 
@@ -152,7 +131,6 @@ def gate_no_reconciliation(ctx: GateContext) -> GateCheck:
     return GateCheck("no sends awaiting reconciliation", n == 0, f"{n} sends await reconciliation")
 
 
-@register_gate("assisted", "autonomous")
 def gate_config_allows_sending(ctx: GateContext) -> GateCheck:
     eb = ctx.settings.production.email_behavior
     ok = eb.actually_send and not eb.shadow_mode
@@ -161,7 +139,6 @@ def gate_config_allows_sending(ctx: GateContext) -> GateCheck:
                      f"shadow_mode={str(eb.shadow_mode).lower()} (live phases need true/false)")
 
 
-@register_gate("assisted")
 def gate_agreement(ctx: GateContext) -> GateCheck:
     """AI-vs-human blind agreement above the threshold over enough labels (production.json: comparison)."""
     from engine.services.blind_review import analyze, latest_set
@@ -176,16 +153,16 @@ def gate_agreement(ctx: GateContext) -> GateCheck:
                                                                          "; " + "; ".join(r["reasons"])))
 
 
-@register_gate("autonomous")
 def gate_breakers_closed(ctx: GateContext) -> GateCheck:
     with ctx.store.read() as s:
         bad = [b.name for b in s.exec(select(BreakerState)).all() if b.state != "CLOSED"]
     return GateCheck("circuit breakers closed", not bad, "all closed" if not bad else f"not closed: {', '.join(bad)}")
 
 
-def evaluate_gate(phase: str, ctx: GateContext) -> list[GateCheck]:
+def evaluate_gate(phase: str, ctx: GateContext, gates: Gates) -> list[GateCheck]:
+    """Every check of ``phase`` in ``gates``, in order; a check that raises has not passed."""
     out = []
-    for gate in PHASE_GATES.get(phase, []):
+    for gate in gates.get(phase, ()):
         try:
             out.append(gate(ctx))
         except Exception as e:  # a gate that cannot decide has not passed
@@ -202,7 +179,10 @@ class ControlPlane:
     clock: Clock
     env: EnvKillSwitch = field(default_factory=EnvKillSwitch)
     on_change: Callable[[dict], None] | None = None
-    app: object = None  # the engine, for gates that need live evidence (engine/services/readiness.py)
+    # the go/no-go gate of each phase (required: a control plane without gates would let every phase change pass)
+    gates: Gates = field(kw_only=True)
+    # the readiness evidence the criterion gates read (engine/services/readiness.py: evidence)
+    evidence: Callable[[], Evidence] | None = field(default=None, kw_only=True)
 
     def _notify(self, kind: str, title: str, text: str, **fields) -> None:
         if self.on_change is not None:
@@ -213,9 +193,9 @@ class ControlPlane:
 
     def state(self, s: Session | None = None) -> ControlState:
         if s is not None:
-            return s.get(ControlState, 1)
+            return control_row(s)
         with self.store.read() as rs:
-            return rs.get(ControlState, 1)
+            return control_row(rs)
 
     def kill(self, s: Session | None = None) -> KillState:
         return kill_state(self.state(s), self.env)
@@ -229,7 +209,7 @@ class ControlPlane:
                 raise KillSwitchLocked(f"the kill switch cannot be turned off while {why}; unset it first")
         now = self.clock()
         with self.store.write() as s:
-            ctl = s.get(ControlState, 1)
+            ctl = control_row(s)
             before = {"kill_switch": ctl.kill_switch, "reason": ctl.kill_reason}
             ctl.kill_switch, ctl.kill_reason, ctl.kill_actor, ctl.kill_changed_at = on, reason, actor, now
             s.add(ctl)
@@ -243,7 +223,7 @@ class ControlPlane:
         _require(reason, actor)
         now = self.clock()
         with self.store.write() as s:
-            ctl = s.get(ControlState, 1)
+            ctl = control_row(s)
             before = {"maintenance": ctl.maintenance, "reason": ctl.maintenance_reason}
             ctl.maintenance, ctl.maintenance_reason, ctl.maintenance_actor = on, reason, actor
             ctl.maintenance_changed_at = now
@@ -256,8 +236,8 @@ class ControlPlane:
     def gate_for(self, phase: str, preview: bool = True) -> list[GateCheck]:
         """The gate's checks as they stand (``preview``: cheap evidence where a full check is expensive; a phase
         change itself always evaluates with preview=False)."""
-        ctx = GateContext(self.settings, self.store, self.clock(), self.kill(), app=self.app, preview=preview)
-        return evaluate_gate(phase, ctx)
+        ctx = GateContext(self.settings, self.store, self.clock(), self.kill(), source=self.evidence, preview=preview)
+        return evaluate_gate(phase, ctx, self.gates)
 
     def set_phase(self, target: str, reason: str, actor: str, force: bool = False) -> dict:
         _require(reason, actor)
@@ -282,7 +262,7 @@ class ControlPlane:
         now = self.clock()
         direction = "up" if tgt_i > cur_i else "down"
         with self.store.write() as s:
-            ctl = s.get(ControlState, 1)
+            ctl = control_row(s)
             if ctl.phase != current:
                 raise PhaseChangeRefused(f"the phase changed to {ctl.phase} meanwhile; try again")
             ctl.phase, ctl.phase_reason, ctl.phase_actor, ctl.phase_changed_at = target, reason, actor, now
@@ -312,14 +292,15 @@ class ControlPlane:
         if live_sending_allowed(target, self.settings):
             if direction == "up":
                 rows = s.exec(select(OutboxItem.id, OutboxItem.reasons).where(OutboxItem.status == "deferred")).all()
-                released = sorted(i for i, reasons in rows if _has_code(reasons, Code.PHASE_HELD.value))
+                released = sorted(i for i, reasons in rows
+                                  if i is not None and _has_code(reasons, Code.PHASE_HELD.value))
                 for k in range(0, len(released), 500):
-                    s.exec(update(OutboxItem).where(OutboxItem.id.in_(released[k:k + 500]),
-                                                    OutboxItem.status == "deferred")
+                    s.exec(update(OutboxItem).where(col(OutboxItem.id).in_(released[k:k + 500]),
+                                                    col(OutboxItem.status) == "deferred")
                            .values(not_before=now, updated_at=now))
         else:
             held = s.exec(select(func.count()).select_from(OutboxItem).where(
-                OutboxItem.status.in_(("deferred", "pending_approval")))).one()
+                col(OutboxItem.status).in_(("deferred", "pending_approval")))).one()
         return {"held": held, "released": len(released), "released_ids": released[:1000]}
 
     def seed_phase_from_config(self, actor: str = "alpha init", force: bool = False,
@@ -347,13 +328,13 @@ class ControlPlane:
         forced = bool(force and failed)
         now = self.clock()
         with self.store.write() as s:
-            ctl = s.get(ControlState, 1)
+            ctl = control_row(s)
             if ctl.phase_seeded:
                 return None
             before = ctl.phase
             ctl.phase, ctl.phase_seeded, ctl.phase_actor = target, True, actor
             ctl.phase_reason = ("seeded from config/production.json" + (f" (forced: {reason})" if forced else "")
-                                if target == configured else
+                                if failed is None or target == configured else
                                 f"seeded as shadow: config/production.json asks for {configured} but the go/no-go "
                                 f"gate for {failed['phase']} fails")[:2000]
             ctl.phase_changed_at = now
@@ -369,16 +350,16 @@ class ControlPlane:
     def warmup_status(self) -> dict:
         now = self.clock()
         with self.store.read() as s:
-            ctl = s.get(ControlState, 1)
+            ctl = control_row(s)
             started = ctl.warmup_phase_started_at or now
             plan = self.settings.warmup
             phase = min(ctl.warmup_phase, len(plan.phases))
             sends = s.exec(select(func.count()).select_from(OutboxItem).where(
-                OutboxItem.status == "sent", OutboxItem.reserved_at >= started)).one()
+                col(OutboxItem.status) == "sent", col(OutboxItem.reserved_at) >= started)).one()
             bounces = s.exec(select(func.count()).select_from(Suppression).where(
-                Suppression.reason == "bounced", Suppression.created_at >= started)).one()
+                col(Suppression.reason) == "bounced", col(Suppression.created_at) >= started)).one()
             complaints = s.exec(select(func.count()).select_from(Suppression).where(
-                Suppression.reason == "complained", Suppression.created_at >= started)).one()
+                col(Suppression.reason) == "complained", col(Suppression.created_at) >= started)).one()
         crit = plan.phases[phase - 1].criteria
         days = (now - started).total_seconds() / 86400
         br = bounces / sends if sends else 0.0
@@ -411,7 +392,7 @@ class ControlPlane:
                     f"{c['name']}: {c['detail']}" for c in failed) + " (or --force with a reason)")
         now = self.clock()
         with self.store.write() as s:
-            ctl = s.get(ControlState, 1)
+            ctl = control_row(s)
             before = ctl.warmup_phase
             ctl.warmup_phase, ctl.warmup_phase_started_at = target, now
             s.add(ctl)
@@ -439,7 +420,3 @@ def _require(reason: str, actor: str) -> None:
     if not (actor or "").strip():
         raise InvalidRequest("an actor is required (--actor)")
 
-
-from engine.services.readiness import install_gates  # noqa: E402  (the go/no-go criteria are gates too)
-
-install_gates()

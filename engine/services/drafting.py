@@ -41,7 +41,7 @@ from engine.core.errors import AlphaError
 from engine.rules.guardrails.content import ContentRules, check_content
 from engine.rules.messaging import Pack, Template, clean_text, lead_facts, render, render_opening
 from engine.adapters.db import insert_many
-from engine.adapters.models import Draft
+from engine.adapters.models import Draft, table_of
 from engine.rules.unsubscribe import unsubscribe_url
 
 UNSUPPORTED_CLAIM = "unsupported_claim"
@@ -216,7 +216,7 @@ def _ask_llm(llm: Any, template: Template, pack: Pack, lead: Any, sender: Any) -
         prov["note"] = "no LLM answered; the chain's template provider gave the template's opening"
         return {"opening": None, "provenance": prov, "flags": [], "facts": {}}
     sentence, rejected, trimmed = _clean_llm(str(getattr(c, "text", "") or ""), pack.guidelines.llm_max_words)
-    if rejected:
+    if rejected or sentence is None:  # a sentence is None only when rejected
         prov["rejected"] = rejected
         prov["answer"] = clean_text(getattr(c, "text", "") or "", 300)
         return {"opening": None, "provenance": prov, "flags": [], "facts": {}}
@@ -393,7 +393,7 @@ def save_drafts(store, items: Sequence[tuple[int, str, int, DraftResult]], now: 
     prepared = [(lead_id, seq, step, _draft_values(seq, step, r)) for lead_id, seq, step, r in items]
     if not prepared:
         return []
-    t = Draft.__table__
+    t = table_of(Draft)
     cols = [t.c.id, t.c.lead_id, t.c.sequence, t.c.step, t.c.status, *(t.c[k] for k in _VALUE_KEYS)]
     update = (sa.update(t).where(t.c.id == sa.bindparam("row_id"))
               .values({k: sa.bindparam(f"new_{k}") for k in _VALUE_KEYS}))

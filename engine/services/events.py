@@ -18,24 +18,27 @@ import hashlib
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from email.utils import parseaddr
 from typing import Any, Callable
 
-from sqlalchemy import or_
-from sqlmodel import Session, func, select
+from sqlalchemy import ColumnElement, or_
+from sqlmodel import Session, col, func, select
 
 from engine.adapters import audit
 from engine.rules import replies
+from engine.rules.leadfacts import employee_count_or_none
 from engine.core.clock import as_utc, iso
+from engine.core.envcheck import env_flag
 from engine.core.errors import ConfigError
 from engine.rules.guardrails.domain_health import next_cooling
 from engine.rules.guardrails.recipients import syntax_problem
-from engine.core.identity import DEFAULT, Rules, canonical_address
-from engine.adapters.models import Approval, DomainHealth, Lead, OutboxItem, Reply, Suppression, WebhookEvent
+from engine.core.identity import Rules, canonical_address, normalise_address
+from engine.adapters.models import (Approval, DomainHealth, Lead, OutboxItem, Reply, Suppression, WebhookEvent,
+                                    stored_id)
 from engine.queries.outbox import WAITING
+from engine.services.suppressions import add_suppression
 from engine.core.reasons import Code, Reason
 
 log = logging.getLogger("alpha.events")
@@ -60,7 +63,9 @@ class Outcome:
 
 def event_id(source: str, payload: dict, raw: bytes) -> str:
     """A stable id for replay detection: the sender's id when it gives one, else a hash of the body."""
-    wp = payload.get("webhookPayload") if isinstance(payload.get("webhookPayload"), dict) else {}
+    wp = payload.get("webhookPayload")
+    if not isinstance(wp, dict):
+        wp = {}
     for cand in (payload.get("webhookId"), payload.get("webhook_id"),
                  wp.get("id") and f"{wp.get('id')}:{wp.get('event')}",
                  payload.get("messageId") and f"{payload.get('type')}:{payload.get('messageId')}"):
@@ -78,42 +83,23 @@ def _claim(s: Session, eid: str, source: str, etype: str, now: datetime, payload
     return True
 
 
-def _suppress(s: Session, email: str, reason: str, source: str, detail: str, now: datetime, actor: str,
-              rules: Rules = DEFAULT) -> bool:
-    """Suppress ``email`` (stored with its canonical address); False when it, or another spelling of the same
-    mailbox, is already suppressed, or it is not an email address."""
-    email = (email or "").strip().lower()
-    if not email or syntax_problem(email):
-        return False
-    if s.get(Suppression, email) is not None:
-        return False
-    key = canonical_address(email, rules)[:320] or None
-    if key and s.exec(select(Suppression.email).where(Suppression.address_key == key).limit(1)).first() is not None:
-        return False
-    s.add(Suppression(email=email, address_key=key, reason=reason, source=source, detail=detail[:500],
-                      created_at=now))
-    audit.append(s, event="suppression.add", actor=actor, now=now, ref=email, status=reason,
-                 data={"source": source, "detail": detail[:500], "address_key": key})
-    return True
-
-
 def _queued(s: Session, lead: Lead | None, emails: list[str | None], rules: Rules) -> list[OutboxItem]:
     """The lead's waiting outbox rows (deferred or pending approval, whatever their approval's state): by lead id,
     by canonical recipient, and by the address as written (rows stored before recipients had a canonical key)."""
-    addresses = {e.strip().lower() for e in [*(emails or []), lead.email if lead is not None else None]
-                 if isinstance(e, str) and e.strip()}
+    addresses = {normalise_address(e) for e in [*(emails or []), lead.email if lead is not None else None]
+                 if isinstance(e, str)} - {""}
     keys = {canonical_address(e, rules)[:320] for e in addresses} - {""}
-    conds = []
+    conds: list[ColumnElement[bool]] = []
     if lead is not None and lead.id is not None:
-        conds.append(OutboxItem.lead_id == str(lead.id))
+        conds.append(col(OutboxItem.lead_id) == str(lead.id))
     if keys:
-        conds.append(OutboxItem.to_key.in_(sorted(keys)))
+        conds.append(col(OutboxItem.to_key).in_(sorted(keys)))
     if addresses:
         conds.append(func.lower(OutboxItem.to_email).in_(sorted(a[:320] for a in addresses)))
     if not conds:
         return []
-    return list(s.exec(select(OutboxItem).where(OutboxItem.status.in_(WAITING), or_(*conds))
-                       .order_by(OutboxItem.id)).all())
+    return list(s.exec(select(OutboxItem).where(col(OutboxItem.status).in_(WAITING), or_(*conds))
+                       .order_by(col(OutboxItem.id))).all())
 
 
 def _cancel_hot_leads(s: Session, lead: Lead | None, detail: str, now: datetime, actor: str) -> list[int]:
@@ -128,7 +114,7 @@ def _cancel_hot_leads(s: Session, lead: Lead | None, detail: str, now: datetime,
         s.add(appr)
         audit.append(s, event="approval.cancelled", actor=actor, now=now, ref=str(appr.id), status="cancelled",
                      data={"kind": "hot_lead", "lead_id": lead.id, "detail": detail[:500]})
-    return [a.id for a in pending]
+    return [stored_id(a) for a in pending]
 
 
 def _cancel_queue(s: Session, lead: Lead | None, emails: list[str | None], detail: str, now: datetime, actor: str,
@@ -145,7 +131,8 @@ def _cancel_queue(s: Session, lead: Lead | None, emails: list[str | None], detai
     reason = Reason(Code.SEQUENCE_STOPPED, detail[:500])
     ids = [r.id for r in rows]
     approvals = {a.id: a for a in s.exec(select(Approval).where(
-        or_(Approval.outbox_id.in_(ids), Approval.id.in_([r.approval_id for r in rows if r.approval_id] or [-1])),
+        or_(col(Approval.outbox_id).in_(ids),
+            col(Approval.id).in_([r.approval_id for r in rows if r.approval_id] or [-1])),
         Approval.status == "pending")).all()}
     for row in rows:
         before = row.status
@@ -201,10 +188,10 @@ def _lead_by(s: Session, email: str | None = None, contact_id: str | None = None
         if lead:
             return lead
     if email:
-        lead = s.exec(select(Lead).where(Lead.email == email.strip().lower())).first()
+        lead = s.exec(select(Lead).where(Lead.email == normalise_address(email)[:320])).first()
         key = canonical_address(email)[:320]
         if lead is None and key:  # another spelling of the same mailbox (engine/core/identity)
-            lead = s.exec(select(Lead).where(Lead.email_key == key).order_by(Lead.id).limit(1)).first()
+            lead = s.exec(select(Lead).where(Lead.email_key == key).order_by(col(Lead.id)).limit(1)).first()
         return lead
     return None
 
@@ -277,7 +264,7 @@ class EventService:
         # whose mailbox this is about: the lead's; else the contact's address; else (a person's reply) the sender's
         contact = _str(p.get("email"), 320)
         person = lead.email if lead is not None else (contact or (None if c.bounce else parseaddr(sender or "")[1]))
-        person = person.strip().lower()[:320] if person else None
+        person = normalise_address(person)[:320] or None
         reply = Reply(lead_id=lead.id if lead is not None else None, email=person, received_at=now, label=c.label,
                       confidence=c.confidence, referral=(c.referral or None) and c.referral[:320],
                       return_date=datetime.combine(c.return_date, time(0, 0), tzinfo=timezone.utc)
@@ -294,8 +281,8 @@ class EventService:
             reply.cancelled = _cancel_queue(s, lead, [person], detail, now, "webhook:ghl", rules, hot_leads=not c.hot)
             done.append(f"{reply.cancelled} queued step(s) cancelled")
             if c.label == "unsubscribe":
-                added = person and _suppress(s, person, "unsubscribed", "reply", f"reply: {'; '.join(c.evidence)}",
-                                             now, "webhook:ghl", rules)
+                added = person and add_suppression(s, person, "unsubscribed", "reply",
+                                                   f"reply: {'; '.join(c.evidence)}", now, "webhook:ghl", rules)
                 done.append(f"{person} suppressed (unsubscribed)" if added else
                             f"{person or 'no address'} not newly suppressed")
                 _stop_lead(lead, "unsubscribed", "unsubscribed", now)
@@ -306,8 +293,9 @@ class EventService:
             if lead is not None:
                 lead.last_reply_at = lead.last_engaged_at = now
         elif c.label == "out_of_office":
-            until = pause_until(c.return_date)
-            detail = (f"lead out of office until {c.return_date.isoformat()}"
+            back = c.return_date or now.date() + replies.DEFAULT_PAUSE  # the rules always give one
+            until = pause_until(back)
+            detail = (f"lead out of office until {back.isoformat()}"
                       f"{'' if c.return_date_given else ' (no date given: default pause)'}; reply at {when}")
             reply.cancelled = _pause_queue(s, lead, [person], until, detail, now, "webhook:ghl", rules)
             if lead is not None:
@@ -316,8 +304,8 @@ class EventService:
         elif c.bounce:
             detail = f"bounce notification received at {when}"
             reply.cancelled = _cancel_queue(s, lead, [person], detail, now, "webhook:ghl", rules)
-            added = person and _suppress(s, person, "bounced", "reply:bounce", f"reply: {'; '.join(c.evidence)}",
-                                         now, "webhook:ghl", rules)
+            added = person and add_suppression(s, person, "bounced", "reply:bounce", f"reply: {'; '.join(c.evidence)}",
+                                               now, "webhook:ghl", rules)
             _stop_lead(lead, "bounced", "bounced", now)
             done.append(f"{person} suppressed (bounced)" if added else f"{person or 'no address'} not newly suppressed")
             done.append(f"{reply.cancelled} queued step(s) cancelled")
@@ -345,14 +333,15 @@ class EventService:
         return Outcome("processed", f"{who} replied ({what}): " + "; ".join(done), alert=alert)
 
     def _dnd(self, s: Session, p: dict, now: datetime) -> Outcome:
-        email = (_str(p.get("email")) or "").strip().lower()
+        email = normalise_address(_str(p.get("email")))
         email_dnd = _dict(_dict(p.get("dndSettings")).get("Email")).get("status") == "active"
         if not (p.get("dnd") is True or email_dnd):
             return Outcome("processed", f"DND lifted or not for email on {email or 'unknown'}: suppression kept")
         if not email:
             return Outcome("ignored", "DND update without an email address")
         rules = self._rules()
-        added = _suppress(s, email, "dnd", "ghl:ContactDndUpdate", "contact set email DND in GHL", now, "ghl", rules)
+        added = add_suppression(s, email, "dnd", "ghl:ContactDndUpdate", "contact set email DND in GHL", now, "ghl",
+                                rules)
         lead = _lead_by(s, email=email, contact_id=_str(p.get("id")))
         _cancel_queue(s, lead, [email], f"lead opted out (dnd) at {iso(now)}", now, "ghl", rules)
         _stop_lead(lead, "unsubscribed", "dnd", now)
@@ -367,7 +356,7 @@ class EventService:
     def _email_stats(self, s: Session, p: dict, now: datetime) -> Outcome:
         wp = _dict(p.get("webhookPayload"))
         event = (_str(wp.get("event")) or "").lower()
-        recipient = (_str(wp.get("recipient")) or "").strip().lower()
+        recipient = normalise_address(_str(wp.get("recipient")))
         headers = _dict(_dict(wp.get("message")).get("headers"))
         sender = parseaddr(_str(headers.get("from")) or "")[1].lower()
         code = _dict(wp.get("delivery-status")).get("code")
@@ -399,8 +388,8 @@ class EventService:
         if len(sending_domain) > 180:
             sending_domain = ""
         rules = self._rules()
-        added = _suppress(s, recipient, kind, f"ghl:LCEmailStats:{sending_domain}", f"{event} {code or ''}".strip(),
-                          now, "ghl", rules)
+        added = add_suppression(s, recipient, kind, f"ghl:LCEmailStats:{sending_domain}",
+                                f"{event} {code or ''}".strip(), now, "ghl", rules)
         lead = _lead_by(s, email=recipient)
         _cancel_queue(s, lead, [recipient], f"lead {'bounced' if kind == 'bounced' else f'opted out ({kind})'} at "
                       f"{iso(now)}", now, "ghl", rules)
@@ -422,11 +411,11 @@ class EventService:
         cfg = self.app.settings.production.domain_health
         since = now - HEALTH_WINDOW
         sends = s.exec(select(func.count()).select_from(OutboxItem).where(
-            OutboxItem.status == "sent", OutboxItem.channel == "email", OutboxItem.sent_at >= since,
-            OutboxItem.from_email.like(f"%@{domain}"))).one()
+            col(OutboxItem.status) == "sent", col(OutboxItem.channel) == "email", col(OutboxItem.sent_at) >= since,
+            col(OutboxItem.from_email).like(f"%@{domain}"))).one()
         rows = s.exec(select(Suppression.reason, func.count()).where(
-            Suppression.created_at >= since, Suppression.source == f"ghl:LCEmailStats:{domain}",
-            Suppression.reason.in_(("bounced", "complained"))).group_by(Suppression.reason)).all()
+            col(Suppression.created_at) >= since, col(Suppression.source) == f"ghl:LCEmailStats:{domain}",
+            col(Suppression.reason).in_(("bounced", "complained"))).group_by(Suppression.reason)).all()
         counts = dict(rows)
         score = domain_score(int(sends), counts.get("bounced", 0), counts.get("complained", 0),
                              cfg.max_bounce_rate, cfg.max_complaint_rate)
@@ -466,8 +455,8 @@ class EventService:
         now = self.app.clock()
         rules = self._rules()
         with self.app.store.write() as s:
-            added = _suppress(s, email, "unsubscribed", source, "RFC 8058 one-click unsubscribe", now, "recipient",
-                              rules)
+            added = add_suppression(s, email, "unsubscribed", source, "RFC 8058 one-click unsubscribe", now,
+                                    "recipient", rules)
             lead = _lead_by(s, email=email)
             _cancel_queue(s, lead, [email], f"lead unsubscribed ({source}) at {iso(now)}", now, "recipient", rules)
             _stop_lead(lead, "unsubscribed", "unsubscribed", now)
@@ -490,7 +479,7 @@ class EventService:
             else:
                 lead = _lead_by(s, email=email)  # its email, else another spelling of the same mailbox
                 created = lead is None
-                if created:
+                if lead is None:
                     lead = Lead(email=email, created_at=now, source="rb2b", status="warm")
                 for field in ("first_name", "last_name", "title", "company", "company_domain", "employee_count",
                               "industry", "linkedin_url", "country"):
@@ -548,18 +537,6 @@ RB2B_FIELDS = {
 }
 
 
-def _employees(v: Any) -> int | None:
-    """RB2B sends an int or a string such as "51-200", "1,000+" or "500"; read like an imported CSV cell."""
-    from engine.adapters.leads_csv import parse_employee_count
-
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        return parse_employee_count(str(v))
-    except ValueError:
-        return None
-
-
 # The lead columns an RB2B visitor fills, with their sizes (engine/adapters/models.py Lead): longer text is cut to fit.
 RB2B_TEXT = {"first_name": 200, "last_name": 200, "title": 300, "company": 300, "industry": 200, "country": 100,
              "linkedin_url": 500}
@@ -575,8 +552,8 @@ def normalise_rb2b(payload: dict) -> dict:
             out[key] = v
     if "email" in out:
         email = _str(out["email"])
-        out["email"] = email.strip().lower() if email else None
-    out["employee_count"] = _employees(out.get("employee_count"))
+        out["email"] = normalise_address(email) or None
+    out["employee_count"] = employee_count_or_none(out.get("employee_count"))  # as the importer reads it
     site = _str(out.get("website")) or ""
     if site:
         host = site.split("//")[-1].split("/")[0].lower().removeprefix("www.")
@@ -673,16 +650,17 @@ def _sender(p: dict) -> str | None:
 def second_opinion_enabled() -> bool:
     """ALPHA_REPLY_SECOND_OPINION=1 asks the LLM chain for a second opinion on each reply (off by default: the
     webhook answers without waiting for a provider)."""
-    return os.environ.get("ALPHA_REPLY_SECOND_OPINION", "").strip().lower() in ("1", "true", "yes", "on")
+    return env_flag("ALPHA_REPLY_SECOND_OPINION")
 
 
 def lead_replies(app, lead_id: int | None = None, limit: int = 50) -> list[dict]:
     """The newest classified replies (of one lead, or all), as plain rows for the console."""
     with app.store.read() as s:
-        q = select(Reply, Lead.email).outerjoin(Lead, Lead.id == Reply.lead_id)
+        q = select(Reply, Lead.email).outerjoin(Lead, col(Lead.id) == Reply.lead_id)
         if lead_id is not None:
             q = q.where(Reply.lead_id == int(lead_id))
-        rows = s.exec(q.order_by(Reply.received_at.desc(), Reply.id.desc()).limit(max(1, min(int(limit), 500)))).all()
+        rows = s.exec(q.order_by(col(Reply.received_at).desc(), col(Reply.id).desc())
+                      .limit(max(1, min(int(limit), 500)))).all()
     return [{"id": r.id, "received_at": r.received_at, "lead_id": r.lead_id, "lead": email or r.email,
              "class": r.label, "confidence": r.confidence,
              "return_date": r.return_date.date().isoformat() if r.return_date else None, "referral": r.referral,

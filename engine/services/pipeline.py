@@ -11,18 +11,42 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
+from engine.adapters.ports import Configured
 from engine.rules import handoff
 from engine.adapters.db import insert_many
 from engine.core.clock import UTC, as_utc, iso
 from engine.rules.geo import country_timezone
-from engine.adapters.models import Draft, Envelope, Lead, OutboxItem, ShadowRun
+from engine.adapters.models import Draft, Envelope, Lead, OutboxItem, ShadowRun, stored_id, table_of
+from engine.services.control import ControlPlane
+from engine.services.gateway import Gateway
 
 AGENT = "GHL_MASTER"
+
+
+class PipelineEngine(Configured, Protocol):
+    """What the pipeline uses of the engine (engine.app.App, which a service cannot import): the store, settings
+    and clock, the unsubscribe secret, the gateway, the control plane, the LLM chain, ICP scoring and lead import."""
+
+    @property
+    def secret(self) -> bytes: ...
+
+    @property
+    def gateway(self) -> Gateway: ...
+
+    @property
+    def control(self) -> ControlPlane: ...
+
+    @property
+    def llm(self) -> Any: ...
+
+    def rescore(self, lead: Any) -> Any: ...
+
+    def import_leads(self, path: str | Path) -> dict: ...
 
 
 @dataclass
@@ -52,7 +76,7 @@ def _facts(lead: Lead) -> dict:
     }
 
 
-def lead_action(app, lead: Lead, fit, draft, now, **extra) -> dict:
+def lead_action(app: PipelineEngine, lead: Lead, fit, draft, now, **extra) -> dict:
     """The gateway action that sends ``draft`` to ``lead``. Its grounding evidence is the lead record (the facts
     behind the tier and the draft), as of its last update."""
     action = {"agent": AGENT, "action": "send_email", "to": lead.email,
@@ -84,9 +108,27 @@ class _Plan:
     draft: Any = None                    # the DraftResult
     action: dict | None = None
 
+    def touch(self) -> tuple[str, int]:
+        """The (sequence, step) the lead is drafted for: set by ``_route`` unless the lead stopped there."""
+        if self.sequence is None or self.step is None:
+            raise ValueError(f"lead {self.lead.id} has no sequence step: it was not routed")
+        return self.sequence, self.step
+
+    def send_action(self) -> dict:
+        """The gateway action of a drafted lead: set by ``_drafted`` with its draft."""
+        if self.action is None:
+            raise ValueError(f"lead {self.lead.id} has no action: it was not drafted")
+        return self.action
+
+    def final(self) -> LeadOutcome:
+        """The outcome, set where the lead stopped or when the gateway decided."""
+        if self.outcome is None:
+            raise ValueError(f"lead {self.lead.id} has no outcome: it did not reach the gateway")
+        return self.outcome
+
 
 class Pipeline:
-    def __init__(self, app, use_llm: bool = False, shadow: bool = True):
+    def __init__(self, app: PipelineEngine, use_llm: bool = False, shadow: bool = True):
         from engine.rules.messaging import load_pack
 
         self.app = app
@@ -112,13 +154,13 @@ class Pipeline:
              "suppression": ("checked by the gateway", "gateway")})
         plan.trail.append(env)
         if fit.disqualified:
-            plan.outcome = LeadOutcome(lead.id, lead.email, None, "disqualified", "disqualified",
+            plan.outcome = LeadOutcome(stored_id(lead), lead.email, None, "disqualified", "disqualified",
                                        [fit.disqualifier or ""])
             return plan
         r = route(lead, now, self.pack.routing)
         lead.route = plan.sequence = r.sequence
         if r.stopped:
-            plan.outcome = LeadOutcome(lead.id, lead.email, fit.tier, "stopped", "stopped", [r.reason])
+            plan.outcome = LeadOutcome(stored_id(lead), lead.email, fit.tier, "stopped", "stopped", [r.reason])
             return plan
         plan.step = self.pack.sequence(r.sequence).steps[0].step  # the first touch
         plan.route_reason = r.reason
@@ -130,8 +172,8 @@ class Pipeline:
 
         lead = plan.lead
         if isinstance(d, NoTemplate):
-            plan.outcome = LeadOutcome(lead.id, lead.email, plan.fit.tier, "draft", "no_template", [str(d)[:120]],
-                                       plan.sequence, plan.step)
+            plan.outcome = LeadOutcome(stored_id(lead), lead.email, plan.fit.tier, "draft", "no_template",
+                                       [str(d)[:120]], plan.sequence, plan.step)
             return
         if isinstance(d, Exception):
             raise d
@@ -143,7 +185,7 @@ class Pipeline:
 
     def _decided(self, plan: _Plan, res, now) -> None:
         lead = plan.lead
-        plan.outcome = LeadOutcome(lead.id, lead.email, plan.fit.tier, "gateway", res.status, res.codes,
+        plan.outcome = LeadOutcome(stored_id(lead), lead.email, plan.fit.tier, "gateway", res.status, res.codes,
                                    plan.sequence, plan.step, res.outbox_id)
         plan.trail.append(handoff.hand_off(plan.trail[-1], "GHL_MASTER", res.status, ", ".join(res.codes) or "allowed",
                                            now))
@@ -155,10 +197,11 @@ class Pipeline:
     def prepare(self, lead: Lead, now) -> tuple[LeadOutcome | None, dict | None, list[handoff.Envelope]]:
         """Score, exclude, route and draft one lead. Returns (final outcome if it stops here, the action to submit,
         the envelopes)."""
-        from engine.services.drafting import NoTemplate, draft_for, save_draft
+        from engine.services.drafting import DraftResult, NoTemplate, draft_for, save_draft
 
         plan = self._route(lead, now)
         if plan.outcome is None:
+            d: DraftResult | NoTemplate
             try:
                 # only approved templates are used outside shadow
                 d = draft_for(lead, (plan.sequence, plan.step), self.pack, self.app.settings, self.app.secret,
@@ -167,7 +210,7 @@ class Pipeline:
                 d = e
             self._drafted(plan, d, now)
             if plan.draft is not None:
-                save_draft(self.app.store, lead.id, plan.sequence, plan.step, plan.draft, now)
+                save_draft(self.app.store, stored_id(lead), *plan.touch(), plan.draft, now)
         if plan.outcome is not None:
             return plan.outcome, None, plan.trail
         return None, {"action": plan.action, "sequence": plan.sequence, "step": plan.step,
@@ -176,7 +219,7 @@ class Pipeline:
     def _store(self, plans: list[_Plan], now, leads_only: bool = False) -> None:
         """The leads' new score, tier and route, and every envelope: one transaction, two bulk statements
         (``leads_only``: the leads alone, before the gateway decides on their stored tier)."""
-        lead_t, env_t = Lead.__table__, Envelope.__table__
+        lead_t, env_t = table_of(Lead), table_of(Envelope)
         cols = ("score", "tier", "icp", "disqualified_reason", "route")
         update = (sa.update(lead_t).where(lead_t.c.id == sa.bindparam("lead_pk"))
                   .values({c: sa.bindparam(f"new_{c}") for c in cols}))
@@ -211,21 +254,21 @@ class Pipeline:
         for p, d in zip(todo, drafts):
             self._drafted(p, d, now)
         ready = [p for p in todo if p.draft is not None]
-        save_drafts(app.store, [(p.lead.id, p.sequence, p.step, p.draft) for p in ready], now)
+        save_drafts(app.store, [(stored_id(p.lead), *p.touch(), p.draft) for p in ready], now)
         key_of = {id(lead): key for lead, key in zip(leads, keys)}
         self._store(ready, now, leads_only=True)  # the gateway decides on the stored tier: the fresh one
-        results = app.gateway.submit_many([{**p.action, "idempotency_key": key_of[id(p.lead)]} for p in ready],
+        results = app.gateway.submit_many([{**p.send_action(), "idempotency_key": key_of[id(p.lead)]} for p in ready],
                                           shadow=self.shadow)
         for p, res in zip(ready, results):
             self._decided(p, res, now)
         self._store(plans, now)
-        return [p.outcome for p in plans]
+        return [p.final() for p in plans]
 
 
 SHADOW_BATCH = 200  # leads per batch: the drafts and envelopes of a batch are written in one transaction
 
 
-def shadow_run(app, contacts: int, progress: Callable[[int, int], None] | None = None,
+def shadow_run(app: PipelineEngine, contacts: int, progress: Callable[[int, int], None] | None = None,
                use_llm: bool = False, batch: int = SHADOW_BATCH) -> dict:
     """Take the first ``contacts`` leads through every stage; nothing leaves. Returns the stored summary."""
     pipe = Pipeline(app, use_llm=use_llm, shadow=True)
@@ -240,9 +283,9 @@ def shadow_run(app, contacts: int, progress: Callable[[int, int], None] | None =
     outcomes: list[LeadOutcome] = []
     last_id = None
     while len(outcomes) < total:
-        q = select(Lead).order_by(Lead.id).limit(min(batch, total - len(outcomes)))
+        q = select(Lead).order_by(col(Lead.id)).limit(min(batch, total - len(outcomes)))
         if last_id is not None:
-            q = q.where(Lead.id > last_id)
+            q = q.where(col(Lead.id) > last_id)
         with app.store.read() as s:
             leads = list(s.exec(q).all())
         if not leads:
@@ -254,17 +297,18 @@ def shadow_run(app, contacts: int, progress: Callable[[int, int], None] | None =
     summary = summarise(outcomes)
     summary.update({"run_id": run_id, "started_at": iso(started), "finished_at": iso(app.clock())})
     with app.store.write_plain() as s:
-        run = s.get(ShadowRun, run_id)
-        run.finished_at, run.contacts, run.summary = app.clock(), len(outcomes), summary
-        s.add(run)
+        done = s.get(ShadowRun, run_id)
+        assert done is not None, f"shadow run {run_id} vanished while it ran"
+        done.finished_at, done.contacts, done.summary = app.clock(), len(outcomes), summary
+        s.add(done)
     return summary
 
 
-def score_leads(app, batch: int = 2000, progress: Callable[[int, int], None] | None = None) -> dict:
+def score_leads(app: PipelineEngine, batch: int = 2000, progress: Callable[[int, int], None] | None = None) -> dict:
     """Score every lead against the ICP and store score, tier, explanation and disqualification (``rescore``),
     reading only the columns scoring needs and writing only the leads whose result changed, ``batch`` leads per
     transaction. Returns {"leads", "changed", "disqualified", "by_tier"}."""
-    t = Lead.__table__
+    t = table_of(Lead)
     inputs = ("id", "email", "title", "company", "company_domain", "employee_count", "industry", "country")
     outputs = ("score", "tier", "icp", "disqualified_reason")
     update = (sa.update(t).where(t.c.id == sa.bindparam("lead_pk"))
@@ -310,19 +354,19 @@ def summarise(outcomes: list[LeadOutcome]) -> dict:
             "by_reason": dict(by_reason.most_common()), "by_sequence": dict(by_sequence)}
 
 
-def export_shadow(app, path: str | Path, run_id: int | None = None) -> int:
+def export_shadow(app: PipelineEngine, path: str | Path, run_id: int | None = None) -> int:
     """Write the shadow emails (of one run, default the newest) to CSV; returns the number of rows."""
     from engine.adapters.leads_csv import write_safe_csv
 
     with app.store.read() as s:
         if run_id is None:
-            run = s.exec(select(ShadowRun).order_by(ShadowRun.id.desc())).first()
+            run = s.exec(select(ShadowRun).order_by(col(ShadowRun.id).desc())).first()
             run_id = run.id if run else None
         if run_id is None:
             rows = []
         else:
-            rows = list(s.exec(select(OutboxItem).where(OutboxItem.idempotency_key.like(f"shadow-{run_id}-%"))
-                               .order_by(OutboxItem.id)).all())
+            rows = list(s.exec(select(OutboxItem).where(col(OutboxItem.idempotency_key).like(f"shadow-{run_id}-%"))
+                               .order_by(col(OutboxItem.id))).all())
     cols = ["outbox_id", "lead_id", "to", "tier", "status", "reasons", "subject", "text", "html", "list_unsubscribe"]
     return write_safe_csv(path, cols, (["" if v is None else str(v) for v in (
         r.id, r.lead_id, r.to_email, r.tier, r.status, " ".join(x["code"] for x in (r.reasons or [])),
@@ -331,11 +375,11 @@ def export_shadow(app, path: str | Path, run_id: int | None = None) -> int:
 
 # ------------------------------------------------------------------------------------------- daily cycle
 
-def _progress_all(app) -> dict[str, tuple[str, int, datetime | None]]:
+def _progress_all(app: PipelineEngine) -> dict[str, tuple[str, int, datetime | None]]:
     """Every lead's sequence, the last step that went out and when (from the outbox, the source of truth), by
     lead id (as the outbox stores it): one query, the newest sent sequence step of each lead (a lead with no
     such step is absent). On equal send times the newer outbox row wins."""
-    o = OutboxItem.__table__
+    o = table_of(OutboxItem)
     newest = sa.func.row_number().over(partition_by=o.c.lead_id,
                                        order_by=(o.c.sent_at.desc().nulls_last(), o.c.id.desc())).label("n")
     ranked = (sa.select(o.c.lead_id, o.c.idempotency_key, o.c.sent_at, newest)
@@ -369,12 +413,19 @@ class _Due:
     key: tuple = ()
     changed: bool = False       # score, tier, explanation or route differ from the stored ones
 
+    def due_step(self) -> tuple[str, Any]:
+        """(sequence, NextStep) of a lead with a step due (its status is None)."""
+        if self.sequence is None or self.step is None:
+            raise ValueError(f"lead {self.lead.id} has no step due")
+        return self.sequence, self.step
+
 
 def _tier_rank(tier: Any) -> int:
     return tier - 1 if tier in (1, 2, 3) else 3  # tier 1, 2, 3, then unscored and disqualified
 
 
-def daily_run(app, import_path: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
+def daily_run(app: PipelineEngine, import_path: str | Path | None = None,
+              progress: Callable[[int, int], None] | None = None,
               use_llm: bool = False) -> dict:
     """The day's work, once: import (optional), score, route, draft the next due step of each lead, and queue it
     through the gateway (the phase decides: shadowed, pending approval, deferred or sent). Safe to run twice
@@ -394,7 +445,7 @@ def daily_run(app, import_path: str | Path | None = None, progress: Callable[[in
     imported = app.import_leads(import_path) if import_path else None
     pipe = Pipeline(app, use_llm=use_llm, shadow=False)
     with app.store.read() as s:
-        leads = list(s.exec(select(Lead).order_by(Lead.id)).all())
+        leads = list(s.exec(select(Lead).order_by(col(Lead.id))).all())
     done = _progress_all(app)
     plans: list[_Due] = []
     for lead in leads:
@@ -421,7 +472,7 @@ def daily_run(app, import_path: str | Path | None = None, progress: Callable[[in
         p.changed = [getattr(lead, c) for c in _DAILY_COLS] != stored
         plans.append(p)
     plans.sort(key=lambda p: p.key)
-    lead_t = Lead.__table__
+    lead_t = table_of(Lead)
     update = (sa.update(lead_t).where(lead_t.c.id == sa.bindparam("lead_pk"))
               .values({c: sa.bindparam(f"new_{c}") for c in _DAILY_COLS}))
     changed = [{"lead_pk": p.lead.id, **{f"new_{c}": getattr(p.lead, c) for c in _DAILY_COLS}}
@@ -434,14 +485,14 @@ def daily_run(app, import_path: str | Path | None = None, progress: Callable[[in
         lead, fit, status = p.lead, p.fit, p.status
         if status is None:
             now = app.clock()
-            seq, nxt = p.sequence, p.step
+            seq, nxt = p.due_step()
             try:
                 d = draft_for(lead, (seq, nxt.step), pipe.pack, app.settings, app.secret,
                               llm=app.llm if use_llm else None, now=now, approved_only=True)
             except NoTemplate:
                 status = "no_template"
             else:
-                save_draft(app.store, lead.id, seq, nxt.step, d, now)
+                save_draft(app.store, stored_id(lead), seq, nxt.step, d, now)
                 res = app.gateway.submit(lead_action(
                     app, lead, fit, d, now, idempotency_key=f"seq-{lead.id}-{seq}-{nxt.step}",
                     first_touch=nxt.step == pipe.pack.sequence(seq).steps[0].step))
@@ -460,7 +511,7 @@ def daily_run(app, import_path: str | Path | None = None, progress: Callable[[in
 
 # ------------------------------------------------------------------------------------------- drafts
 
-def set_draft_status(app, draft_id: int, status: str, actor: str, reason: str = "") -> Draft:
+def set_draft_status(app: Configured, draft_id: int, status: str, actor: str, reason: str = "") -> Draft:
     """Approve or reject a draft (audited). Only approved drafts are used for internal-only sends."""
     from engine.adapters import audit
     from engine.core.errors import InvalidRequest
@@ -483,7 +534,7 @@ def set_draft_status(app, draft_id: int, status: str, actor: str, reason: str = 
         return d
 
 
-def send_internal(app, limit: int) -> list[dict]:
+def send_internal(app: PipelineEngine, limit: int) -> list[dict]:
     """First live sends: approved drafts, each sent ONLY to the internal addresses in config, through the
     gateway, in the assisted phase (so each still needs a human approval before it executes)."""
     from engine.core.errors import InvalidRequest
@@ -497,9 +548,10 @@ def send_internal(app, limit: int) -> list[dict]:
         raise InvalidRequest("sender.internal_addresses is empty in production.json: nowhere safe to send")
     sender = app.settings.production.sender
     with app.store.read() as s:
-        drafts = list(s.exec(select(Draft).where(Draft.status == "approved").order_by(Draft.id).limit(limit)).all())
+        drafts = list(s.exec(select(Draft).where(Draft.status == "approved").order_by(col(Draft.id))
+                             .limit(limit)).all())
         ids = sorted({d.lead_id for d in drafts if d.lead_id is not None})
-        lead_email = dict(s.exec(select(Lead.id, Lead.email).where(Lead.id.in_(ids))).all()) if ids else {}
+        lead_email = dict(s.exec(select(Lead.id, Lead.email).where(col(Lead.id).in_(ids))).all()) if ids else {}
     from engine.rules.unsubscribe import unsubscribe_url
 
     out = []
@@ -509,7 +561,8 @@ def send_internal(app, limit: int) -> list[dict]:
             raise InvalidRequest(f"refusing to send to {to}: not an internal address")
         # the draft's unsubscribe link names its lead: the internal reader gets their own (the gate checks the
         # link carries the recipient's token, and a click must never unsubscribe the lead)
-        html, text = d.html, d.text
+        html: str | None = d.html
+        text: str | None = d.text
         if lead_email.get(d.lead_id):
             theirs = unsubscribe_url(sender.unsubscribe_base_url, lead_email[d.lead_id], app.secret)
             ours = unsubscribe_url(sender.unsubscribe_base_url, to, app.secret)

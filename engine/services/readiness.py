@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from engine.adapters import audit
 from engine.core.clock import duration_text, iso
 from engine.core.config import PHASES
+from engine.adapters.breakers import Breakers
+from engine.adapters.db import Store
+from engine.adapters.ports import Configured
 from engine.adapters.models import GENESIS_HASH, AuditEntry, AuditHead, CheckRun, DomainHealth, ShadowRun, VerifyRun
+from engine.services.control import (ControlPlane, Evidence, Gate, GateCheck, GateContext, gate_agreement,
+                                     gate_breakers_closed, gate_config_allows_sending, gate_kill_switch_off,
+                                     gate_no_reconciliation)
 
 FRESH = timedelta(days=7)
 VERIFY_FRESH = timedelta(hours=24)
@@ -20,6 +27,17 @@ AUDIT_FULL_FRESH = timedelta(hours=24)
 AUDIT_KIND = "audit_chain"
 CHECKPOINT_EVERY = 2000  # move the checkpoint forward once this many new rows were walked past it
 CLOCK_SKEW = timedelta(minutes=5)  # a checkpoint from further in the future than this is not trusted
+
+
+class Engine(Configured, Protocol):
+    """What readiness reads of the engine (engine.app.App): the stores and settings, the control plane and the
+    circuit breakers."""
+
+    @property
+    def control(self) -> ControlPlane: ...
+
+    @property
+    def breakers(self) -> Breakers: ...
 
 
 @dataclass
@@ -33,8 +51,8 @@ class Check:
 
 
 def _latest(s, kind: str):
-    return s.exec(select(CheckRun).where(CheckRun.kind == kind).order_by(CheckRun.at.desc(), CheckRun.id.desc())
-                  ).first()
+    return s.exec(select(CheckRun).where(CheckRun.kind == kind)
+                  .order_by(col(CheckRun.at).desc(), col(CheckRun.id).desc())).first()
 
 
 def _walk_tail(s, seq: int, row_hash: str) -> tuple[bool, int, int, str]:
@@ -53,7 +71,7 @@ def _walk_tail(s, seq: int, row_hash: str) -> tuple[bool, int, int, str]:
     walked, prev, last = 0, row_hash, seq
     while last < head.last_seq:
         rows = s.exec(select(AuditEntry).where(AuditEntry.seq > last, AuditEntry.seq <= head.last_seq)
-                      .order_by(AuditEntry.seq).limit(5000)).all()
+                      .order_by(col(AuditEntry.seq)).limit(5000)).all()
         if not rows:
             break
         for e in rows:
@@ -63,7 +81,7 @@ def _walk_tail(s, seq: int, row_hash: str) -> tuple[bool, int, int, str]:
     return last == head.last_seq and prev == head.last_hash, walked, last, prev
 
 
-def audit_chain_evidence(app, s, now: datetime, full: bool = False) -> tuple[bool, str, str | None]:
+def audit_chain_evidence(store: Store, s, now: datetime, full: bool = False) -> tuple[bool, str, str | None]:
     """(passed, evidence, when) for "audit chain verifies" without walking the whole chain on every call.
 
     The whole chain is walked (audit.verify) when no passing full walk younger than AUDIT_FULL_FRESH is
@@ -83,28 +101,28 @@ def audit_chain_evidence(app, s, now: datetime, full: bool = False) -> tuple[boo
         if ok:
             rows = d["rows"] + walked
             if walked >= CHECKPOINT_EVERY:
-                _record_chain(app, now, True, {"rows": rows, "head_seq": last, "head_hash": last_hash,
+                _record_chain(store, now, True, {"rows": rows, "head_seq": last, "head_hash": last_hash,
                                                "full_at": d["full_at"]})
             since = ("none added since" if not walked else
                      f"the {walked} row{'' if walked == 1 else 's'} added since verified now")
             return True, f"{rows} rows, walked in full {_ago(now - full_at)} ago; {since}", d["full_at"]
     r = audit.verify(s)
-    _record_chain(app, now, r.ok, {**r.to_dict(), "full_at": iso(now)})
-    return r.ok, (f"{r.rows} rows, walked in full now" if r.ok else r.problem), iso(now)
+    _record_chain(store, now, r.ok, {**r.to_dict(), "full_at": iso(now)})
+    return r.ok, (f"{r.rows} rows, walked in full now" if r.ok else r.problem or "the chain does not verify"), iso(now)
 
 
-def _record_chain(app, now: datetime, ok: bool, result: dict) -> None:
+def _record_chain(store: Store, now: datetime, ok: bool, result: dict) -> None:
     try:
-        with app.store.write_plain() as w:
+        with store.write_plain() as w:
             w.add(CheckRun(kind=AUDIT_KIND, at=now, ok=ok, results=[result]))
     except Exception:  # noqa: BLE001 - a checkpoint that cannot be saved only costs a full walk next time
         pass
 
 
-def verify_audit_chain(app) -> tuple[bool, str, str | None]:
+def verify_audit_chain(app: Configured) -> tuple[bool, str, str | None]:
     """Walk the whole audit chain now and record the result as readiness evidence."""
     with app.store.read() as s:
-        return audit_chain_evidence(app, s, app.clock(), full=True)
+        return audit_chain_evidence(app.store, s, app.clock(), full=True)
 
 
 _ago = duration_text
@@ -114,7 +132,7 @@ def _latest_verify(s):
     return s.exec(select(VerifyRun).order_by(VerifyRun.at.desc(), VerifyRun.id.desc())).first()
 
 
-def last_verify_run(app) -> dict | None:
+def last_verify_run(app: Configured) -> dict | None:
     """The newest stored `alpha verify` result as run_verify returns it ({ok, at, checks}), or None."""
     with app.store.read() as s:
         v = _latest_verify(s)
@@ -139,10 +157,9 @@ def _recent_pass(s, kind: str, now: datetime, label: str) -> tuple[bool, str, st
     return True, f"passed {age.total_seconds() / 3600:.1f} h ago", iso(run.at)
 
 
-def evidence(app) -> dict[str, tuple[bool, str, str | None]]:
+def evidence(app: Engine) -> Evidence:
     """Every live check: name -> (passed, evidence, when)."""
     from engine.services.approvals import load_roster
-    from engine.services.control import gate_agreement, GateContext
     from engine.rules.messaging import load_pack
     from engine.queries.outbox import reconciliation_items
 
@@ -150,7 +167,7 @@ def evidence(app) -> dict[str, tuple[bool, str, str | None]]:
     out: dict[str, tuple[bool, str, str | None]] = {}
     with app.store.read() as s:
         ctl = app.control.state(s)
-        out["audit chain verifies"] = audit_chain_evidence(app, s, now)
+        out["audit chain verifies"] = audit_chain_evidence(app.store, s, now)
         cfg_phase = app.settings.production.rollout_phase.current
         eb = app.settings.production.email_behavior
         live = ctl.phase in ("assisted", "autonomous")
@@ -180,7 +197,7 @@ def evidence(app) -> dict[str, tuple[bool, str, str | None]]:
              iso(last_canary.at)))
         out["unsubscribe tested"] = _recent_pass(s, "unsubscribe_test", now, "unsubscribe test")
         kill = s.exec(select(AuditEntry).where(AuditEntry.event == "control.kill_switch", AuditEntry.status == "on")
-                      .order_by(AuditEntry.seq.desc())).first()
+                      .order_by(col(AuditEntry.seq).desc())).first()
         if kill is None:
             out["kill switch tested"] = (False, "the kill switch has never been flipped (drill: alpha kill on/off)",
                                          None)
@@ -190,14 +207,14 @@ def evidence(app) -> dict[str, tuple[bool, str, str | None]]:
             age = now - parse_iso(kill.at)
             out["kill switch tested"] = (age <= FRESH, f"last flipped on by {kill.actor} {age.days} days ago"
                                          + ("" if age <= FRESH else " (must be within 7)"), kill.at)
-        run = s.exec(select(ShadowRun).where(ShadowRun.finished_at.is_not(None))
-                     .order_by(ShadowRun.id.desc())).first()
+        run = s.exec(select(ShadowRun).where(col(ShadowRun.finished_at).is_not(None))
+                     .order_by(col(ShadowRun.id).desc())).first()
         out["shadow validation complete"] = (
             run is not None and run.contacts >= 20,
             f"shadow run {run.id}: {run.contacts} leads" if run else "no finished shadow run (alpha shadow run)",
             iso(run.finished_at) if run else None)
         domains = {a.split("@", 1)[1] for a in app.settings.production.sender.from_addresses}
-        rows = {d.domain: d for d in s.exec(select(DomainHealth).where(DomainHealth.domain.in_(domains))).all()}
+        rows = {d.domain: d for d in s.exec(select(DomainHealth).where(col(DomainHealth.domain).in_(domains))).all()}
         low = [f"{d} {rows[d].score:g}" for d in sorted(domains) if d in rows and rows[d].score <= 70]
         missing = [d for d in sorted(domains) if d not in rows]
         if missing:  # no data is not a healthy domain
@@ -207,12 +224,12 @@ def evidence(app) -> dict[str, tuple[bool, str, str | None]]:
         else:
             out["domain health above 70"] = (not low, "below: " + ", ".join(low) if low else
                                              ", ".join(f"{d} {rows[d].score:g}" for d in sorted(domains)),
-                                             max((iso(rows[d].updated_at) for d in domains
-                                                  if rows[d].updated_at), default=None))
+                                             max((t for t in (iso(rows[d].updated_at) for d in domains) if t),
+                                                 default=None))
         recon = len(reconciliation_items(s, app.settings, now))
         out["no sends awaiting reconciliation"] = (recon == 0, f"{recon} awaiting", iso(now))
         violations = s.exec(select(func.count()).select_from(AuditEntry).where(
-            AuditEntry.event == "permission.violation", AuditEntry.at >= iso(now - timedelta(days=1)))).one()
+            col(AuditEntry.event) == "permission.violation", col(AuditEntry.at) >= iso(now - timedelta(days=1)))).one()
         out["no permission violations (24 h)"] = (violations == 0, f"{violations} in the last 24 h", iso(now))
     bad = [b.name for b in app.breakers.list() if b.state != "CLOSED"]
     out["breakers closed"] = (not bad, "not closed: " + ", ".join(bad) if bad else "all closed", iso(now))
@@ -259,7 +276,7 @@ GO_NO_GO = {
 }
 
 
-def readiness(app) -> dict:
+def readiness(app: Engine) -> dict:
     ev = evidence(app)
     cats = []
     total = 0
@@ -278,7 +295,7 @@ def readiness(app) -> dict:
     table = []
     for crit in sorted({c for cs in GO_NO_GO.values() for c in cs}, key=lambda c: list(ev).index(c)):
         ok, why, at = ev[crit]
-        table.append({"criterion": crit, "required": bool(nxt) and crit in GO_NO_GO.get(nxt, []),
+        table.append({"criterion": crit, "required": nxt is not None and crit in GO_NO_GO.get(nxt, []),
                       "status": "pass" if ok else "fail", "evidence": why, "at": at})
     gate = _gate_for(app, nxt, ev) if nxt else []
     allowed = bool(nxt) and all(c.passed for c in gate)
@@ -287,51 +304,73 @@ def readiness(app) -> dict:
             "blocking": [f"{c.name}: {c.detail}" for c in gate if not c.passed]}
 
 
-def _gate_for(app, phase: str, ev: dict) -> list:
+def _gate_for(app: Engine, phase: str, ev: Evidence) -> list[GateCheck]:
     """What app.control.gate_for(phase) answers, reusing the evidence just gathered: the readiness gates read it
     instead of gathering it again, and the audit chain gate takes its (checkpointed) verdict instead of walking
     the whole chain once more. Phase changes still run app.control.gate_for, which walks it in full."""
-    from engine.services import control
-
-    ctx = control.GateContext(app.settings, app.store, app.clock(), app.control.kill(), app=app, _evidence=ev)
+    ctx = GateContext(app.settings, app.store, app.clock(), app.control.kill(), _evidence=ev)
     out = []
-    for gate in control.PHASE_GATES.get(phase, []):
-        if gate is control.gate_audit_chain:
+    for gate in app.control.gates.get(phase, ()):
+        if gate is gate_audit_chain:
             ok, why, _ = ev["audit chain verifies"]
-            out.append(control.GateCheck("audit chain verifies", ok, why))
+            out.append(GateCheck("audit chain verifies", ok, why))
             continue
         try:
             out.append(gate(ctx))
         except Exception as e:  # noqa: BLE001 - as control.evaluate_gate: a gate that cannot decide has not passed
-            out.append(control.GateCheck(getattr(gate, "__name__", "gate"), False, f"check failed to run: {e}"))
+            out.append(GateCheck(getattr(gate, "__name__", "gate"), False, f"check failed to run: {e}"))
     return out
 
 
-# Criteria that already have a dedicated gate in engine/services/control.py (their checks differ in detail).
+# ------------------------------------------------------------------------------------------ the phase gates
+
+def gate_audit_chain(ctx: GateContext) -> GateCheck:
+    """A phase change walks the whole chain; a preview uses the readiness checkpoint (the rows added since the
+    last full walk, which is at most a day old), so showing the gate stays fast at 100,000+ rows."""
+    if ctx.preview:
+        with ctx.store.read() as s:
+            ok, why, _ = audit_chain_evidence(ctx.store, s, ctx.now)
+        return GateCheck("audit chain verifies", ok, why)
+    with ctx.store.read() as s:
+        r = audit.verify(s)
+    return GateCheck("audit chain verifies", r.ok,
+                     f"{r.rows} rows verified" if r.ok else r.problem or "the chain does not verify")
+
+
+def criterion_gate(criterion: str) -> Gate:
+    """A gate that passes when the go/no-go ``criterion`` passes in the readiness evidence."""
+
+    def gate(ctx: GateContext) -> GateCheck:
+        ev = ctx.evidence()
+        if ev is None:
+            return GateCheck(criterion, False, "readiness evidence unavailable (no engine)")
+        ok, why, _ = ev[criterion]
+        return GateCheck(criterion, ok, why)
+
+    gate.__name__ = "gate_" + criterion.replace(" ", "_")
+    return gate
+
+
+# Criteria that have a dedicated gate (engine/services/control.py, gate_audit_chain above): their checks differ in
+# detail from the readiness evidence.
 _COVERED = {"AI vs human agreement", "config matches phase", "audit chain verifies", "breakers closed",
             "no sends awaiting reconciliation"}
+_DEDICATED: dict[str, tuple[Gate, ...]] = {
+    "parallel": (gate_kill_switch_off, gate_audit_chain),
+    "assisted": (gate_kill_switch_off, gate_audit_chain, gate_no_reconciliation, gate_config_allows_sending,
+                 gate_agreement),
+    "autonomous": (gate_kill_switch_off, gate_audit_chain, gate_no_reconciliation, gate_config_allows_sending,
+                   gate_breakers_closed),
+}
 
 
-def install_gates() -> None:
-    """Register each go/no-go criterion as a gate of the phases that require it."""
-    from engine.services.control import GateCheck, register_gate
+def phase_gates() -> dict[str, tuple[Gate, ...]]:
+    """The go/no-go gate of every phase, the control plane's to evaluate (engine/app.py gives it PHASE_GATES):
+    the dedicated checks first, then every criterion of GO_NO_GO that has no dedicated check."""
+    made: dict[str, Gate] = {}
+    return {phase: _DEDICATED.get(phase, ()) + tuple(made.setdefault(c, criterion_gate(c))
+                                                      for c in GO_NO_GO.get(phase, []) if c not in _COVERED)
+            for phase in PHASES}
 
-    def make(criterion: str):
-        def gate(ctx) -> GateCheck:
-            app = getattr(ctx, "app", None)
-            if app is None:
-                return GateCheck(criterion, False, "readiness evidence unavailable (no engine)")
-            if getattr(ctx, "_evidence", None) is None:
-                ctx._evidence = evidence(app)
-            ok, why, _ = ctx._evidence[criterion]
-            return GateCheck(criterion, ok, why)
 
-        gate.__name__ = "gate_" + criterion.replace(" ", "_")
-        return gate
-
-    gates: dict[str, object] = {}
-    for phase, criteria in GO_NO_GO.items():
-        for c in criteria:
-            if c in _COVERED:
-                continue
-            register_gate(phase)(gates.setdefault(c, make(c)))
+PHASE_GATES = phase_gates()

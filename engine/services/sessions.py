@@ -30,9 +30,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Sequence, TypeGuard
 
-from sqlmodel import delete, select
+from sqlmodel import col, delete, select
 
+from engine.adapters.ports import Stored
 from engine.adapters import audit
 from engine.adapters import users
 from engine.core.clock import Clock, as_utc, system_clock
@@ -56,7 +58,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def valid_token(token: str | None) -> bool:
+def valid_token(token: str | None) -> TypeGuard[str]:
     return isinstance(token, str) and bool(TOKEN_RE.match(token))
 
 
@@ -101,7 +103,7 @@ class SessionService:
         self.users_path = users_path  # None: users.users_file() at each call
 
     @classmethod
-    def for_app(cls, app, users_path: str | Path | None = None) -> "SessionService":
+    def for_app(cls, app: Stored, users_path: str | Path | None = None) -> "SessionService":
         return cls(app.store, app.clock, users_path)
 
     def _path(self) -> Path:
@@ -124,8 +126,8 @@ class SessionService:
             return self._failed(key, name, attempt, client, now)
         token = secrets.token_urlsafe(32)
         with self.store.write() as s:
-            s.exec(delete(LoginAttempt).where(LoginAttempt.key == key))
-            s.exec(delete(ConsoleSession).where(ConsoleSession.expires_at < now - KEEP_ENDED))
+            s.exec(delete(LoginAttempt).where(col(LoginAttempt.key) == key))
+            s.exec(delete(ConsoleSession).where(col(ConsoleSession.expires_at) < now - KEEP_ENDED))
             row = ConsoleSession(token_hash=token_hash(token), username=user["username"],
                                  password_stamp=users.password_stamp(user["password"]), created_at=now,
                                  last_seen_at=now, expires_at=now + ABSOLUTE_LIFETIME, client=client)
@@ -156,8 +158,8 @@ class SessionService:
 
     def _failed(self, key: str, name: str, attempt: int, client: str | None, now: datetime) -> LoginResult:
         with self.store.write() as s:
-            s.exec(delete(LoginAttempt).where(LoginAttempt.last_failed_at < now - FAILURE_MEMORY,
-                                              LoginAttempt.key != key))
+            s.exec(delete(LoginAttempt).where(col(LoginAttempt.last_failed_at) < now - FAILURE_MEMORY,
+                                              col(LoginAttempt.key) != key))
             row = s.get(LoginAttempt, key)
             failures = row.failures if row is not None else attempt
             locked_until = as_utc(row.locked_until) if row is not None and row.locked_until else None
@@ -197,9 +199,9 @@ class SessionService:
             why = {"logout": "you logged out", "password_changed": "the password was changed",
                    "user_removed": "the user was removed"}.get(row.revoked_reason or "", "it was revoked")
             return Resumed(None, reason="revoked", message=f"Your session has ended ({why}). Log in again.")
-        if now >= as_utc(row.expires_at):
+        if row.expires_at is None or now >= as_utc(row.expires_at):  # no expiry: not a valid session
             return Resumed(None, reason="expired", message="Your session has expired (7 days). Log in again.")
-        if now - as_utc(row.last_seen_at) > IDLE_TIMEOUT:
+        if row.last_seen_at is None or now - as_utc(row.last_seen_at) > IDLE_TIMEOUT:
             return Resumed(None, reason="idle", message="Your session has expired after 12 hours without use. "
                                                         "Log in again.")
         try:
@@ -238,15 +240,16 @@ class SessionService:
         now = self.clock()
         with self.store.read() as s:
             ids = list(s.exec(select(ConsoleSession.id).where(ConsoleSession.username == key,
-                                                              ConsoleSession.revoked_at.is_(None),
-                                                              ConsoleSession.expires_at > now)).all())
+                                                              col(ConsoleSession.revoked_at).is_(None),
+                                                              col(ConsoleSession.expires_at) > now)).all())
         return self._revoke_rows(ids, reason, actor, now) if ids else 0
 
-    def _revoke_rows(self, ids: list[int], reason: str, actor: str, now: datetime) -> int:
+    def _revoke_rows(self, ids: Sequence[int | None], reason: str, actor: str, now: datetime) -> int:
+        """``ids`` of stored rows (a row's id is None only before it is first stored)."""
         n = 0
         with self.store.write() as s:
             for sid in ids:
-                r = s.get(ConsoleSession, sid)
+                r = s.get(ConsoleSession, sid) if sid is not None else None
                 if r is None or r.revoked_at is not None:
                     continue
                 r.revoked_at, r.revoked_reason = now, (reason or "revoked")[:64]
@@ -261,7 +264,7 @@ class SessionService:
         """Sessions (newest first): open ones, or all with ``include_ended``. Never the token or its hash."""
         now = self.clock()
         with self.store.read() as s:
-            q = select(ConsoleSession).order_by(ConsoleSession.id.desc())
+            q = select(ConsoleSession).order_by(col(ConsoleSession.id).desc())
             if username:
                 q = q.where(ConsoleSession.username == username.strip().lower())
             rows = s.exec(q).all()

@@ -16,21 +16,24 @@ import json
 import math
 import re
 from functools import lru_cache
-from typing import Iterable
+from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
+from sqlmodel.sql.expression import Select
 
+from engine.adapters.ports import Configured
 from engine.adapters import audit
 from engine.core.clock import iso
 from engine.core.errors import InvalidRequest
 from engine.adapters.models import AuditEntry, Draft, Lead, OutboxItem, ShadowRun
 from engine.core.reasons import Code
+from engine.core.statuses import DraftStatus
 
-DRAFT_STATUSES = ("draft", "approved", "rejected", "queued", "sent")
-REVIEWED = ("approved", "rejected", "queued", "sent")   # a person has decided on it
-EDITABLE = ("draft", "approved", "rejected")           # queued or sent drafts are history
+DRAFT_STATUSES = tuple(d.value for d in DraftStatus)  # plain strings: the shadow review page lists them
+REVIEWED = (DraftStatus.APPROVED, DraftStatus.REJECTED, DraftStatus.QUEUED, DraftStatus.SENT)  # a person decided
+EDITABLE = (DraftStatus.DRAFT, DraftStatus.APPROVED, DraftStatus.REJECTED)  # queued or sent drafts are history
 DRAFT_EVENTS = ("draft.approved", "draft.rejected", "draft.edited")
 # Findings a content check attaches to a draft (guardrails/content.py) plus the drafting's own claim check.
 CONTENT_CODES = (Code.SPAM_CONTENT.value, Code.FORBIDDEN_CLAIM.value, Code.MISSING_UNSUBSCRIBE.value,
@@ -42,11 +45,11 @@ PER_PAGE_MAX = 200
 
 # ------------------------------------------------------------------------------------------- runs
 
-def shadow_runs(app, limit: int = 20) -> list[dict]:
+def shadow_runs(app: Configured, limit: int = 20) -> list[dict]:
     """The newest shadow runs: id, started_at, finished_at, contacts and the run's summary (by_status,
     by_reason, ...; see ``pipeline.summarise``)."""
     with app.store.read() as s:
-        rows = s.exec(select(ShadowRun).order_by(ShadowRun.id.desc()).limit(max(1, min(int(limit), 500)))).all()
+        rows = s.exec(select(ShadowRun).order_by(col(ShadowRun.id).desc()).limit(max(1, min(int(limit), 500)))).all()
     return [{"id": r.id, "started_at": iso(r.started_at), "finished_at": iso(r.finished_at),
              "contacts": r.contacts, "summary": r.summary or {}} for r in rows]
 
@@ -64,13 +67,13 @@ def _run_key(run_id: int):
     return sa.literal(f"shadow-{int(run_id)}-", sa.String).concat(sa.cast(Draft.lead_id, sa.String))
 
 
-def _joined(app, run_id: int):
+def _joined(app: Configured, run_id: int):
     """How a run's drafts join their gateway rows: by the run's key, first touches only (the step a shadow run
     drafts; later steps come from daily runs)."""
     first = _first_steps(str(app.settings.config_dir))
-    step_ok = sa.or_(*[sa.and_(Draft.sequence == seq, Draft.step == step) for seq, step in first]) \
+    step_ok = sa.or_(*[sa.and_(col(Draft.sequence) == seq, col(Draft.step) == step) for seq, step in first]) \
         if first else sa.false()
-    return sa.and_(OutboxItem.idempotency_key == _run_key(run_id), step_ok)
+    return sa.and_(col(OutboxItem.idempotency_key) == _run_key(run_id), step_ok)
 
 
 def _json_has_code(column, code: str):
@@ -81,14 +84,14 @@ def _json_has_code(column, code: str):
 
 def _filters(tiers: Iterable[int] = (), decisions: Iterable[str] = (), reason: str | None = None,
              statuses: Iterable[str] = ()) -> list:
-    where = []
+    where: list[sa.ColumnElement[bool]] = []
     tiers, decisions, statuses = list(tiers or ()), list(decisions or ()), list(statuses or ())
     if tiers:
-        where.append(OutboxItem.tier.in_([int(t) for t in tiers]))
+        where.append(col(OutboxItem.tier).in_([int(t) for t in tiers]))
     if decisions:
-        where.append(OutboxItem.status.in_(decisions))
+        where.append(col(OutboxItem.status).in_(decisions))
     if statuses:
-        where.append(Draft.status.in_(statuses))
+        where.append(col(Draft.status).in_(statuses))
     if reason:
         where.append(sa.or_(_json_has_code(OutboxItem.reasons, reason), _json_has_code(Draft.flags, reason)))
     return where
@@ -98,7 +101,7 @@ def _codes(items) -> list[str]:
     return [str(x.get("code")) for x in (items or []) if isinstance(x, dict) and x.get("code")]
 
 
-def list_shadow_drafts(app, run_id: int, *, tiers: Iterable[int] = (), decisions: Iterable[str] = (),
+def list_shadow_drafts(app: Configured, run_id: int, *, tiers: Iterable[int] = (), decisions: Iterable[str] = (),
                        reason: str | None = None, statuses: Iterable[str] = (), page: int = 1,
                        per_page: int = 25) -> dict:
     """One page of a shadow run's emails, filtered and paginated in SQL, in the order the run made them.
@@ -113,11 +116,14 @@ def list_shadow_drafts(app, run_id: int, *, tiers: Iterable[int] = (), decisions
         total = s.exec(select(func.count()).select_from(Draft).join(OutboxItem, on).where(*where)).one()
         pages = max(1, math.ceil(total / per_page))
         page = max(1, min(int(page), pages))
-        rows = s.exec(select(Draft.id, Draft.lead_id, Draft.status, Draft.subject, Draft.flags, OutboxItem.to_email,
-                             OutboxItem.tier, OutboxItem.status, OutboxItem.reasons, Lead.company)
-                      .join(OutboxItem, on).join(Lead, Lead.id == Draft.lead_id)
-                      .where(*where).order_by(OutboxItem.id, Draft.id)
-                      .offset((page - 1) * per_page).limit(per_page)).all()
+        # sqlmodel's select() is typed for at most 4 columns; Select is what it builds for more
+        columns = [col(c) for c in (Draft.id, Draft.lead_id, Draft.status, Draft.subject, Draft.flags,
+                                    OutboxItem.to_email, OutboxItem.tier, OutboxItem.status, OutboxItem.reasons,
+                                    Lead.company)]
+        rows: Sequence[Any] = s.exec(Select(*columns)
+                                     .join(OutboxItem, on).join(Lead, col(Lead.id) == Draft.lead_id)
+                                     .where(*where).order_by(col(OutboxItem.id), col(Draft.id))
+                                     .offset((page - 1) * per_page).limit(per_page)).all()
         decided = _last_decisions(s, [r[0] for r in rows])
     out = []
     for (draft_id, lead_id, status, subject, flags, to, tier, decision, reasons, company) in rows:
@@ -132,9 +138,9 @@ def _last_decisions(s, draft_ids: list[int]) -> dict[int, dict]:
     """The newest approve/reject/edit audit row of each draft (who and why)."""
     if not draft_ids:
         return {}
-    rows = s.exec(select(AuditEntry).where(AuditEntry.ref.in_([str(i) for i in draft_ids]),
-                                           AuditEntry.event.in_(DRAFT_EVENTS))
-                  .order_by(AuditEntry.seq)).all()
+    rows = s.exec(select(AuditEntry).where(col(AuditEntry.ref).in_([str(i) for i in draft_ids]),
+                                           col(AuditEntry.event).in_(DRAFT_EVENTS))
+                  .order_by(col(AuditEntry.seq))).all()
     out: dict[int, dict] = {}
     for r in rows:
         data = _loads(r.data)
@@ -150,7 +156,7 @@ def _loads(text: str | None) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def batch_progress(app, run_id: int) -> dict:
+def batch_progress(app: Configured, run_id: int) -> dict:
     """How far the review of a run's emails is: total, reviewed, and counts by status, decision and tier."""
     on = _joined(app, run_id)
 
@@ -167,7 +173,7 @@ def batch_progress(app, run_id: int) -> dict:
             "by_tier": {t: n for t, n in sorted(by_tier.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))}}
 
 
-def reason_codes(app, run_id: int) -> list[str]:
+def reason_codes(app: Configured, run_id: int) -> list[str]:
     """Reason codes worth filtering a run by: the gateway codes its summary counted, then the content findings."""
     with app.store.read() as s:
         run = s.get(ShadowRun, run_id)
@@ -221,7 +227,7 @@ def segments(text: str, rules=None, terms: Iterable[str] = ()) -> list[tuple[str
     return out
 
 
-def draft_detail(app, draft_id: int, run_id: int | None = None) -> dict:
+def draft_detail(app: Configured, draft_id: int, run_id: int | None = None) -> dict:
     """One draft as a reviewer needs it: lead, subject and body text (with findings located), the gateway's
     decision and reasons in the run (default: the newest shadow run that decided on it), and its history."""
     from engine.rules.guardrails.content import ContentRules
@@ -235,11 +241,11 @@ def draft_detail(app, draft_id: int, run_id: int | None = None) -> dict:
         if run_id is not None:
             q = q.where(OutboxItem.idempotency_key == f"shadow-{int(run_id)}-{d.lead_id}")
         else:
-            q = q.where(OutboxItem.idempotency_key.like("shadow-%")).order_by(OutboxItem.id.desc())
+            q = q.where(col(OutboxItem.idempotency_key).like("shadow-%")).order_by(col(OutboxItem.id).desc())
         row = s.exec(q).first()
         history = s.exec(select(AuditEntry).where(AuditEntry.ref == str(draft_id),
-                                                  AuditEntry.event.in_(DRAFT_EVENTS))
-                         .order_by(AuditEntry.seq)).all()
+                                                  col(AuditEntry.event).in_(DRAFT_EVENTS))
+                         .order_by(col(AuditEntry.seq))).all()
     rules = ContentRules.from_settings(app.settings)
     body = _body_text(d)
     terms = finding_terms(d.flags)
@@ -292,7 +298,8 @@ def _digest(text: str | None) -> str:
     return hashlib.sha256((text or "").encode()).hexdigest()[:16]
 
 
-def edit_record(app, draft: Draft, lead: Lead | None, subject: str, html: str | None, text: str | None) -> dict:
+def edit_record(app: Configured, draft: Draft, lead: Lead | None, subject: str, html: str | None,
+                text: str | None) -> dict:
     """A draft as the email action the gateway would check (to the lead, from the first sending mailbox)."""
     sender = app.settings.production.sender
     rec = {"agent": "GHL_MASTER", "action": "send_email", "idempotency_key": f"draft-edit-{draft.id}",
@@ -304,7 +311,7 @@ def edit_record(app, draft: Draft, lead: Lead | None, subject: str, html: str | 
     return rec
 
 
-def edit_draft(app, draft_id: int, subject: str, text: str, actor: str, reason: str = "",
+def edit_draft(app: Configured, draft_id: int, subject: str, text: str, actor: str, reason: str = "",
                approve: bool = True):
     """Replace a draft's subject and body (plain text; the HTML is rebuilt from it), re-run the gate's message
     rules on the result (``approvals.recheck_message``, the check the gateway runs) and, when they find nothing,
@@ -366,7 +373,7 @@ def edit_draft(app, draft_id: int, subject: str, text: str, actor: str, reason: 
 
 # ------------------------------------------------------------------------------------------- many at once
 
-def decide_drafts(app, draft_ids: Iterable[int], status: str, actor: str, reason: str = "") -> list[dict]:
+def decide_drafts(app: Configured, draft_ids: Iterable[int], status: str, actor: str, reason: str = "") -> list[dict]:
     """Approve or reject several drafts, each on its own (``pipeline.set_draft_status``, its own transaction and
     audit row): a draft already in that status, queued or sent is left alone and reported. Rejecting needs a
     reason. Returns one outcome per id, in order: {"id", "ok", "status", "error"}."""
@@ -378,7 +385,7 @@ def decide_drafts(app, draft_ids: Iterable[int], status: str, actor: str, reason
         raise InvalidRequest("a reason is required to reject drafts")
     ids = list(dict.fromkeys(int(i) for i in draft_ids))
     with app.store.read() as s:
-        current = dict(s.exec(select(Draft.id, Draft.status).where(Draft.id.in_(ids))).all()) if ids else {}
+        current = dict(s.exec(select(Draft.id, Draft.status).where(col(Draft.id).in_(ids))).all()) if ids else {}
     out = []
     for i in ids:
         was = current.get(i)
@@ -397,10 +404,12 @@ def decide_drafts(app, draft_ids: Iterable[int], status: str, actor: str, reason
     return out
 
 
-def shadow_draft_ids(app, run_id: int, *, tiers: Iterable[int] = (), decisions: Iterable[str] = (),
+def shadow_draft_ids(app: Configured, run_id: int, *, tiers: Iterable[int] = (), decisions: Iterable[str] = (),
                      reason: str | None = None, statuses: Iterable[str] = ()) -> list[int]:
     """Every draft id of a run that the filters match (all pages, listing order): "select all matching"."""
     on = _joined(app, run_id)
     where = _filters(tiers, decisions, reason, statuses)
     with app.store.read() as s:
-        return list(s.exec(select(Draft.id).join(OutboxItem, on).where(*where).order_by(OutboxItem.id, Draft.id)).all())
+        ids = s.exec(select(col(Draft.id)).join(OutboxItem, on).where(*where)
+                     .order_by(col(OutboxItem.id), col(Draft.id))).all()
+    return [i for i in ids if i is not None]  # a primary key: never None

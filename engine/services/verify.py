@@ -17,10 +17,13 @@ import ipaddress
 import os
 import time
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import httpx
 
+from engine.adapters.breakers import Breakers
+from engine.adapters.ports import Readable, Stored
 from engine.core.clock import iso
 from engine.adapters.models import VerifyRun
 
@@ -63,7 +66,21 @@ def _timed(name: str, fn) -> Check:
     return Check(name, status, reason, round(time.perf_counter() - t, 3))
 
 
-def check_ghl(app) -> Check:
+class Verifiable(Stored, Protocol):
+    """What `alpha verify` probes of the engine (engine.app.App): its store and clock, its Slack alerter, LLM chain
+    and circuit breakers."""
+
+    @property
+    def alerter(self) -> Any: ...
+
+    @property
+    def llm(self) -> Any: ...
+
+    @property
+    def breakers(self) -> Breakers: ...
+
+
+def check_ghl(app: object) -> Check:
     def run():
         if not (os.environ.get("GHL_API_KEY") and os.environ.get("GHL_LOCATION_ID")):
             return NOT_CONFIGURED, "GHL_API_KEY and GHL_LOCATION_ID are not set: the sandbox executor records sends"
@@ -81,7 +98,7 @@ def check_ghl(app) -> Check:
     return _timed("ghl", run)
 
 
-def check_slack(app, send: bool) -> Check:
+def check_slack(app: Verifiable, send: bool) -> Check:
     def run():
         alerter = app.alerter
         if not alerter.configured:
@@ -96,7 +113,7 @@ def check_slack(app, send: bool) -> Check:
     return _timed("slack", run)
 
 
-def check_llm(app) -> Check:
+def check_llm(app: Verifiable) -> Check:
     def run():
         from engine.adapters.llm import TemplateProvider
 
@@ -115,7 +132,7 @@ def check_llm(app) -> Check:
     return c
 
 
-def resolve_webhook_url(app=None, url: str | None = None) -> tuple[str, str]:
+def resolve_webhook_url(app: Readable | None = None, url: str | None = None) -> tuple[str, str]:
     """(the receiver to check, where that address came from): --webhook-url, $ALPHA_WEBHOOK_URL, the running
     receiver's own heartbeat (so `alpha up --webhook-port N` is found), else the default."""
     if url:
@@ -131,7 +148,7 @@ def resolve_webhook_url(app=None, url: str | None = None) -> tuple[str, str]:
     return DEFAULT_WEBHOOK_URL, "the default"
 
 
-def check_webhooks(url: str | None = None, app=None, source: str | None = None) -> Check:
+def check_webhooks(url: str | None = None, app: Readable | None = None, source: str | None = None) -> Check:
     """``source``: where an already resolved ``url`` came from (see resolve_webhook_url)."""
     base, source = (url.rstrip("/"), source) if url and source else resolve_webhook_url(app, url)
     src = f" (address from {source})"
@@ -149,7 +166,7 @@ def check_webhooks(url: str | None = None, app=None, source: str | None = None) 
     return _timed("webhooks", run)
 
 
-def check_breakers(app) -> Check:
+def check_breakers(app: Verifiable) -> Check:
     def run():
         bad = [f"{b.name}={b.state}" for b in app.breakers.list() if b.state != "CLOSED"]
         return (FAIL, "not closed: " + ", ".join(bad)) if bad else (PASS, "every circuit breaker is CLOSED")
@@ -163,7 +180,7 @@ def _live(c: dict) -> bool:
     status, name = c.get("status"), c.get("name")
     if status == PASS:
         return not (name == "ghl" and str(c.get("reason", "")).startswith("SANDBOX"))
-    return status == NOT_CONFIGURED and LIVE_NEEDS.get(name) == "optional"
+    return status == NOT_CONFIGURED and LIVE_NEEDS.get(name or "") == "optional"
 
 
 def _blocker(c: dict) -> str:
@@ -188,7 +205,7 @@ def assess(checks: list[dict]) -> dict:
     live_blockers = [_blocker(c) for c in checks if not _live(c)] + [f"{n} not checked" for n in missing]
     live = not live_blockers
     notes = [f"{c['name']} not configured, {LLM_NOT_REQUIRED}" for c in checks
-             if c.get("status") == NOT_CONFIGURED and LIVE_NEEDS.get(c.get("name")) == "optional"]
+             if c.get("status") == NOT_CONFIGURED and LIVE_NEEDS.get(c.get("name") or "") == "optional"]
     summary = ("ready for live phases: " + ("YES" if live else f"NO ({'; '.join(live_blockers)})"))
     return {"ready_for_sandbox": sandbox, "ready_for_live": live, "live_blockers": live_blockers,
             "sandbox_blockers": [_blocker(c) for c in failed], "notes": notes, "summary": summary,
@@ -197,7 +214,7 @@ def assess(checks: list[dict]) -> dict:
                 f"NO ({'; '.join(_blocker(c) for c in failed)})")}
 
 
-def run_verify(app, send_slack: bool = True, webhook_url: str | None = None) -> dict:
+def run_verify(app: Verifiable, send_slack: bool = True, webhook_url: str | None = None) -> dict:
     """Run every check, store the run (ok = ready for live phases) and return {ok, at, checks, ready_for_live,
     ready_for_sandbox, live_blockers, sandbox_blockers, notes, summary, sandbox_summary, webhook_url}."""
     url, source = resolve_webhook_url(app, webhook_url)

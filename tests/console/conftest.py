@@ -23,9 +23,9 @@ ROLE_USERS = {"ae": "ae", "approver": "approver", "ops": "ops", "admin": "admin"
 def kill_gate_only(monkeypatch):
     """The gate for parallel reduced to "kill switch off", so a test controls it whatever gates the engine
     registers (the page shows whatever gate_for returns)."""
-    from engine.services import control
+    from engine.services import control, readiness
 
-    monkeypatch.setitem(control.PHASE_GATES, "parallel", [control.gate_kill_switch_off])
+    monkeypatch.setitem(readiness.PHASE_GATES, "parallel", [control.gate_kill_switch_off])
 
 
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")

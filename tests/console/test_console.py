@@ -354,10 +354,10 @@ def gate_lines(at) -> list[str]:
 
 
 def test_gate_lists_failures_first_with_their_full_reasons(ctx, monkeypatch):
-    from engine.services import control
+    from engine.services import control, readiness
 
     long = "the evidence is " + "very " * 40 + "old: run `alpha canary` again"
-    monkeypatch.setitem(control.PHASE_GATES, "parallel", [
+    monkeypatch.setitem(readiness.PHASE_GATES, "parallel", [
         lambda c: control.GateCheck("first passing", True, "fine"),
         lambda c: control.GateCheck("canary passing", False, long),
         lambda c: control.GateCheck("second passing", True, "fine too"),

@@ -5,9 +5,9 @@ from engine.queries.control_history import recent_changes
 
 
 def test_recent_changes_newest_first_filtered_and_limited(app_factory, monkeypatch):
-    from engine.services import control
+    from engine.services import control, readiness
 
-    monkeypatch.setitem(control.PHASE_GATES, "parallel", [control.gate_kill_switch_off])
+    monkeypatch.setitem(readiness.PHASE_GATES, "parallel", [control.gate_kill_switch_off])
     app = app_factory()
     app.control.set_kill(True, "incident 42", "alice")
     app.suppress("x@example.com", "manual", "bob")  # not a control change

@@ -182,7 +182,7 @@ def test_init_evaluates_every_gate_in_order_and_seeds_the_phase_only_if_all_pass
 
     asked = []
 
-    def evaluate(p, ctx):
+    def evaluate(p, ctx, gates):
         asked.append(p)
         return [control.GateCheck("stub", p != fail_at, f"{p} checked")]
 
@@ -199,7 +199,7 @@ def test_init_evaluates_every_gate_in_order_and_seeds_the_phase_only_if_all_pass
 def test_shadow_in_config_needs_no_gate(app_factory, monkeypatch):
     import engine.services.control as control
 
-    monkeypatch.setattr(control, "evaluate_gate", lambda phase, ctx: pytest.fail(f"gate {phase} evaluated"))
+    monkeypatch.setattr(control, "evaluate_gate", lambda phase, ctx, gates: pytest.fail(f"gate {phase} evaluated"))
     app = app_factory(init=False)
     seeded = app.init("ops")["phase_seeded"]
     assert seeded == {"phase": "shadow", "configured": "shadow", "forced": False, "failed": None, "gate": {}}
@@ -252,7 +252,7 @@ def test_alpha_phase_set_says_how_many_sends_it_held_and_released(app_factory, m
     with app.store.read() as s:
         appr = s.exec(select(Approval).where(Approval.outbox_id == r.outbox_id)).one()
     app.approvals.approve(appr.id, "alice")
-    monkeypatch.setattr(cli, "_app", lambda ready=True: app)
+    monkeypatch.setattr("engine.entrypoints.cli.common.open_app", lambda ready=True: app)
     down = CliRunner().invoke(cli.cli, ["phase", "set", "parallel", "--reason", "pause", "--actor", "ops"])
     assert down.exit_code == 0, down.output
     assert "phase assisted -> parallel" in down.output and "1 queued send(s) will be held" in down.output

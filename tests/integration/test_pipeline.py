@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import func, select
 
+from engine.entrypoints.webhooks import one_click_post
 from engine.services.canary import run_canary, run_unsubscribe_test
 from engine.adapters.leads_csv import import_leads
 from engine.adapters.models import CheckRun, Draft, Envelope, Lead, OutboxItem, SandboxMessage
@@ -68,7 +69,7 @@ def test_canary_and_unsubscribe_test_pass_and_are_recorded(live_app):
     names = {c["name"] for c in canary["checks"]}
     assert {"spam word caught", "missing unsubscribe caught", "suppressed address caught", "over a limit caught",
             "outside working hours caught", "kill switch obeyed"} <= names
-    unsub = run_unsubscribe_test(live_app)
+    unsub = run_unsubscribe_test(live_app, one_click_post)
     assert unsub["ok"], unsub
     assert count(live_app, CheckRun, CheckRun.ok.is_(True), CheckRun.kind.in_(("canary", "unsubscribe_test"))) == 2
     # the planted violations stayed in the scratch database
@@ -93,7 +94,7 @@ def test_unsubscribe_test_fails_when_suppression_is_disabled(live_app, monkeypat
     import engine.rules.guardrails as g
 
     monkeypatch.setattr(g, "check_suppression", lambda entry: [])
-    report = run_unsubscribe_test(live_app)
+    report = run_unsubscribe_test(live_app, one_click_post)
     failed = {c["name"] for c in report["checks"] if not c["passed"]}
     assert not report["ok"]
     assert failed == {"one-click POST suppresses the address", "suppressed address refused by the gateway"}

@@ -6,6 +6,7 @@ import json
 import pytest
 from sqlmodel import select
 
+from engine.entrypoints.webhooks import one_click_post
 from engine.services.canary import run_canary, run_unsubscribe_test
 from engine.core.errors import PhaseChangeRefused
 from engine.adapters.leads_csv import import_leads
@@ -57,7 +58,7 @@ def make_ready(app, monkeypatch):
     import_leads(app.store, ROOT / "data" / "demo_leads.csv", app.clock)
     shadow_run(app, 30)
     assert run_canary(app)["ok"]
-    run_unsubscribe_test(app)
+    run_unsubscribe_test(app, one_click_post)
     app.control.set_kill(True, "weekly drill", "ops")
     app.control.set_kill(False, "drill over", "ops")
     set_id = generate(app, 12, seed=5)["set_id"]

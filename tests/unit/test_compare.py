@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.rules.agreement import (LABELS, analyze, analyze_csv, disagreements_csv, normalise_label)
+from engine.adapters.agreement_csv import analyze_csv, disagreements_csv
+from engine.rules.agreement import LABELS, analyze, normalise_label
 from engine.core.errors import AlphaError
 
 DQ = "disqualified"

@@ -5,9 +5,6 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-import importlib
-
-import email_validator
 from email_validator import EmailNotValidError, validate_email
 
 from engine.core.identity import canonical_domain
@@ -29,20 +26,24 @@ class Suppressed:
     source: str = ""
 
 
-# The domain half of validate_email checks every character of the domain against the IDNA tables, nearly half
-# the time of a 100,000-row import, for domains that repeat from row to row. It is a pure function of its
-# arguments (its result, a dict, is only read by validate_email): remembered per domain, the verdicts and their
-# messages are exactly validate_email's (exceptions are not cached, so a bad domain is checked again).
-_ev = importlib.import_module("email_validator.validate_email")  # the module (the package's name is the function)
-if not hasattr(_ev.validate_email_domain_name, "cache_info"):
-    _ev.validate_email_domain_name = lru_cache(maxsize=16384)(_ev.validate_email_domain_name)
-
-
 # An ASCII dot-atom local part of at most 64 characters is valid in every mode of validate_email; with such a
-# local part the address is valid exactly when its domain is (checked by validate_email's own, remembered,
-# domain check) and it is at most 254 characters long. Anything else takes the full check.
+# local part the address is valid exactly when its domain is and it is at most 254 characters long. The domain
+# check (every character against the IDNA tables) was nearly half the time of a 100,000-row import, for domains
+# that repeat from row to row: its verdict is remembered per domain (_domain_accepted), asked through
+# email_validator's public validate_email with a fixed one-letter local part. Anything else takes the full check,
+# which also gives the message.
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
 _DOMAIN_ASCII = re.compile(r"[A-Za-z0-9.-]+\Z")
+
+
+@lru_cache(maxsize=16384)
+def _domain_accepted(domain: str) -> bool:
+    """Whether validate_email accepts an address at ``domain`` (syntax only, no DNS)."""
+    try:
+        validate_email(f"x@{domain}", check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
 
 
 def _simple_and_valid(address: str) -> bool:
@@ -50,12 +51,7 @@ def _simple_and_valid(address: str) -> bool:
     if not at or len(address) > 254 or len(local) > 64 or not _DOT_ATOM.match(local) \
             or not _DOMAIN_ASCII.match(domain):
         return False
-    try:
-        _ev.validate_email_domain_name(domain, test_environment=email_validator.TEST_ENVIRONMENT,
-                                       globally_deliverable=email_validator.GLOBALLY_DELIVERABLE)
-    except EmailNotValidError:
-        return False
-    return True
+    return _domain_accepted(domain)
 
 
 @lru_cache(maxsize=4096)

@@ -72,7 +72,7 @@ _MARKS = re.compile("[\u0300-\u036f\u0483-\u0489\u0591-\u05bd\u0610-\u061a\u064b
                     "\u1dc0-\u1dff\u20d0-\u20ff\u302a-\u302f\u3099\u309a\ufe20-\ufe2f]+")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
-_LIGHT_TABLE = {ord(c): None for c in IGNORABLE}
+_LIGHT_TABLE: dict[int, str | None] = {ord(c): None for c in IGNORABLE}  # for str.translate
 _LIGHT_TABLE.update({ord(k): v for k, v in _PUNCT.items()})
 _FOLD_TABLE = dict(_LIGHT_TABLE)
 _FOLD_TABLE.update({ord(k): v for k, v in _CONFUSABLES.items()})

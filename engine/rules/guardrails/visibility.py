@@ -42,6 +42,7 @@ import colorsys
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import Self
 
 VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
                   "track", "wbr", "keygen", "basefont", "bgsound", "frame", "image"})
@@ -237,9 +238,9 @@ def parse_colour(value: str | None) -> Colour | None:
         if m.group(1).startswith("rgb"):
             rgb = [float(p[:-1]) * 2.55 if p.endswith("%") else float(p) for p in parts[:3]]
         else:
-            h = float(parts[0].removesuffix("deg")) / 360 % 1.0
+            hue = float(parts[0].removesuffix("deg")) / 360 % 1.0
             s, li = (float(p.rstrip("%")) / 100 for p in parts[1:3])
-            rgb = [c * 255 for c in colorsys.hls_to_rgb(h, li, s)]
+            rgb = [c * 255 for c in colorsys.hls_to_rgb(hue, li, s)]
         r, g, b = (int(max(0.0, min(255.0, c)) + 0.5) for c in rgb)
     except (ValueError, OverflowError):  # not numbers, NaN
         return None
@@ -351,14 +352,14 @@ def hides(d: dict[str, tuple[str, bool]]) -> bool:
     if cp:
         m = re.match(r"(inset|circle|ellipse|polygon)\((.*)\)", cp)
         if m:
-            nums = _NUMBER.findall(m.group(2))
+            shape = _NUMBER.findall(m.group(2))  # (number, unit) pairs
             if m.group(1) == "inset":
-                if nums and _unit(float(nums[0][0]), nums[0][1] or None, 16, 600) >= 300:  # 50% of 600px
+                if shape and _unit(float(shape[0][0]), shape[0][1] or None, 16, 600) >= 300:  # 50% of 600px
                     return True
             elif m.group(1) in ("circle", "ellipse"):
-                if nums and _unit(float(nums[0][0]), nums[0][1] or None, 16, 600) <= 1.0:
+                if shape and _unit(float(shape[0][0]), shape[0][1] or None, 16, 600) <= 1.0:
                     return True
-            elif nums and all(float(n) == 0 for n, _ in nums):
+            elif shape and all(float(n) == 0 for n, _ in shape):
                 return True
     return False
 
@@ -620,7 +621,7 @@ def _first_attrs(attrs: list[tuple[str, str | None]]) -> dict[str, str]:
 class VisibilityParser(HTMLParser):
     """HTMLParser that knows, for every piece of text, whether a reader sees it. Subclasses override the hooks."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self._stack: list[list] = []   # [tag, state, id, classes, attributes]
         self._open: dict[str, int] = {}  # tag -> how many are on the stack
@@ -643,7 +644,7 @@ class VisibilityParser(HTMLParser):
         """The text of a comment (or CDATA section, processing instruction): never shown."""
 
     # -- driving
-    def run(self, html: str) -> "VisibilityParser":
+    def run(self, html: str) -> Self:
         try:
             if _HAS_STYLE.search(html):
                 rules: list[_Rule] = []
@@ -765,9 +766,10 @@ class VisibilityParser(HTMLParser):
     def _derive(self, tag: str, a: dict, parent: _State, ident, classes) -> _State:
         matched: list[_Rule] = []
         if self._sheet is not None:
-            matched = self._sheet.matching(tag, ident, classes, self._stack)
-            if matched is None:  # a style sheet built to exhaust the model: what follows counts as hidden
+            rules = self._sheet.matching(tag, ident, classes, self._stack)
+            if rules is None:  # a style sheet built to exhaust the model: what follows counts as hidden
                 return _State(True, parent.font, parent.opacity, parent.colour, parent.bg, None, parent.inert)
+            matched = rules
         state = self._compute(tag, a, parent, _cascade(matched, a))
         exact = [r for r in matched if not r.approx]
         if len(exact) < len(matched):
@@ -871,7 +873,7 @@ def _seen(s: _State) -> tuple:
 class _Extractor(VisibilityParser):
     """Visible text, hidden text and links."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.visible: list[str] = []
         self.hidden: list[str] = []
@@ -880,6 +882,8 @@ class _Extractor(VisibilityParser):
         self._last_hidden = False
 
     def _close_anchor(self) -> None:
+        if self._anchor is None:  # no link open
+            return
         _, href, text, hidden = self._anchor
         self.anchors.append(Anchor(href, "".join(text).strip(), hidden))
         self._anchor = None
