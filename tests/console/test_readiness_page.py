@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -266,7 +265,9 @@ def _seed_audit(app, n: int) -> None:
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # seeding 100,000 rows twice would double the time
-def test_readiness_is_fast_with_100k_audit_rows(app_factory):
+def test_readiness_verifies_only_the_rows_added_since_the_last_full_walk(app_factory):
+    """With 100,000 audit rows, readiness walks only what was added since the last full walk. How long the page
+    takes is measured by `make bench` (the Readiness page at 100,000 audit rows), not timed here."""
     app = app_factory()
     with app.store.read() as s:
         rows_before = s.get(AuditHead, 1).last_seq
@@ -275,9 +276,6 @@ def test_readiness_is_fast_with_100k_audit_rows(app_factory):
     assert ok and why.startswith(f"{100_000 + rows_before} rows"), why
     app.control.set_kill(True, "drill", "ops")
     app.control.set_kill(False, "drill over", "ops")
-    t = time.perf_counter()
     r = readiness(app)
-    took = time.perf_counter() - t
     chain = next(g for g in r["go_no_go"] if g["criterion"] == "audit chain verifies")
     assert chain["status"] == "pass" and "the 2 rows added since" in chain["evidence"]
-    assert took < 1.0, f"readiness took {took:.2f} s with 100,000 audit rows"
