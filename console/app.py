@@ -100,6 +100,7 @@ def main() -> None:
         auth.keep_cookie()
 
     header()
+    st.session_state.pop("_page_roles", None)  # the page about to run sets its own (console.runtime.require_role)
     nav.run()
 
 

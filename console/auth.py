@@ -10,14 +10,27 @@ ended elsewhere) the page reloads once, so the login form starts from a fresh br
 
 Session state holds ``authentication_status``, ``username`` and ``name`` (what console.runtime reads) and the
 token. No streamlit-authenticator here: its cookie was written after only some logins.
+
+A click inside a fragment (an ``st.dialog``, a ``run_every`` panel) reruns only that fragment, not app.py, so
+``authenticate`` does not run before it: ``recheck`` is the same server-side check for such a click, to be made
+before any change is recorded (console.runtime.actor), so a session ended elsewhere or a role taken away cannot
+finish a confirmation dialog that was opened before. A panel that refreshes on a timer (``run_every``) calls
+``still_signed_in`` on each tick: the same check, at most every ``CHECK_EVERY_SECONDS``, so a tab whose session
+ended elsewhere shows the login page within seconds instead of live state.
+
+When the session cannot be checked (the database is down or restarting), the page says so (the database named,
+never its password, and what to do) and shows nothing else: nothing can be seen or changed unchecked, and the
+session is kept, so the same tab goes on by itself when the database is back (no new login).
 """
 from __future__ import annotations
 
 import json
+import time
 
 import streamlit as st
 
-from console.runtime import get_app
+from console.runtime import PAGE_ROLES, get_app, md_escape
+from console.widgets import clock_time
 from engine.core.errors import AlphaError
 from engine.services.sessions import ABSOLUTE_LIFETIME, COOKIE_NAME, Resumed, SessionService, valid_token
 from engine.adapters.users import demo_mode
@@ -25,7 +38,10 @@ from engine.adapters.users import demo_mode
 TOKEN_KEY = "alpha_session_token"
 CLEAR_KEY = "alpha_clear_cookie"  # the login page clears the cookie (after a logout, or a cookie that is refused)
 RELOAD_KEY = "alpha_reload"  # once, after a logout or a session ended elsewhere: a fresh page (no stale navigation)
-_STATE = ("authentication_status", "username", "name", TOKEN_KEY)
+CHECKED_KEY = "alpha_session_checked_at"  # time.monotonic() of the last good server-side check of this session
+_STATE = ("authentication_status", "username", "name", TOKEN_KEY, CHECKED_KEY)
+CHECK_EVERY_SECONDS = 5.0  # still_signed_in: a timer tick re-checks the session at most this often
+RETRY_SECONDS = 5  # while the session cannot be checked, the page tries again this often
 
 
 def sessions() -> SessionService:
@@ -76,6 +92,7 @@ def _sign_in(r, token: str) -> None:
     st.session_state["username"] = r.username
     st.session_state["name"] = r.name or r.username
     st.session_state[TOKEN_KEY] = token
+    st.session_state[CHECKED_KEY] = time.monotonic()
     st.session_state.pop(CLEAR_KEY, None)
     st.session_state.pop(RELOAD_KEY, None)
 
@@ -91,7 +108,7 @@ def authenticate() -> Resumed:
     notice: Resumed | None = None
     token = st.session_state.get(TOKEN_KEY)
     if token:  # signed in during this browser session: still valid?
-        r = svc.check(token)
+        r = _check_or_stop(svc, token)
         if r.username:
             _sign_in(r, token)
             return r
@@ -100,7 +117,7 @@ def authenticate() -> Resumed:
         notice = r
     cookie = _cookie_token()
     if cookie and cookie != token:  # a reload, a direct link, a new tab
-        r = svc.check(cookie)
+        r = _check_or_stop(svc, cookie)
         if r.username:
             _sign_in(r, cookie)
             return r
@@ -108,6 +125,97 @@ def authenticate() -> Resumed:
         notice = notice or (r if r.reason != "unknown" else None)
     _login_page(svc, notice)
     st.stop()
+
+
+def recheck(roles: tuple[str, ...] | list[str] | None = None) -> Resumed:
+    """The signed-in user, checked on the server NOW (token, expiry, the users file, the password fingerprint) and,
+    with ``roles``, holding one of them as the users file says now. Otherwise this browser session is signed out
+    and the whole app runs again (from a fragment too), so the login page says why; nothing after the call runs."""
+    token = st.session_state.get(TOKEN_KEY)
+    try:
+        r = sessions().check(token) if token else Resumed(None, reason="unknown", message="Log in to continue.")
+    except AlphaError as e:  # fail closed: nothing after this call runs; the session is kept for later
+        st.error(f"{_unchecked_text(e)} Nothing was changed: try again when the database is back.")
+        st.stop()
+    r = _ended_unless_same_user(r)
+    if roles is not None and not set(r.roles) & set(roles):
+        st.error(f"Refused: this needs the role {' or '.join(roles)}; {r.username} now has "
+                 f"{', '.join(r.roles) or 'no role'}. Nothing was changed.")
+        st.stop()
+    st.session_state[CHECKED_KEY] = time.monotonic()
+    return r
+
+
+def _ended_unless_same_user(r: Resumed) -> Resumed:
+    """``r`` when it is the signed-in user's valid session; otherwise this browser session is signed out and the
+    whole app runs again (from a fragment too), so the login page says why: the call does not return."""
+    if r.username and st.session_state.get("username") not in (None, r.username):  # another user's token: never
+        r = Resumed(None, reason="unknown", message="Log in to continue.")
+    if not r.username:
+        _sign_out_state()
+        st.session_state[RELOAD_KEY] = True
+        st.rerun(scope="app")
+    return r
+
+
+def still_signed_in(every: float = CHECK_EVERY_SECONDS) -> bool:
+    """For a panel that refreshes on a timer (``st.fragment(run_every=...)``): call it first on every tick. A tick
+    reruns only the fragment, not app.py, so ``authenticate`` does not run before it; this re-checks the session on
+    the server (one indexed read and the users file) at most every ``every`` seconds. When the session has ended
+    (logged out in another tab, revoked, expired, the password changed, the user removed) or the page's role was
+    taken away, this tab is signed out and the whole app runs again, so the login page (or the refusal) shows and
+    the call does not return. True: show the panel. False: the session cannot be checked now (the database is
+    down); the reason is shown in the panel's place, draw nothing else (fail closed) and try at the next tick."""
+    token = st.session_state.get(TOKEN_KEY)
+    if not token or st.session_state.get("authentication_status") is not True:
+        _ended_unless_same_user(Resumed(None, reason="unknown", message="Log in to continue."))
+    last = st.session_state.get(CHECKED_KEY)
+    if isinstance(last, float) and 0 <= time.monotonic() - last < every:
+        return True
+    try:
+        r = sessions().check(token)
+    except AlphaError as e:
+        st.warning(f"{_unchecked_text(e)} Nothing is shown until it can be checked; this panel tries again on its "
+                   "own.")
+        return False
+    r = _ended_unless_same_user(r)
+    roles = st.session_state.get(PAGE_ROLES)
+    if roles and not set(r.roles) & set(roles):  # the page's role was taken away: its full run refuses the page
+        st.rerun(scope="app")
+    st.session_state[CHECKED_KEY] = time.monotonic()
+    return True
+
+
+def _unchecked_text(e: Exception) -> str:
+    return f"Cannot check your session: {md_escape(e)}"
+
+
+def _check_or_stop(svc: SessionService, token: str) -> Resumed:
+    """``svc.check(token)``; when the session cannot be checked (the database is down), a page that says so and
+    what to do, and st.stop(): no page, no change, no login form, and the session kept (not signed out), so the
+    same tab goes on by itself when the database is back."""
+    try:
+        return svc.check(token)
+    except AlphaError as e:
+        st.title("Alpha operator console")
+        st.error(f"{_unchecked_text(e)}")
+        st.info(f"You are still signed in. Nothing can be seen or changed until the session can be checked. This "
+                f"page tries again every {RETRY_SECONDS} seconds and goes on by itself when the database is back; "
+                "Try again checks now. If it does not come back, tell whoever runs the database.")
+        st.button("Try again", key="session_retry", type="primary")  # a click reruns the whole app
+        _retry_when_back(token)
+        st.stop()
+
+
+@st.fragment(run_every=RETRY_SECONDS)
+def _retry_when_back(token: str) -> None:
+    """While the session cannot be checked: try again on a timer; the whole app runs again once it can."""
+    try:
+        sessions().check(token)
+    except AlphaError:
+        st.caption(f"Still unreachable (tried at {clock_time()}).")
+        return
+    st.rerun(scope="app")
 
 
 def logout() -> None:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import plotly.graph_objects as go
 import streamlit as st
 
+from console.auth import still_signed_in
 from console.runtime import get_app, md_escape, reason_and_confirm, require_role
 from console.widgets import browser_zone, clock_time, local_rows, local_time
 from engine.queries import audit_log
@@ -54,6 +55,8 @@ def _ask(name: str, target: str) -> None:
 
 @st.fragment(run_every=5)
 def cards() -> None:
+    if not still_signed_in():  # a tab whose session has ended shows the login page, not live cards
+        return
     now = app.clock()
     rows = app.breakers.list()
     cols = st.columns(3)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from console.auth import still_signed_in
 from console.runtime import (actor, follow_control, get_app, md_escape, reason_and_confirm, require_role,
                              run_action)
 from console.widgets import age, clock_time, local_time, mark, stamp
@@ -49,7 +50,10 @@ def _clear_kill() -> None:
 
 @st.fragment(run_every=KILL_REFRESH_SECONDS)
 def kill_switch() -> None:
-    """The kill switch as the database (and EMERGENCY_STOP) says now, re-read every run of this fragment."""
+    """The kill switch as the database (and EMERGENCY_STOP) says now, re-read every run of this fragment; a tab whose
+    session has ended shows the login page instead (console.auth.still_signed_in)."""
+    if not still_signed_in():
+        return
     kill = app.control.kill()
     now_ctl = app.control.state()
     # changed since the page was drawn (the CLI, another console)? then the whole page runs again: the header, the

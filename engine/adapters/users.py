@@ -46,6 +46,7 @@ DEMO_USERS = {  # username -> (name, role)
     "admin": ("Demo Admin", "admin"),
 }
 MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_BYTES = 72  # bcrypt reads no more (bcrypt 5 refuses a longer password instead of cutting it)
 BCRYPT_ROUNDS = 12  # tests lower this; 12 costs ~0.2 s per hash
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -118,6 +119,17 @@ def check_role(role: str) -> str:
     return r
 
 
+def login_key(username: str | None) -> str:
+    """The one reading of a typed username: stripped and lower-cased, never cut short. The lockout counts under
+    this key and the login looks up exactly this key, so no other spelling (padding, case) can log in as a user
+    while counting its failures elsewhere. Idempotent."""
+    return (username or "").strip().lower()
+
+
+def valid_username(key: str) -> bool:
+    return isinstance(key, str) and bool(_USERNAME.match(key))
+
+
 def check_username(username: str) -> str:
     u = (username or "").strip()
     if not _USERNAME.match(u):
@@ -132,6 +144,10 @@ def password_problem(password: str, username: str = "") -> str | None:
         return "the password is empty"
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"the password has {len(password)} characters; use at least {MIN_PASSWORD_LENGTH}"
+    size = len(password.encode("utf-8", "surrogatepass"))
+    if size > MAX_PASSWORD_BYTES:
+        return (f"the password is {size} bytes long in UTF-8; bcrypt uses at most {MAX_PASSWORD_BYTES} "
+                "(a shorter passphrase, or fewer accented or non-Latin characters)")
     if len(set(password)) < 5:
         return "the password repeats too few different characters; use at least 5 different ones"
     low = password.lower()
@@ -149,12 +165,12 @@ def _check_password(password: str, username: str = "") -> None:
 
 
 def hash_password(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode()
+    return bcrypt.hashpw(password.encode("utf-8", "surrogatepass"), bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode()
 
 
 def _verify(password: str, hashed: str) -> bool:
     try:
-        return bcrypt.checkpw(password.encode(), hashed.encode())
+        return bcrypt.checkpw(password.encode("utf-8", "surrogatepass"), hashed.encode())
     except ValueError:
         return False
 
@@ -197,6 +213,13 @@ def _read(path: Path, missing_ok: bool) -> dict:
         raise UsersFileMissing(
             f"no console users yet ({path} does not exist): add one with "
             "`alpha users add USERNAME --name 'Full Name' --email you@example.com --role admin`") from None
+    except UnicodeDecodeError as e:
+        raise UsersFileInvalid(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
+    except IsADirectoryError:
+        raise UsersFileInvalid(f"{path}: is a directory, not a users file (ALPHA_USERS_FILE names the file)") \
+            from None
+    except OSError as e:
+        raise UsersFileInvalid(f"{path}: cannot be read: {e.strerror or e}") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
@@ -217,6 +240,9 @@ def _validate(path: Path, data) -> None:
         raise UsersFileInvalid(f"{path}: credentials.usernames must be a mapping of username -> user")
     for name, u in users.items():
         where = f"credentials.usernames.{name}"
+        if not valid_username(name):  # the login looks up login_key(typed): such a key could never log in
+            problems.append(f"{where}: username {name!r} cannot log in: use 2-64 lowercase letters, digits, '.', "
+                            "'_' or '-', starting with a letter or digit (quote a name made only of digits)")
         if not isinstance(u, dict):
             problems.append(f"{where}: must be a mapping with name, email, password, roles")
             continue
@@ -275,8 +301,8 @@ def roles_of(username: str | None, path: str | Path | None = None) -> list[str]:
 
 def find_user(username: str | None, path: str | Path | None = None) -> dict | None:
     """The user's entry as the file says NOW (``username``, ``name``, ``roles``, ``password`` hash), or None."""
-    key = (username or "").strip().lower()
-    u = load_users(path)["credentials"]["usernames"].get(key) if key else None
+    key = login_key(username)
+    u = load_users(path)["credentials"]["usernames"].get(key) if valid_username(key) else None
     if not u:
         return None
     return {"username": key, "name": u.get("name") or key, "roles": list(u.get("roles") or []),
@@ -291,16 +317,17 @@ def verify_login(username: str | None, password: str | None, path: str | Path | 
         users = load_users(path)["credentials"]["usernames"]
     except UsersFileMissing:
         users = {}
-    key = (username or "").strip().lower()
-    u = users.get(key) if key else None
+    key = login_key(username)
+    u = users.get(key) if valid_username(key) else None  # a key no user can have matches nobody
+    costs = Counter(c for c in (hash_cost(v.get("password", "")) for v in users.values()) if c is not None)
+    cost = costs.most_common(1)[0][0] if costs else BCRYPT_ROUNDS
+    dummy = dummy_hash(cost)  # made (once) whoever is named: the first login of a process costs the same for all
     if u and hash_cost(u.get("password", "")) is not None:
         if not _verify(password or "", u["password"]):
             return None
         return {"username": key, "name": u.get("name") or key, "roles": list(u.get("roles") or []),
                 "password": u["password"]}
-    costs = Counter(c for c in (hash_cost(v.get("password", "")) for v in users.values()) if c is not None)
-    cost = costs.most_common(1)[0][0] if costs else BCRYPT_ROUNDS
-    _verify(password or "", dummy_hash(cost))
+    _verify(password or "", dummy)
     return None
 
 
@@ -337,7 +364,7 @@ def remove_user(username: str, path: str | Path | None = None) -> None:
     p = _path(path)
     data = _read(p, missing_ok=False)
     users = data["credentials"]["usernames"]
-    key = (username or "").strip().lower()
+    key = login_key(username)
     if key not in users:
         raise NotFound(f"no user {username!r} in {p}; users: {', '.join(sorted(users)) or 'none'}")
     del users[key]
@@ -348,7 +375,7 @@ def set_password(username: str, password: str, path: str | Path | None = None) -
     p = _path(path)
     data = _read(p, missing_ok=False)
     users = data["credentials"]["usernames"]
-    key = (username or "").strip().lower()
+    key = login_key(username)
     if key not in users:
         raise NotFound(f"no user {username!r} in {p}; add it with `alpha users add {username} ...`")
     _check_password(password, key)
@@ -359,10 +386,17 @@ def set_password(username: str, password: str, path: str | Path | None = None) -
 def demo_users(password: str, path: str | Path | None = None) -> list[str]:
     """Seed (or re-key) the demo accounts ae/approver/ops/admin, each with its own role and ``password``, in the
     demo users file (``demo_users_file()`` unless ``path`` names another one). Refuses the production users file:
-    demo mode never writes the real users."""
+    demo mode never writes the real users, not even when ALPHA_USERS_FILE names the demo file itself (then that
+    file is what a console outside demo mode logs in with: the demo accounts and password would be real logins,
+    and a real ``admin`` there would get the demo password)."""
     p = Path(path) if path else demo_users_file()
     prod = production_users_file()
-    if p.resolve() == prod.resolve() and p.resolve() != demo_users_file().resolve():
+    if p.resolve() == prod.resolve():
+        if p.resolve() == demo_users_file().resolve():
+            raise InvalidRequest(f"demo users are never written into the production users file: ALPHA_USERS_FILE "
+                                 f"names the demo users file {p}, so outside demo mode the console would log in "
+                                 "with the demo accounts; point ALPHA_USERS_FILE at the real users file (e.g. "
+                                 "config/users.yaml), or unset it")
         raise InvalidRequest(f"demo users are never written into the production users file {prod}; demo mode "
                              f"keeps them in {demo_users_file()}")
     _check_password(password)

@@ -11,10 +11,13 @@ it while ALL of these hold, checked on every console run:
   every session opened with the old one.
 
 Failed logins are counted per typed username (``user:<name>``, known or unknown alike, so the lockout does not
-reveal which names exist) in ``LoginAttempt``, in the database, so the count holds across restarts and several
-console processes. After ``MAX_FAILURES`` (5) failures the name is locked for ``BASE_DELAY`` (30 s), doubling with
-each further failure up to ``MAX_DELAY`` (15 min); while locked even the right password is refused with a message
-saying when to try again; a success resets the count; failures older than ``FAILURE_MEMORY`` (24 h) are forgotten.
+reveal which names exist; the name read once by ``users.login_key`` and looked up exactly as counted, so no padding
+or other spelling logs in as a user while counting elsewhere) in ``LoginAttempt``, in the database, so the count
+holds across restarts and several console processes. After ``MAX_FAILURES`` (5) failures the name is locked for
+``BASE_DELAY`` (30 s), doubling with each further failure up to ``MAX_DELAY`` (15 min); while locked even the right
+password is refused with a message saying when to try again; a success resets the count; failures older than
+``FAILURE_MEMORY`` (24 h) are forgotten; ``alpha users unlock NAME`` ends a lockout at once (anyone can lock a name,
+only an admin can free it early).
 Every attempt counts before its password is checked, so a burst of parallel guesses gets at most the allowed
 number checked. Every attempt runs exactly one bcrypt check (an unknown name against a dummy hash of the same
 cost, a locked name too), so timing tells nothing.
@@ -27,11 +30,13 @@ import hashlib
 import math
 import re
 import secrets
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Sequence, TypeGuard
+from typing import Callable, ParamSpec, Sequence, TypeGuard, TypeVar
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import col, delete, select
 
 from engine.adapters.ports import Stored
@@ -39,6 +44,7 @@ from engine.adapters import audit
 from engine.adapters import users
 from engine.core.clock import Clock, as_utc, system_clock
 from engine.core.errors import AlphaError
+from engine.adapters.db import DatabaseUnreachable, unreachable_message
 from engine.adapters.models import ConsoleSession, LoginAttempt
 
 COOKIE_NAME = "alpha_session"
@@ -60,6 +66,22 @@ def token_hash(token: str) -> str:
 
 def valid_token(token: str | None) -> TypeGuard[str]:
     return isinstance(token, str) and bool(TOKEN_RE.match(token))
+
+
+def shown_name(name: str) -> str:
+    """A typed name as the audit trail records it: as typed when it could be a username, else escaped to printable
+    ASCII and cut to 80 characters (a NUL or a lone surrogate is not storable text on PostgreSQL)."""
+    return name if users.valid_username(name) else ascii(name)[1:-1][:80]
+
+
+def attempt_key(name: str) -> str:
+    """The LoginAttempt key of a name read by ``users.login_key``: ``user:<name>`` when it could be a username.
+    Any other name can never log in (the login looks up exactly this name); it is counted under its escaped
+    beginning and a digest of the whole, so the key is storable, fits its column and is never a user's key."""
+    if users.valid_username(name):
+        return f"user:{name}"
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"user:{ascii(name)[1:-1][:64]}#{digest}"
 
 
 def lock_delay(failures: int) -> timedelta:
@@ -96,6 +118,26 @@ class Resumed:
     message: str | None = None
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _database_named(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A database that cannot be reached (down, restarting, a cut connection) is DatabaseUnreachable naming it
+    (never its password) and what to check, not the driver's error: the console shows it and changes nothing."""
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except (OperationalError, InterfaceError) as e:
+            store = getattr(args[0], "store", None)
+            url = getattr(store, "url", None)
+            if not isinstance(url, str):
+                raise
+            raise DatabaseUnreachable(unreachable_message(url, e)) from None
+    return wrapper
+
+
 class SessionService:
     def __init__(self, store, clock: Clock = system_clock, users_path: str | Path | None = None):
         self.store = store
@@ -111,13 +153,14 @@ class SessionService:
 
     # ------------------------------------------------------------------------------------ login
 
+    @_database_named
     def login(self, username: str | None, password: str | None, client: str | None = None) -> LoginResult:
-        name = (username or "").strip().lower()[:64]
-        key = f"user:{name}"
+        typed = users.login_key(username)  # the lockout counts under exactly the name the login looks up
+        key, name = attempt_key(typed), shown_name(typed)
         client = (client or "")[:200] or None
         now = self.clock()
         attempt, locked_until = self._reserve(key, now)
-        user = users.verify_login(name, password or "", self._path())  # one bcrypt check, whatever happened above
+        user = users.verify_login(typed, password or "", self._path())  # one bcrypt check, whatever happened above
         if locked_until is not None:
             wait = max(1, math.ceil((locked_until - now).total_seconds()))
             return LoginResult(False, f"Too many failed logins for this username: {_wait_text(wait, locked_until)}.",
@@ -176,9 +219,27 @@ class SessionService:
                                       f"{_wait_text(wait, locked_until)}.", retry_after=wait, locked=True)
         return LoginResult(False, INCORRECT)
 
+    @_database_named
+    def unlock(self, username: str, actor: str = "system") -> int:
+        """Forget the failed logins of ``username`` (its lockout ends now), audited; returns how many failures were
+        forgotten. The lockout is per name, so anyone who can reach the login page can keep a name locked: this
+        is how an admin lets that user in again (``alpha users unlock``)."""
+        key = attempt_key(users.login_key(username))
+        now = self.clock()
+        with self.store.write() as s:
+            row = s.get(LoginAttempt, key)
+            if row is None:
+                return 0
+            n = row.failures
+            s.delete(row)
+            audit.append(s, event="console_unlock", actor=(actor or "system")[:200], now=now, status="ok",
+                         data={"username": shown_name(users.login_key(username)), "failures": n})
+        return n
+
+    @_database_named
     def attempts(self, username: str) -> LoginAttempt | None:
         with self.store.read() as s:
-            return s.get(LoginAttempt, f"user:{(username or '').strip().lower()[:64]}")
+            return s.get(LoginAttempt, attempt_key(users.login_key(username)))
 
     # ------------------------------------------------------------------------------------ sessions
 
@@ -188,6 +249,7 @@ class SessionService:
         with self.store.read() as s:
             return s.exec(select(ConsoleSession).where(ConsoleSession.token_hash == token_hash(token))).first()
 
+    @_database_named
     def check(self, token: str | None) -> Resumed:
         """The session behind ``token``: its user when valid (and last_seen_at refreshed, at most once a minute),
         else why not."""
@@ -208,12 +270,18 @@ class SessionService:
             user = users.find_user(row.username, self._path())
         except AlphaError as e:  # the file is missing or being edited: refuse, revoke nothing
             return Resumed(None, reason="users_file", message=f"Cannot check your session: {e}")
+        # Refused either way; revoked (bookkeeping: `alpha users sessions`) only outside demo mode. A demo console
+        # on the same database reads another users file: a production session shown to it (same host, another
+        # port: the browser sends the cookie) has no user or another password there, and must not be ended by it.
+        revoke = not users.demo_mode()
         if user is None:
-            self._revoke_rows([row.id], "user_removed", "system", now)
+            if revoke:
+                self._revoke_rows([row.id], "user_removed", "system", now)
             return Resumed(None, reason="user_removed",
                            message=f"User {row.username!r} no longer exists in the users file. Ask an admin.")
         if users.password_stamp(user["password"]) != row.password_stamp:
-            self._revoke_rows([row.id], "password_changed", "system", now)
+            if revoke:
+                self._revoke_rows([row.id], "password_changed", "system", now)
             return Resumed(None, reason="password_changed",
                            message="Your password was changed, so this session has ended. Log in again.")
         if now - as_utc(row.last_seen_at) >= TOUCH_EVERY:
@@ -228,20 +296,28 @@ class SessionService:
         """The username of a valid session, else None."""
         return self.check(token).username
 
+    @_database_named
     def logout(self, token: str | None) -> bool:
         row = self._row(token)
         if row is None or row.revoked_at is not None:
             return False
         return self._revoke_rows([row.id], "logout", f"console:{row.username}", self.clock()) == 1
 
-    def revoke_user(self, username: str, reason: str, actor: str = "system") -> int:
-        """End every open session of ``username`` (e.g. ``password_changed``, ``user_removed``); returns how many."""
+    @_database_named
+    def revoke_user(self, username: str, reason: str, actor: str = "system", stamp: str | None = None) -> int:
+        """End every open session of ``username`` (e.g. ``password_changed``, ``user_removed``); returns how many.
+        With ``stamp`` (``users.password_stamp`` of the hash a users file holds), only the sessions opened with that
+        password: the ones that file's user holds. Two users files on one database (demo mode's and production's)
+        may both have an ``admin``; a change to one must not end the other's sessions."""
         key = (username or "").strip().lower()
         now = self.clock()
         with self.store.read() as s:
-            ids = list(s.exec(select(ConsoleSession.id).where(ConsoleSession.username == key,
-                                                              col(ConsoleSession.revoked_at).is_(None),
-                                                              col(ConsoleSession.expires_at) > now)).all())
+            q = select(ConsoleSession.id).where(ConsoleSession.username == key,
+                                                col(ConsoleSession.revoked_at).is_(None),
+                                                col(ConsoleSession.expires_at) > now)
+            if stamp is not None:
+                q = q.where(ConsoleSession.password_stamp == stamp)
+            ids = list(s.exec(q).all())
         return self._revoke_rows(ids, reason, actor, now) if ids else 0
 
     def _revoke_rows(self, ids: Sequence[int | None], reason: str, actor: str, now: datetime) -> int:
@@ -260,6 +336,7 @@ class SessionService:
                              ref=f"session:{r.id}", data={"username": r.username, "reason": r.revoked_reason})
         return n
 
+    @_database_named
     def sessions(self, username: str | None = None, include_ended: bool = False) -> list[dict]:
         """Sessions (newest first): open ones, or all with ``include_ended``. Never the token or its hash."""
         now = self.clock()

@@ -60,6 +60,27 @@ def login(at, username: str, password: str = PASSWORD):
     return at.run()
 
 
+def _session_token(app, username: str) -> str:
+    """A server-side session of ``username`` as a login makes it (what console.runtime.actor re-checks), without
+    the form; a user not in the users file gets a token that matches no session."""
+    import secrets
+
+    import engine.adapters.users as users
+    from engine.adapters.models import ConsoleSession
+    from engine.core.clock import system_clock
+    from engine.services.sessions import ABSOLUTE_LIFETIME, token_hash
+
+    token = secrets.token_urlsafe(32)
+    user = users.find_user(username)
+    if user is not None:
+        now = system_clock()  # the console's engine runs on the system clock
+        with app.store.write() as s:
+            s.add(ConsoleSession(token_hash=token_hash(token), username=user["username"],
+                                 password_stamp=users.password_stamp(user["password"]), created_at=now,
+                                 last_seen_at=now, expires_at=now + ABSOLUTE_LIFETIME))
+    return token
+
+
 @pytest.fixture
 def ctx(app_factory, db_url, tmp_path, monkeypatch):
     import streamlit as st
@@ -86,6 +107,7 @@ def ctx(app_factory, db_url, tmp_path, monkeypatch):
             at.session_state["authentication_status"] = True
             at.session_state["username"] = username
             at.session_state["name"] = f"Test {username}"
+            at.session_state["alpha_session_token"] = _session_token(app, username)
         return at.run()
 
     st.cache_resource.clear()
