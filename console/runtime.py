@@ -17,6 +17,7 @@ from engine.adapters.users import ROLES, UsersFileInvalid, UsersFileMissing, rol
 
 # Environment that selects which database/config/.env the engine uses: the cached App is keyed on it.
 _ENGINE_ENV = ("DATABASE_URL", "ALPHA_CONFIG_DIR", "ALPHA_DATA_DIR", "ALPHA_ENV_FILE")
+PAGE_ROLES = "_page_roles"  # the roles the page drawn last required (require_role): re-checked by actor()
 ROLE_LABELS = {"ae": "Account executive", "approver": "Approver", "ops": "Operations", "admin": "Admin"}
 
 
@@ -44,8 +45,12 @@ def get_app():
 
 
 def actor() -> str:
-    """How console changes are recorded in the audit trail."""
-    return f"console:{st.session_state.get('username') or 'unknown'}"
+    """How console changes are recorded in the audit trail. Every change asks for it, so it re-checks the session
+    and the page's role on the server first (a click in a dialog or a fragment does not rerun app.py): a session
+    ended elsewhere or a role taken away since the page was drawn changes nothing and shows the login page."""
+    from console import auth
+
+    return f"console:{auth.recheck(st.session_state.get(PAGE_ROLES)).username}"
 
 
 def current_user() -> dict | None:
@@ -77,6 +82,7 @@ def require_role(*allowed: str) -> dict:
                  f"{user['username']} with {have}. Ask an admin to change your role "
                  f"(`alpha users remove {user['username']}` then `alpha users add ... --role {allowed[0]}`).")
         st.stop()
+    st.session_state[PAGE_ROLES] = list(allowed)
     return user
 
 
@@ -151,15 +157,15 @@ def _header_body() -> None:
         return
     kill = s["kill_switch"]
     follow_control(kill["on"], kill["source"], kill["changed_at"], s["phase"], s["phase_changed_at"])
-    c1, c2, c3, c4, c5 = st.columns([0.8, 1.5, 0.6, 2.3, 1.0])
+    c1, c2, c3, c4, c5 = st.columns([0.8, 1.4, 0.9, 2.1, 1.0])
     c1.markdown(f"**Phase:** `{s['phase']}`")
     if kill["on"]:
         why = "forced by EMERGENCY_STOP" if kill["source"] == "env" else md_escape(kill["reason"] or "no reason")
         c2.markdown(f":red-background[**KILL SWITCH ON**] ({why})")
     else:
         c2.markdown(":green-badge[kill switch off]")
-    mode = s["mode"]
-    c3.markdown(f":orange-badge[**{mode}**]" if mode == "LIVE" else f":blue-badge[{mode}]")
+    badge, tip = mode_badge(s)
+    c3.markdown(badge, help=md_escape(tip) or None)
     open_ = [b for b in s.get("breakers") or [] if b.get("state") != "CLOSED"]
     breakers = ("breakers: " + ", ".join(f"{md_escape(b['name'])} {mark(str(b['state']).lower())}" for b in open_)
                 if open_ else "breakers: " + mark("closed", "all closed"))
@@ -168,9 +174,29 @@ def _header_body() -> None:
                f"checked {clock_time(s.get('checked_at'))} ({age(s.get('checked_at'))})")
 
 
+def mode_badge(s: dict) -> tuple[str, str]:
+    """(markdown, tooltip) of where sends go, as the running workers report it (status()["sending"]): LIVE orange,
+    SANDBOX blue when every running worker agrees with this console; orange when they disagree (with each other or
+    with the console); grey, "not running", when no worker runs (the mode is then only the configured one)."""
+    sending = s.get("sending") or {}
+    mode, state = str(s.get("mode") or "unknown"), sending.get("state") or "unknown"
+    detail = str(sending.get("detail") or "")
+    if state == "ok":
+        return (f":orange-badge[**{mode}**]" if mode == "LIVE" else f":blue-badge[{mode}]"), detail
+    label = str(sending.get("label") or mode).replace("[", "(").replace("]", ")")  # the engine's words, in a badge
+    if state == "differs":
+        return f":orange-badge[**{label}**]", detail
+    return f":gray-badge[{label}]", detail
+
+
 @st.fragment(run_every=5)
 def header() -> None:
     """Phase, kill switch (EMERGENCY_STOP named), SANDBOX/LIVE, open circuit breakers and component health on every
-    page, refreshed every 5 seconds."""
+    page, refreshed every 5 seconds. A tab whose session ended meanwhile (logout elsewhere, revoked, password
+    changed, role taken) is signed out by the next tick instead of showing live state."""
+    from console.auth import still_signed_in  # local import: console.auth imports this module
+
+    if not still_signed_in():
+        return
     with st.container(key="alpha_header"):
         _header_body()

@@ -31,7 +31,8 @@ from engine.adapters.models import AuditHead, BreakerState, ControlState, Domain
 from engine.queries.outbox import is_in_doubt, reconciliation_items, status_counts, usage_summary
 from engine.services.permissions import Permissions
 from engine.services.readiness import PHASE_GATES, evidence
-from engine.services.suppressions import SUPPRESSION_REASONS, add_suppression, checked_request
+from engine.services.events import EventService
+from engine.services.suppressions import SUPPRESSION_REASONS, checked_request
 from engine.adapters.keyfile import load_secret, require_shared_secret
 
 __all__ = ["App", "AlertDispatcher", "SUPPRESSION_REASONS", "data_dir", "default_executors", "load_env_file"]
@@ -224,15 +225,34 @@ class App:
             self.alert_dict({"kind": kind, "title": f"Circuit breaker {name}: {before} -> {after}",
                              "text": detail or "", "fields": {"breaker": name}})
 
-    @property
-    def mode(self) -> str:
+    def executor_mode(self) -> dict:
+        """Where THIS process's sends go, from its own environment: {"mode": LIVE or SANDBOX, "executor", "ghl_url"
+        (without credentials; None for the sandbox executor), "label"}. The worker puts it into its heartbeat, so
+        the console and `alpha status` show what the running workers send through (engine.queries.health
+        .sending_mode), not what the console's own environment would."""
         ex = self.executors["email"]
         if not ex.live:
-            return "SANDBOX"
+            return {"mode": "SANDBOX", "executor": ex.name, "ghl_url": None,
+                    "label": "SANDBOX (the local sandbox executor: no GHL credentials)"}
+        from urllib.parse import urlsplit
+
         from engine.services.verify import is_sandbox_url
 
-        base = getattr(getattr(ex, "client", None), "base_url", "")
-        return "SANDBOX" if base and is_sandbox_url(base) else "LIVE"
+        base = str(getattr(getattr(ex, "client", None), "base_url", "") or "")
+        parts = urlsplit(base)  # shown and compared without user:password@, query or fragment
+        shown = (f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}" if parts.netloc
+                 else base).rstrip("/") or None
+        if base and is_sandbox_url(base):
+            return {"mode": "SANDBOX", "executor": ex.name, "ghl_url": shown,
+                    "label": f"SANDBOX (the local GHL sandbox at {shown})"}
+        return {"mode": "LIVE", "executor": ex.name, "ghl_url": shown,
+                "label": f"LIVE ({ex.name}" + (f" at {shown})" if shown else ")")}
+
+    @property
+    def mode(self) -> str:
+        """LIVE or SANDBOX as THIS process is configured (executor_mode); status()["mode"] is what the running
+        workers send through."""
+        return self.executor_mode()["mode"]
 
     # ------------------------------------------------------------------------------------ setup
 
@@ -282,11 +302,11 @@ class App:
     # ------------------------------------------------------------------------------------ lists
 
     def suppress(self, email: str, reason: str, actor: str, source: str = "manual", detail: str = "") -> bool:
-        """A person's suppression (console, CLI): engine/services/suppressions.py, as every other path."""
-        email = checked_request(email, reason)
-        now = self.clock()
-        with self.store.write() as s:
-            return add_suppression(s, email, reason, source, detail, now, actor)
+        """A person's suppression (console, CLI): the address suppressed (engine/services/suppressions.py) and,
+        as on every other opt-out path, the lead's queued steps, their approvals and a hot-lead escalation cancelled
+        at once, its sequence stopped (EventService.suppress_by_person)."""
+        added, _ = EventService(self).suppress_by_person(checked_request(email, reason), reason, actor, source, detail)
+        return added
 
     def unsuppress(self, email: str, reason: str, actor: str) -> bool:
         email = identity.normalise_address(email)
@@ -336,7 +356,7 @@ class App:
             return usage_summary(s, self.settings, now, self.control.state(s).warmup_phase)
 
     def status(self) -> dict:
-        from engine.queries.health import component_health
+        from engine.queries.health import component_health, sending_mode
 
         now = self.clock()
         cfg_phase = self.settings.production.rollout_phase.current
@@ -351,14 +371,19 @@ class App:
                 audit.AuditEntry.event == "permission.violation")).one()
         executor = self.executors["email"]
         live = live_sending_allowed(ctl.phase, self.settings)
+        components = component_health(self, now)
+        # what the running workers send through (their heartbeats), not this process's environment
+        sending = sending_mode(self.executor_mode(), components.get("worker") or {})
         return {
             "phase": ctl.phase,
             "phase_changed_at": iso(ctl.phase_changed_at),
             "phase_changed_by": ctl.phase_actor,
             "config_phase": cfg_phase,
             "config_phase_matches": cfg_phase == ctl.phase,
-            "live_sending": live and self.mode == "LIVE" and not kill.on,
-            "mode": self.mode,
+            "live_sending": live and sending["live"] and not kill.on,
+            "mode": sending["mode"],
+            "mode_here": sending["configured"]["mode"],
+            "sending": sending,
             "executor": executor.name,
             "kill_switch": {"on": kill.on, "source": kill.source, "reason": kill.reason,
                             "changed_at": iso(ctl.kill_changed_at), "changed_by": ctl.kill_actor},
@@ -372,7 +397,7 @@ class App:
                           "forced": breakers[n].forced if n in breakers else False,
                           "last_error": breakers[n].last_error if n in breakers else None}
                          for n in EXTERNAL_APIS],
-            "components": component_health(self, now),
+            "components": components,
             "usage": self.usage(now),
             "outbox": counts,
             "awaiting_reconciliation": recon,

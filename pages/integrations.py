@@ -11,7 +11,8 @@ from engine.services.approvals import load_roster
 from engine.core.config import load_settings
 from engine.core.errors import ConfigError
 from engine.rules.messaging import load_pack
-from engine.services.readiness import last_verify_run
+from engine.core.clock import parse_iso
+from engine.services.readiness import CLOCK_SKEW, VERIFY_FRESH, last_verify_run
 from engine.services.verify import run_verify
 
 require_role("ops", "admin")
@@ -42,10 +43,18 @@ if last is None:
     st.info("`alpha verify` has never run: press **Run verify now** or run it from the command line.")
     st.code("alpha verify", language="bash")
 else:
-    (st.success if last["ok"] else st.error)(
-        f"Last verify {'passed' if last['ok'] else 'FAILED'} at {local_time(last['at'], with_seconds=True)} "
-        f"({age(last['at'])})"
-        + ("" if last["ok"] else ": fix the failing checks below and run it again."))
+    shown = (f"Last verify {'passed' if last['ok'] else 'FAILED'} at {local_time(last['at'], with_seconds=True)} "
+             f"({age(last['at'])})")
+    at = parse_iso(last["at"]) if last["at"] else None
+    if not last["ok"]:
+        st.error(shown + ": fix the failing checks below and run it again.")
+    elif at is None or not -CLOCK_SKEW <= app.clock() - at <= VERIFY_FRESH:
+        # green only while readiness counts it: a pass older than 24 h (or dated ahead) is no evidence now
+        why = ("dated ahead of this clock" if at is not None and at - app.clock() > CLOCK_SKEW else
+               f"older than {VERIFY_FRESH.total_seconds() / 3600:g} h")
+        st.warning(shown + f": {why}, so it is no longer readiness evidence; run `alpha verify` again.")
+    else:
+        st.success(shown)
     checks = sorted(last["checks"], key=lambda c: c["status"] == "pass")  # what needs work first
     st.dataframe([{"integration": c["name"], "status": word(c["status"]),
                    "detail": c["reason"], "seconds": c.get("seconds")} for c in checks], hide_index=True,

@@ -49,8 +49,10 @@ NEXT_STEPS: dict[str, tuple[str, str | None]] = {
         "Draw a blind review set, have an AE label it on the Blind review page, then read the result on the "
         "Comparison page.", "alpha compare generate 60"),
     "domain health above 70": (
-        "Let the cooling domain recover (pause its sends); the Deliverability page shows each domain's health "
-        "and why it dropped.", "alpha domains list"),
+        "Record each sending domain's current reputation score from the provider at least weekly (a score older "
+        "than 7 days is not evidence); a domain at 70 or below must recover first (pause its sends). The "
+        "Deliverability page shows each domain's health and why it dropped.",
+        'alpha domains list\nalpha domains set DOMAIN SCORE --reason "provider dashboard"'),
     "breakers closed": (
         "Check the failing API, then close the breaker with a reason on the Circuit breakers page (ops), or:",
         'alpha breakers close NAME --reason "API healthy again"'),

@@ -26,10 +26,16 @@ c1.metric("Rollout phase", s["phase"], help=f"changed {when(s['phase_changed_at'
           border=True)
 c2.metric("Kill switch", "ON" if kill["on"] else "off", border=True,
           help=md_escape(kill["reason"] or "") + (" (forced by EMERGENCY_STOP)" if kill["source"] == "env" else ""))
-c3.metric("Mode", s["mode"], help=f"executor: {s['executor']}", border=True)
+sending = s.get("sending") or {}
+c3.metric("Mode", s["mode"] if sending.get("state") == "ok" else str(sending.get("label") or s["mode"]),
+          help=md_escape(sending.get("detail") or f"executor: {s['executor']}"), border=True)
 c4.metric("Live sending", "yes" if s["live_sending"] else "no", border=True,
           help="assisted/autonomous phase, email flags allow sending, LIVE executor and kill switch off")
 
+if sending.get("state") == "differs":
+    st.warning(f"Where sends go: {md_escape(sending.get('detail'))}")
+elif sending.get("state") in ("not_running", "unknown"):
+    st.info(f"Where sends go: {md_escape(sending.get('detail'))}")
 if not s["config_phase_matches"]:
     st.warning(f"config/production.json says rollout_phase.current = {s['config_phase']!r} but the control plane "
                f"is at {s['phase']!r} (the control plane wins; update the file to match).")

@@ -59,6 +59,9 @@ VERSION_CONTACTS = "2021-07-28"
 VERSION_LOCATIONS = "2021-07-28"
 VERSION_CONVERSATIONS = "2021-04-15"
 DEFAULT_LOCATION = "sandboxLocation000001"
+# The company every sandbox location belongs to: how an answer of GET /locations/{id} identifies this sandbox,
+# wherever it is reached from (127.0.0.1, a LAN address with `alpha sandbox ghl --host 0.0.0.0`, a DNS name).
+SANDBOX_COMPANY_ID = "sandboxCompany000001"
 MESSAGE_TYPES = ("SMS", "RCS", "Email", "WhatsApp", "IG", "FB", "Custom", "Live_Chat", "TIKTOK")
 DND_STATUSES = ("active", "inactive", "permanent")
 DND_CHANNELS = ("Call", "Email", "SMS", "WhatsApp", "GMB", "FB")
@@ -371,10 +374,18 @@ def h_send(state: SandboxState, req: "_Req") -> tuple[int, dict]:
 def h_location(state: SandboxState, req: "_Req", location_id: str) -> tuple[int, dict]:
     if location_id != state.location_id:
         raise ApiError(403, "The token does not have access to this location.")
-    return 200, {"location": {"id": state.location_id, "companyId": "sandboxCompany000001", "name": "GHL Sandbox",
+    return 200, {"location": {"id": state.location_id, "companyId": SANDBOX_COMPANY_ID, "name": "GHL Sandbox",
                               "email": "sandbox@ghl-sandbox.invalid", "timezone": "UTC", "country": "US",
                               "settings": {"allowDuplicateContact": False, "allowDuplicateOpportunity": False,
                                            "allowFacebookNameMerge": False, "disableContactTimezone": False}}}
+
+
+def is_sandbox_location(location: Any) -> bool:
+    """Whether an answer of GET /locations/{id} (the body or its "location") comes from this sandbox: its
+    companyId is SANDBOX_COMPANY_ID. No real GHL account has that company."""
+    if isinstance(location, dict) and isinstance(location.get("location"), dict):
+        location = location["location"]
+    return isinstance(location, dict) and str(location.get("companyId") or "").strip() == SANDBOX_COMPANY_ID
 
 
 Handler = Callable[..., tuple[int, Any]]  # (state, request, *path groups) -> (status, JSON payload)

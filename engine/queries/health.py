@@ -4,8 +4,13 @@ receiver up, did the scheduler (`alpha daily run`) run lately?
 Running components leave a heartbeat (table ``heartbeat``, one row per component and process): the worker from
 its loop, the webhook receiver every ``RECEIVER_EVERY`` seconds while it serves, the scheduler once per daily run
 with its summary. ``component_health`` reads them and answers, per component, ``{"ok", "state", "detail",
-"seen_at"}``: ``state`` is one of ok, stale, down, not_configured, sandbox, unknown, and only ``ok`` is ok. The
-detail says what to do about it. Reading health never raises: an unreachable database is reported as down.
+"seen_at"}``: ``state`` is one of ok, stale, down, not_configured, sandbox, unknown, warn, and only ``ok`` is ok.
+The detail says what to do about it. Reading health never raises: an unreachable database is reported as down.
+
+Where sends go is the worker's to say, not the reader's: each worker's heartbeat carries its own executor mode
+(``App.executor_mode()``: LIVE GHL, the local GHL sandbox at a URL, or the sandbox executor), and
+``sending_mode`` compares what the running workers report with each other and with the reading process's own
+configuration (the console, `alpha status`).
 """
 from __future__ import annotations
 
@@ -22,7 +27,8 @@ from engine.adapters.ports import Configured
 from engine.core.clock import as_utc, duration_text, iso, system_clock
 
 OK, STALE, DOWN, NOT_CONFIGURED, SANDBOX, UNKNOWN = "ok", "stale", "down", "not_configured", "sandbox", "unknown"
-STATES = (OK, STALE, DOWN, NOT_CONFIGURED, SANDBOX, UNKNOWN)
+WARN = "warn"  # look at the detail: e.g. the running workers do not send where this process would
+STATES = (OK, STALE, DOWN, NOT_CONFIGURED, SANDBOX, UNKNOWN, WARN)
 
 WORKER, RECEIVER, SCHEDULER = "worker", "webhook_receiver", "scheduler"
 COMPONENTS = (WORKER, RECEIVER, SCHEDULER)
@@ -33,6 +39,9 @@ RECEIVER_EVERY = 10.0        # the receiver beats this often while it serves
 RECEIVER_FRESH = timedelta(seconds=45)
 DAILY_FRESH = timedelta(hours=26)  # a daily run a day (and a bit) ago is on schedule
 FORGET_AFTER = timedelta(days=7)   # heartbeat rows of processes silent this long are deleted
+# A sign of life dated further ahead than this (a host whose clock runs ahead, a row written by hand) is no
+# evidence that anything runs now: its "age" is negative, so it would look fresh until that time came.
+FUTURE_SKEW = timedelta(seconds=30)
 
 
 def instance_id() -> str:
@@ -110,6 +119,20 @@ def _entry(state: str, detail: str, seen: datetime | None = None, **extra) -> di
     return {"ok": state == OK, "state": state, "detail": detail, "seen_at": iso(seen), **extra}
 
 
+def _split_future(rows: list, now: datetime) -> tuple[list, list]:
+    """(rows whose last beat is not in the future, rows dated more than FUTURE_SKEW ahead of ``now``)."""
+    future = [r for r in rows if as_utc(r.beat_at) - now > FUTURE_SKEW]
+    return [r for r in rows if r not in future], future
+
+
+def _future(what: str, row_or_at, now: datetime, fix: str, **extra) -> dict:
+    """Not ok: the newest sign of life of ``what`` is dated in the future, so it proves nothing."""
+    at = as_utc(row_or_at if isinstance(row_or_at, datetime) else row_or_at.beat_at)
+    where = "" if isinstance(row_or_at, datetime) else f" by {row_or_at.instance}"
+    return _entry(UNKNOWN, f"{what} is dated {_ago(at - now)} in the future (written{where} with a clock ahead of "
+                           f"this one): no evidence that it runs now; fix the clock (NTP), then {fix}", at, **extra)
+
+
 def latest_receiver_url(store) -> str | None:
     """The URL of the most recent webhook receiver heartbeat (None when no receiver ever ran here)."""
     try:
@@ -125,6 +148,15 @@ def latest_receiver_url(store) -> str | None:
 
 
 def _worker(rows: list, now: datetime) -> dict:
+    rows, future = _split_future(rows, now)
+    out = _worker_now(rows, now)
+    if future and not out["ok"]:
+        return _future("the last worker heartbeat", future[0], now, "restart `alpha worker`",
+                       instance=future[0].instance)
+    return out
+
+
+def _worker_now(rows: list, now: datetime) -> dict:
     if not rows:
         return _entry(DOWN, "no worker has run: start `alpha worker` (approved and queued sends wait until one "
                             "runs)")
@@ -134,10 +166,12 @@ def _worker(rows: list, now: datetime) -> dict:
     age = now - seen
     interval = float((best.info or {}).get("interval") or WORKER_INTERVAL)
     limit = timedelta(seconds=3 * interval) + WORKER_SLACK
-    n = len([r for r in live if now - as_utc(r.beat_at) <= limit])
+    fresh = [r for r in live if now - as_utc(r.beat_at) <= limit]
+    n = len(fresh)
     if live and age <= limit:
         return _entry(OK, f"{n} worker{'s' if n != 1 else ''} running (last heartbeat {_ago(age)} ago, "
-                          f"every {interval:g} s)", seen, instance=best.instance, workers=n)
+                          f"every {interval:g} s)", seen, instance=best.instance, workers=n,
+                      running=[_reported_mode(r) for r in fresh])
     if not live:
         return _entry(DOWN, f"the worker stopped {_ago(age)} ago ({best.instance}): start `alpha worker`", seen,
                       instance=best.instance)
@@ -145,7 +179,80 @@ def _worker(rows: list, now: datetime) -> dict:
                          f"{best.instance} is stuck or gone; restart `alpha worker`", seen, instance=best.instance)
 
 
+def _reported_mode(row) -> dict:
+    """What a running worker's heartbeat says it sends through (``info["sending"]``, App.executor_mode)."""
+    sent = (row.info or {}).get("sending")
+    if isinstance(sent, dict) and sent.get("mode") in ("LIVE", "SANDBOX"):
+        return {"instance": row.instance, "mode": str(sent["mode"]), "executor": sent.get("executor"),
+                "ghl_url": sent.get("ghl_url"), "label": str(sent.get("label") or sent["mode"])}
+    return {"instance": row.instance, "mode": UNKNOWN.upper(), "executor": None, "ghl_url": None,
+            "label": "UNKNOWN (the worker does not report where it sends: an older version? restart it)"}
+
+
+def _mode_key(m: Mapping) -> tuple:
+    return (m.get("mode"), m.get("executor"), m.get("ghl_url"))
+
+
+def sending_mode(configured: Mapping, worker: Mapping) -> dict:
+    """Where sends go: what the running workers report (``worker``: the worker entry of component_health),
+    against ``configured``, this process's own App.executor_mode(). Answers {"mode", "state", "label", "detail",
+    "live", "configured", "workers"}; ``state``:
+
+    - ``ok``: every running worker sends where this process would; ``mode`` is that mode;
+    - ``differs``: the workers disagree with each other or with this process; ``mode`` is the workers' mode when
+      they share one, else MIXED;
+    - ``not_running``: no worker runs (nothing is sent): ``mode`` is the configured one, marked as not running;
+    - ``unknown``: whether a worker runs cannot be read.
+
+    ``live``: whether a send may reach a real inbox (a running worker is LIVE; with none, the configured mode)."""
+    conf = {k: configured.get(k) for k in ("mode", "executor", "ghl_url", "label")}
+    here = str(conf.get("label") or conf.get("mode"))
+    cmode = str(conf.get("mode") or UNKNOWN.upper())
+    workers = [dict(w) for w in (worker.get("running") or [])]
+    base = {"configured": conf, "workers": workers}
+    if not workers:
+        if worker.get("state") == UNKNOWN:
+            return {**base, "mode": cmode, "state": UNKNOWN, "live": cmode == "LIVE",
+                    "label": f"{cmode}, workers unknown",
+                    "detail": f"configured here: {here}; whether a worker runs, and where it sends, is unknown "
+                              f"({worker.get('detail') or 'no worker health'})"}
+        return {**base, "mode": cmode, "state": "not_running", "live": cmode == "LIVE",
+                "label": f"{cmode}, not running",
+                "detail": f"configured here: {here}; no worker is running, so nothing is sent (start `alpha "
+                          "worker`; it reports where it sends)"}
+    live = any(w.get("mode") == "LIVE" for w in workers)
+    groups: dict[tuple, list[dict]] = {}
+    for w in workers:
+        groups.setdefault(_mode_key(w), []).append(w)
+    n = len(workers)
+    if len(groups) == 1 and _mode_key(conf) in groups:
+        return {**base, "mode": cmode, "state": OK, "live": live, "label": cmode,
+                "detail": f"{here}: {n} running worker{'s' if n != 1 else ''} send{'' if n != 1 else 's'} there, "
+                          "as configured here"}
+    modes = {w["mode"] for w in workers}
+    mode = modes.pop() if len(modes) == 1 else "MIXED"
+    said = "; ".join(f"{ws[0]['label']} ({', '.join(w['instance'] for w in ws)})" for ws in groups.values())
+    if len(groups) == 1:
+        label = f"{mode} by the worker{'s' if n != 1 else ''}, {cmode} here"
+        detail = (f"the running worker{'s' if n != 1 else ''} send{'' if n != 1 else 's'} through {said}, but this "
+                  f"process is configured for {here}: check GHL_API_KEY, GHL_LOCATION_ID and GHL_BASE_URL of both")
+    else:
+        label = f"{mode}: the workers differ"
+        detail = (f"the running workers do not send to the same place: {said}; configured here: {here}. Give every "
+                  "worker the same GHL_API_KEY, GHL_LOCATION_ID and GHL_BASE_URL")
+    return {**base, "mode": mode, "state": "differs", "live": live, "label": label, "detail": detail}
+
+
 def _receiver(rows: list, now: datetime) -> dict:
+    rows, future = _split_future(rows, now)
+    out = _receiver_now(rows, now)
+    if future and not out["ok"]:
+        return _future("the last webhook receiver heartbeat", future[0], now, "restart `alpha webhooks serve`",
+                       url=(future[0].info or {}).get("url") or "unknown address")
+    return out
+
+
+def _receiver_now(rows: list, now: datetime) -> dict:
     if not rows:
         return _entry(DOWN, "no webhook receiver has run: start it with `alpha webhooks serve` (or `alpha up`); "
                             "replies, bounces and unsubscribes are not received meanwhile")
@@ -178,6 +285,8 @@ def _scheduler(s, rows: list, now: datetime) -> dict:
     if last is None:
         return _entry(UNKNOWN, "no daily run recorded: run `alpha daily run` (schedule it once a day, e.g. cron)")
     age = now - last
+    if -age > FUTURE_SKEW:
+        return _future("the last daily run", last, now, "run `alpha daily run`")
     what = ""
     if isinstance(summary, dict) and summary.get("leads") is not None:
         what = f": {summary.get('leads')} leads"
@@ -202,13 +311,12 @@ def _head_revision(store) -> str:
 
 class Observed(Configured, Protocol):
     """What the health view reads of the engine (engine.app.App): store, settings and clock, the executors and
-    the sending mode (LIVE or SANDBOX)."""
+    where this process would send (executor_mode: LIVE or SANDBOX, executor, GHL URL)."""
 
     @property
     def executors(self) -> Mapping[str, Executor]: ...
 
-    @property
-    def mode(self) -> str: ...
+    def executor_mode(self) -> dict: ...
 
 
 def component_health(app: Observed, now: datetime | None = None) -> dict[str, dict]:
@@ -262,13 +370,18 @@ def _static(app: Observed, out: dict) -> None:
     out["config"] = _entry(OK, f"loaded from {app.settings.config_dir}", dir=str(app.settings.config_dir))
     try:
         executor = app.executors["email"]
-        mode = app.mode
+        sending = sending_mode(app.executor_mode(), out.get(WORKER) or {})
     except Exception as e:  # noqa: BLE001
         out["executor"] = _entry(UNKNOWN, f"cannot tell where sends go: {e}")
         return
-    if mode == "LIVE":
-        out["executor"] = _entry(OK, f"sends go to {executor.name} (live)", name=executor.name, live=True)
+    extra = {"name": executor.name, "live": sending["live"], "mode": sending["mode"]}
+    if sending["state"] == "differs":
+        out["executor"] = _entry(WARN, sending["detail"], **extra)
+    elif sending["state"] != OK:  # nothing is sent, or whether anything is cannot be told
+        out["executor"] = _entry(SANDBOX if sending["mode"] == "SANDBOX" else UNKNOWN, sending["detail"], **extra)
+    elif sending["mode"] == "LIVE":
+        out["executor"] = _entry(OK, f"sends go to {sending['configured']['label']}, by every running worker",
+                                 **extra)
     else:
-        where = ("the local GHL sandbox" if executor.live else "the local sandbox executor (no GHL credentials)")
-        out["executor"] = _entry(SANDBOX, f"sends go to {where}: nothing reaches a real inbox", name=executor.name,
-                                 live=False)
+        out["executor"] = _entry(SANDBOX, f"sends go to {sending['configured']['label']}: nothing reaches a real "
+                                          "inbox", **extra)

@@ -21,6 +21,7 @@ from engine.adapters.ports import Configured
 from engine.core.clock import Clock, FixedClock, iso
 from engine.adapters.models import CheckRun, Lead, OutboxItem
 from engine.core.reasons import Code
+from engine.services.suppressions import add_suppression
 
 
 class Drillable(Configured, Protocol):
@@ -149,7 +150,8 @@ def run_canary(app: Drillable) -> dict:
         unsub = app.settings.production.sender.unsubscribe_base_url
         stripped = base["html"].replace(unsub, "https://elsewhere.example/x")
         probes.append(_expect("missing unsubscribe caught", submit(html=stripped, text=None), Code.MISSING_UNSUBSCRIBE))
-        a.suppress(lead.email, "unsubscribed", "canary", source="canary")
+        with a.store.write() as s:  # the list only: a person's App.suppress would also stop the lead's sequence
+            add_suppression(s, lead.email, "unsubscribed", "canary", "canary probe", a.clock(), "canary")
         probes.append(_expect("suppressed address caught", submit(), Code.SUPPRESSED_RECIPIENT))
         a.unsuppress(lead.email, "canary cleanup", "canary")
         cap = a.settings.limits.hourly_limit

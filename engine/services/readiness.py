@@ -9,7 +9,7 @@ from typing import Protocol
 from sqlmodel import col, func, select
 
 from engine.adapters import audit
-from engine.core.clock import duration_text, iso
+from engine.core.clock import as_utc, duration_text, iso
 from engine.core.config import PHASES
 from engine.adapters.breakers import Breakers
 from engine.adapters.db import Store
@@ -144,17 +144,57 @@ def _failed_probes(run) -> str:
     return ", ".join(bad) or "see its results"
 
 
+def _ahead(at: datetime | None, now: datetime) -> str | None:
+    """Why evidence recorded at ``at`` proves nothing now when it is dated in the future (a host whose clock runs
+    ahead, a row written by hand): a negative age would otherwise pass every "recent enough" test."""
+    if at is None or as_utc(at) - now <= CLOCK_SKEW:
+        return None
+    return (f"recorded {_ago(as_utc(at) - now)} in the future (by a clock ahead of this one): not evidence; fix "
+            "the clock (NTP) and run it again")
+
+
 def _recent_pass(s, kind: str, now: datetime, label: str) -> tuple[bool, str, str | None]:
     run = _latest(s, kind)
     cmd = f"alpha {label.replace(' ', '-')}"
     if run is None:
         return False, f"no {label} has run ({cmd})", None
-    age = now - run.at
+    ahead = _ahead(run.at, now)
+    if ahead:
+        return False, f"the last {label} was {ahead} ({cmd})", iso(run.at)
+    age = now - as_utc(run.at)
     if not run.ok:
         return False, f"the last {label} FAILED: {_failed_probes(run)} (fix it and run {cmd} again)", iso(run.at)
     if age > FRESH:
         return False, f"the last {label} passed {age.days} days ago (must be within 7)", iso(run.at)
     return True, f"passed {age.total_seconds() / 3600:.1f} h ago", iso(run.at)
+
+
+def _domain_health(s, domains: set[str], now: datetime) -> tuple[bool, str, str | None]:
+    """"Domain health above 70" for every sending domain, on the provider's current score: no data, a score
+    recorded more than FRESH ago (the playbook asks for the current reputation) or dated in the future is no
+    evidence; "above" is strictly greater."""
+    rows = {d.domain: d for d in s.exec(select(DomainHealth).where(col(DomainHealth.domain).in_(domains))).all()}
+    fix = "record the provider's reputation score with `alpha domains set DOMAIN SCORE --reason ...`"
+    problems: list[str] = []
+    missing = [d for d in sorted(domains) if d not in rows]
+    if missing:  # no data is not a healthy domain
+        problems.append(f"no domain health data for {', '.join(missing)}")
+    for d in sorted(set(domains) & set(rows)):
+        at = rows[d].updated_at
+        ahead = _ahead(at, now)
+        if at is None:
+            problems.append(f"{d} {rows[d].score:g} has no recorded time")
+        elif ahead:
+            problems.append(f"{d} {rows[d].score:g} was {ahead}")
+        elif now - as_utc(at) > FRESH:
+            problems.append(f"{d} {rows[d].score:g} was recorded {_ago(now - as_utc(at))} ago (must be within 7 "
+                            "days)")
+    low = [f"{d} {rows[d].score:g}" for d in sorted(domains) if d in rows and rows[d].score <= 70]
+    when = max((t for t in (iso(rows[d].updated_at) for d in rows) if t), default=None)
+    if problems:
+        return False, "; ".join(problems) + f": {fix}" + ("; below: " + ", ".join(low) if low else ""), when
+    return (not low, "below: " + ", ".join(low) if low else ", ".join(f"{d} {rows[d].score:g}" for d in
+                                                                      sorted(domains)), when)
 
 
 def evidence(app: Engine) -> Evidence:
@@ -182,16 +222,20 @@ def evidence(app: Engine) -> Evidence:
         else:
             from engine.services.verify import assess
 
-            fresh = now - v.at <= VERIFY_FRESH
+            ahead = _ahead(v.at, now)
+            fresh = not ahead and now - as_utc(v.at) <= VERIFY_FRESH
             verdict = assess(list(v.results or []))  # live-ready, not merely "nothing failed"
             live = verdict["ready_for_live"]
             out["integrations verified"] = (live and fresh, (
                 "ready for live phases: every integration configured, real and passing" if live else
-                verdict["summary"]) + ("" if fresh else " (older than 24 h: run alpha verify)"), iso(v.at))
+                verdict["summary"]) + ("" if fresh else f" (the last alpha verify was {ahead})" if ahead else
+                                       " (older than 24 h: run alpha verify)"), iso(v.at))
         out["canary passing"] = _recent_pass(s, "canary", now, "canary")
         last_canary = _latest(s, "canary")
+        canary_ahead = None if last_canary is None else _ahead(last_canary.at, now)
         out["no failed canary"] = (
             (True, "no canary has run yet", None) if last_canary is None else
+            (False, f"the last canary was {canary_ahead} (alpha canary)", iso(last_canary.at)) if canary_ahead else
             (True, "the last canary passed", iso(last_canary.at)) if last_canary.ok else
             (False, f"the last canary FAILED: {_failed_probes(last_canary)} (fix it and run alpha canary again)",
              iso(last_canary.at)))
@@ -204,9 +248,13 @@ def evidence(app: Engine) -> Evidence:
         else:
             from engine.core.clock import parse_iso
 
-            age = now - parse_iso(kill.at)
-            out["kill switch tested"] = (age <= FRESH, f"last flipped on by {kill.actor} {age.days} days ago"
-                                         + ("" if age <= FRESH else " (must be within 7)"), kill.at)
+            flipped = parse_iso(kill.at)
+            age = now - flipped
+            ahead = _ahead(flipped, now)
+            out["kill switch tested"] = (
+                (False, f"last flipped on by {kill.actor}, {ahead}", kill.at) if ahead else
+                (age <= FRESH, f"last flipped on by {kill.actor} {age.days} days ago"
+                 + ("" if age <= FRESH else " (must be within 7)"), kill.at))
         run = s.exec(select(ShadowRun).where(col(ShadowRun.finished_at).is_not(None))
                      .order_by(col(ShadowRun.id).desc())).first()
         out["shadow validation complete"] = (
@@ -214,18 +262,7 @@ def evidence(app: Engine) -> Evidence:
             f"shadow run {run.id}: {run.contacts} leads" if run else "no finished shadow run (alpha shadow run)",
             iso(run.finished_at) if run else None)
         domains = {a.split("@", 1)[1] for a in app.settings.production.sender.from_addresses}
-        rows = {d.domain: d for d in s.exec(select(DomainHealth).where(col(DomainHealth.domain).in_(domains))).all()}
-        low = [f"{d} {rows[d].score:g}" for d in sorted(domains) if d in rows and rows[d].score <= 70]
-        missing = [d for d in sorted(domains) if d not in rows]
-        if missing:  # no data is not a healthy domain
-            why = (f"no domain health data for {', '.join(missing)}: record the provider's reputation score "
-                   "with `alpha domains set DOMAIN SCORE --reason ...`")
-            out["domain health above 70"] = (False, why + ("; below: " + ", ".join(low) if low else ""), iso(now))
-        else:
-            out["domain health above 70"] = (not low, "below: " + ", ".join(low) if low else
-                                             ", ".join(f"{d} {rows[d].score:g}" for d in sorted(domains)),
-                                             max((t for t in (iso(rows[d].updated_at) for d in domains) if t),
-                                                 default=None))
+        out["domain health above 70"] = _domain_health(s, domains, now)
         recon = len(reconciliation_items(s, app.settings, now))
         out["no sends awaiting reconciliation"] = (recon == 0, f"{recon} awaiting", iso(now))
         violations = s.exec(select(func.count()).select_from(AuditEntry).where(
@@ -360,7 +397,7 @@ _DEDICATED: dict[str, tuple[Gate, ...]] = {
     "assisted": (gate_kill_switch_off, gate_audit_chain, gate_no_reconciliation, gate_config_allows_sending,
                  gate_agreement),
     "autonomous": (gate_kill_switch_off, gate_audit_chain, gate_no_reconciliation, gate_config_allows_sending,
-                   gate_breakers_closed),
+                   gate_agreement, gate_breakers_closed),
 }
 
 

@@ -1,6 +1,7 @@
 """`alpha verify`: is every integration healthy, and is it the real one? Each check answers pass, fail,
-not_configured, skipped (configured, not tested) or sandbox (GHL on a loopback address: the local sandbox) with a
-reason; the run is stored (verify_run) as readiness evidence.
+not_configured, skipped (configured, not tested) or sandbox (a local stand-in: GHL or Slack at an address of this
+machine, or a GHL that answers as the local sandbox wherever it is reached) with a reason; the run is stored
+(verify_run) as readiness evidence.
 
 The report says two things (``assess``):
 - ready for sandbox: no check failed, so the local loop works (a sandbox GHL, no Slack, no LLM are fine);
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
@@ -25,10 +27,10 @@ import httpx
 from engine.adapters.breakers import Breakers
 from engine.adapters.ports import Readable, Stored
 from engine.core.clock import iso
+from engine.adapters.ghl_sandbox import SANDBOX_COMPANY_ID, is_sandbox_location
 from engine.adapters.models import VerifyRun
 
 PASS, FAIL, NOT_CONFIGURED, SKIPPED, SANDBOX = "pass", "fail", "not_configured", "skipped", "sandbox"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8787"
 # What a live phase needs of each check: "required" must pass; "optional" must pass when configured.
 LIVE_NEEDS = {"ghl": "required", "slack": "required", "llm": "optional", "webhooks": "required",
@@ -46,15 +48,50 @@ class Check:
     live: bool = False     # counts as ready for live phases
 
 
-def is_sandbox_url(url: str) -> bool:
-    """A loopback address (127.0.0.0/8, ::1, localhost): a local stand-in, never the real service."""
-    host = (urlparse(url).hostname or "").strip("[]").lower()
-    if host in LOOPBACK or host == "localhost" or host.endswith(".localhost"):
-        return True
+def _local_ip(text: str) -> bool | None:
+    """Whether ``text``, read as an IP address the way the resolver reads it, is this machine: loopback
+    (127.0.0.0/8, ::1, also IPv4-mapped) or unspecified (0.0.0.0, ::, which connect to the local host). The
+    resolver's short and numeric IPv4 forms count too (127.1, 2130706433, 0x7f.0.0.1, 0). None: not an address."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(text)
     except ValueError:
+        try:
+            ip = ipaddress.IPv4Address(socket.inet_aton(text))
+        except (OSError, ValueError):
+            return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_unspecified
+
+
+def _host(url: str) -> str:
+    """The host of ``url`` as it is compared: lower case, without brackets or the root's trailing dot."""
+    return (urlparse(url.strip()).hostname or "").strip("[]").lower().rstrip(".")
+
+
+def is_sandbox_url(url: str) -> bool:
+    """A loopback or unspecified address in any spelling (127.0.0.0/8, 127.1, 0.0.0.0, ::1, ::ffff:127.0.0.1,
+    localhost, *.localhost, with or without the trailing dot): a local stand-in, never the real service. Read
+    from the URL alone (no name lookup); `alpha verify` also looks at where a host name leads
+    (resolves_to_local)."""
+    host = _host(url)
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    return bool(_local_ip(host))
+
+
+def resolves_to_local(url: str) -> bool:
+    """Whether the host name of ``url`` resolves to this machine (any address loopback or unspecified), e.g. a
+    hosts-file entry or a DNS name for the sandbox. A name that does not resolve is not local (a check of it
+    fails on its own); an IP address is is_sandbox_url's to judge."""
+    host = _host(url)
+    if not host or _local_ip(host) is not None:
         return False
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return any(_local_ip(str(info[4][0]).split("%", 1)[0]) for info in infos)
 
 
 def _timed(name: str, fn) -> Check:
@@ -89,7 +126,12 @@ def check_ghl(app: object) -> Check:
         with GHLClient.from_env(timeout=5.0, max_attempts=1) as client:
             loc = client.get_location()
             name = (loc.get("location") or loc).get("name") if isinstance(loc, dict) else None
-            if is_sandbox_url(client.base_url):
+            if is_sandbox_location(loc):  # wherever it was reached: a LAN address, a public name
+                return SANDBOX, (f"SANDBOX location {client.location_id} fetched ({name or 'unnamed'}) from "
+                                 f"{client.base_url}, which answered as the local GHL sandbox (company "
+                                 f"{SANDBOX_COMPANY_ID}): nothing reaches a real inbox (set GHL_BASE_URL, GHL_API_KEY "
+                                 "and GHL_LOCATION_ID of the real account for live)")
+            if is_sandbox_url(client.base_url) or resolves_to_local(client.base_url):
                 return SANDBOX, (f"SANDBOX location {client.location_id} fetched ({name or 'unnamed'}) from "
                                  f"{client.base_url}: the local GHL sandbox works; nothing reaches a real inbox "
                                  "(set GHL_BASE_URL, GHL_API_KEY and GHL_LOCATION_ID of the real account for live)")
@@ -103,11 +145,17 @@ def check_slack(app: Verifiable, send: bool) -> Check:
         alerter = app.alerter
         if not alerter.configured:
             return NOT_CONFIGURED, "SLACK_WEBHOOK_URL is not set: alerts are recorded, not delivered"
+        url = str(getattr(alerter, "_url", None) or os.environ.get("SLACK_WEBHOOK_URL") or "")
+        local = bool(url) and (is_sandbox_url(url) or resolves_to_local(url))
+        stand_in = (f"SLACK_WEBHOOK_URL points at this machine ({_host(url)}): a local stand-in, not Slack; "
+                    "alerts reach no one (set the real Slack incoming-webhook URL for live)")
         if not send:
+            if local:
+                return SANDBOX, f"{stand_in}; not tested (--no-send)"
             return SKIPPED, "configured, not tested: no test message sent (--no-send)"
         row = alerter.send_test("alpha verify: Slack alerts are reachable.")
         if row.status == "sent":
-            return PASS, "test message delivered"
+            return (SANDBOX, f"test message delivered, but {stand_in}") if local else (PASS, "test message delivered")
         return FAIL, f"test message not delivered: {row.error}"
 
     return _timed("slack", run)
@@ -187,8 +235,10 @@ def _blocker(c: dict) -> str:
     name, status = c.get("name"), c.get("status")
     if status == FAIL:
         return f"{name} failed"
-    if status == SANDBOX or (name == "ghl" and status == PASS):
+    if name == "ghl" and status in (SANDBOX, PASS):
         return f"{name} is the local sandbox"
+    if status == SANDBOX:
+        return f"{name} is a local stand-in"
     if status == NOT_CONFIGURED:
         return f"{name} not configured"
     if status == SKIPPED:

@@ -45,6 +45,7 @@ def verify_against(app, monkeypatch, real: bool = True) -> dict:
                 m.setenv(k, v)
             if real:
                 m.setattr(verify, "is_sandbox_url", lambda url: False)
+                m.setattr(verify, "is_sandbox_location", lambda loc: False)
             app._alerter = None
             return verify.run_verify(app, send_slack=True, webhook_url=receiver.url)
     finally:
@@ -161,7 +162,8 @@ def test_a_verify_run_green_only_with_the_sandbox_is_no_evidence_for_live_phases
     assert sandbox_only["ready_for_sandbox"] is True and sandbox_only["ready_for_live"] is False
     r = readiness(app)
     assert r["next_phase_allowed"] is False
-    assert "integrations verified: ready for live phases: NO (ghl is the local sandbox)" in r["blocking"]
+    assert ("integrations verified: ready for live phases: NO (ghl is the local sandbox; slack is a local "
+            "stand-in)") in r["blocking"]
     assert not by_name(r)["integrations verified"]["passed"]
     with pytest.raises(PhaseChangeRefused, match="ghl is the local sandbox"):
         app.control.set_phase("assisted", "go", "ops")

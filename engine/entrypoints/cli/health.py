@@ -22,7 +22,10 @@ def status(as_json: bool = JsonOpt):
         print_json(st)
         return
     k = st["kill_switch"]
-    print(f"mode           {st['mode']} (executor: {st['executor']})")
+    sending = st.get("sending") or {}
+    state = sending.get("state") or "unknown"
+    mark = "" if state == "ok" else f"  [{state.replace('_', ' ').upper()}]"
+    print(f"mode           {st['mode']}{mark}: {sending.get('detail') or 'executor ' + st['executor']}")
     print(f"phase          {st['phase']}" + ("" if st["config_phase_matches"]
                                              else f"   (config says {st['config_phase']})"))
     print(f"kill switch    {'ON' if k['on'] else 'off'}" + (f"  [{k['source']}: {k['reason']}]" if k["on"] else ""))

@@ -45,7 +45,7 @@ def up(host: str = typer.Option("127.0.0.1", "--host"),
     import socket
 
     from engine.adapters.ghl_sandbox import DEFAULT_LOCATION, start_sandbox
-    from engine.entrypoints.webhooks import serve
+    from engine.entrypoints.webhooks import receiver_url, serve
 
     def free(port: int) -> bool:
         with socket.socket() as sock:
@@ -64,8 +64,15 @@ def up(host: str = typer.Option("127.0.0.1", "--host"),
               f"(location {os.environ['GHL_LOCATION_ID']})")
     if not free(webhook_port):
         raise AlphaError(f"port {webhook_port} is in use: stop what runs there or pass --webhook-port")
-    os.environ.setdefault("ALPHA_WEBHOOK_URL", f"http://{host}:{webhook_port}")
-    print(f"webhook receiver on http://{host}:{webhook_port}; `alpha verify --no-send` checks the stack. Ctrl-C stops.")
+    # every part started here is told the receiver started here: a value from the environment or .env (another
+    # port, an earlier run) is replaced, never kept
+    hooks = receiver_url(host, webhook_port)
+    stale = (os.environ.get("ALPHA_WEBHOOK_URL") or "").strip().rstrip("/")
+    if stale and stale != hooks:
+        print(f"ALPHA_WEBHOOK_URL {stale} (from the environment or .env) is not the receiver started here: this "
+              f"stack uses {hooks}")
+    os.environ["ALPHA_WEBHOOK_URL"] = hooks
+    print(f"webhook receiver on {hooks}; `alpha verify --no-send` checks the stack. Ctrl-C stops.")
     serve(host, webhook_port)
 
 
@@ -115,8 +122,11 @@ def worker(interval: float = typer.Option(5.0, "--interval", help="Seconds to wa
     checkpoints = PeriodicCheckpoints(app).start()  # signed audit checkpoints (ALPHA_AUDIT_CHECKPOINT_*)
     from engine.queries.health import WORKER, Beater, mark_stopped
 
-    # the worker's heartbeat, from its own loop (run_forever calls stop() every iteration), about once per interval
-    heartbeat = Beater(app.store, WORKER, every=max(1.0, interval), info={"interval": interval, "pid": os.getpid()})
+    # the worker's heartbeat, from its own loop (run_forever calls stop() every iteration), about once per interval;
+    # it says where THIS process sends (LIVE GHL, the local GHL sandbox at a URL, the sandbox executor): the console
+    # and `alpha status` show that, not what their own environment would send through
+    heartbeat = Beater(app.store, WORKER, every=max(1.0, interval),
+                       info={"interval": interval, "pid": os.getpid(), "sending": app.executor_mode()})
     print(f"worker started (database {app.store.display_url}); Ctrl-C stops it")
     try:
         app.approvals.run_forever(interval, stop=lambda: (heartbeat(), stopping["now"])[1])
