@@ -6,7 +6,8 @@ colour that carries meaning: green ok, orange needs attention, red danger only, 
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
@@ -81,10 +82,37 @@ def mark(state: str, text: str | None = None) -> str:
     return f":{colour}-badge[{text or word}]"
 
 
+STAMP_TICK_SECONDS = 10  # how often a page's "as of" stamp re-counts its age in the open page
+STALE_AFTER = timedelta(minutes=5)  # older than this, the stamp turns into a warning to read the page again
+
+
+def stamp_text(when: datetime, what: str = "Shown", now: datetime | None = None) -> tuple[bool, str]:
+    """(stale, text) of a page's stamp: when its data was read and how long ago, counted at ``now``."""
+    now = now or datetime.now(UTC)
+    text = f"{what} as of {local_time(when, with_seconds=True)} ({age(when, now)})."
+    if now - when > STALE_AFTER:
+        return True, text + " Not re-read since: press Refresh or reload the page to see the current state."
+    return False, text
+
+
+@st.fragment(run_every=STAMP_TICK_SECONDS)
+def _live_stamp(when_iso: str, what: str) -> None:
+    when = _parse(when_iso) or datetime.now(UTC)
+    stale, text = stamp_text(when, what)
+    slug = re.sub(r"[^a-z0-9]+", "_", what.lower()).strip("_")[:40]
+    with st.container(key=f"stamp_{'stale' if stale else 'fresh'}_{slug}"):
+        if stale:
+            st.warning(text)
+        else:
+            st.caption(text)
+
+
 def stamp(checked_at=None, what: str = "Shown") -> None:
-    """A caption saying when the data on the page was read, so a stale page says so."""
+    """A caption saying when the data on the page was read and how long ago, counted on in the open page (a
+    fragment re-renders it every STAMP_TICK_SECONDS without re-reading the data), so a page left open shows its
+    age growing, and a warning once it is older than STALE_AFTER; any click re-reads the page and resets it."""
     when = _parse(checked_at) or datetime.now(UTC)
-    st.caption(f"{what} as of {local_time(when, with_seconds=True)} ({age(when)}).")
+    _live_stamp(when.isoformat(), what)
 
 
 def word(state: str) -> str:
@@ -150,3 +178,138 @@ def step_buttons(prev_col, next_col, key: str, shown: list, prefix: str) -> None
                     icon=":material/keyboard_arrow_up:")
     next_col.button("Next", key=f"{prefix}_next", shortcut="J", on_click=move, args=(1,), width="stretch",
                     icon=":material/keyboard_arrow_down:")
+
+
+# ------------------------------------------------------------------------------------------ an email, rendered
+
+# st.html is not an iframe: the email's HTML becomes part of the console page. Only its text and layout are kept
+# (an allow-list of tags, attributes and inline style properties): a <style> would restyle the whole console, an
+# element "position: fixed" would cover it, an <img>, a CSS url() or a <link> would load a remote tracker from the
+# reviewer's browser (an "open" before the email was ever sent), and an <a href> would be a live link.
+_EMAIL_DROP = frozenset({"script", "style", "head", "title", "template", "noscript", "noembed", "noframes", "iframe",
+                         "object", "embed", "applet", "frame", "frameset", "svg", "math", "textarea", "select",
+                         "option", "xmp", "plaintext", "audio", "video", "picture", "canvas", "map"})
+_EMAIL_TAGS = frozenset({
+    "p", "br", "div", "span", "b", "strong", "i", "em", "u", "s", "strike", "small", "big", "sub", "sup", "font",
+    "center", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "pre", "code",
+    "hr", "table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "colgroup", "col", "abbr", "cite", "q",
+    "mark", "del", "ins", "tt", "address", "article", "section", "header", "footer", "main", "aside", "figure",
+    "figcaption", "label", "a"})
+_EMAIL_VOID = frozenset({"br", "hr", "col"})
+_EMAIL_ATTRS = frozenset({"align", "valign", "width", "height", "colspan", "rowspan", "bgcolor", "color", "border",
+                          "cellpadding", "cellspacing", "dir", "lang", "title", "face", "size", "style"})
+_CSS_PROPS = re.compile(
+    r"(?:color|background-color|font(?:-[a-z]+)?|text-(?:align|decoration|transform|indent)|line-height|"
+    r"letter-spacing|word-spacing|white-space|(?:margin|padding)(?:-(?:top|right|bottom|left))?|"
+    r"border(?:-[a-z-]+)?|(?:min-|max-)?(?:width|height)|display|visibility|vertical-align|opacity|"
+    r"list-style(?:-[a-z]+)?|direction|table-layout|word-break|overflow-wrap)")
+_NOTE = "color: #666; font-size: 0.85em"
+_CSS_BAD_VALUE = re.compile(r"url\s*\(|expression|javascript:|@import|\\|/\*|<|image\s*\(|var\s*\(|attr\s*\(", re.I)
+
+
+def _email_style(style: str) -> str:
+    keep = []
+    for decl in style.split(";"):
+        name, sep, value = decl.partition(":")
+        name, value = name.strip().lower(), value.strip()
+        if sep and value and _CSS_PROPS.fullmatch(name) and not _CSS_BAD_VALUE.search(value) \
+                and "fixed" not in value.lower():
+            keep.append(f"{name}: {value}")
+    return "; ".join(keep)
+
+
+def email_html(source: str | None) -> str:
+    """An email's HTML reduced to what can be shown inside the console: its text and layout, no styles sheets, no
+    positioning, nothing loaded and nothing clickable. A link shows its text and where it goes (as text); an
+    image is a marked placeholder naming its address. The engine's gate reads the original; this is for eyes."""
+    from html import escape, unescape
+    from html.parser import HTMLParser
+
+    out: list[str] = []
+    stack: list[str] = []
+
+    class _Reader(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.drop = 0  # inside an element dropped with its content
+            self.links: list[tuple[str, int]] = []  # the open <a>: its address and where its text starts
+
+        def handle_starttag(self, tag, attrs):
+            self._start(tag, attrs, closed=False)
+
+        def handle_startendtag(self, tag, attrs):
+            self._start(tag, attrs, closed=True)
+
+        def _start(self, tag, attrs, closed):
+            if tag in _EMAIL_DROP:
+                if not closed:
+                    self.drop += 1
+                    stack.append("\0" + tag)
+                return
+            if self.drop:
+                return
+            attrs = [(k.lower(), v or "") for k, v in attrs]
+            if tag == "img":
+                src = next((v for k, v in attrs if k == "src"), "").strip()
+                alt = next((v for k, v in attrs if k == "alt"), "").strip()
+                label = "image not loaded" + (f": {alt}" if alt else "") + (f" ({src})" if src else "")
+                out.append(f'<span style="{_NOTE}; border: 1px dashed #999; padding: 0 4px">[{escape(label)}]</span>')
+                return
+            if tag not in _EMAIL_TAGS:
+                return  # the tag goes, its text stays
+            kept = []
+            for k, v in attrs:
+                if k == "style" and tag != "a":
+                    v = _email_style(v)
+                    if v:
+                        kept.append(f' style="{escape(v, quote=True)}"')
+                elif k in _EMAIL_ATTRS and k != "style":
+                    kept.append(f' {k}="{escape(v, quote=True)}"')
+            if tag == "a":  # never a link: the text, marked, and its address as text after it
+                href = next((v for k, v in attrs if k == "href"), "").strip()
+                if href:
+                    kept.append(f' title="{escape(href, quote=True)}" style="text-decoration: underline"')
+                self.links.append((href, len(out) + 1))
+            out.append(f"<{tag}{''.join(kept)}>")
+            if tag not in _EMAIL_VOID:
+                stack.append(tag)
+
+        def handle_endtag(self, tag):
+            if "\0" + tag in stack:
+                while stack:
+                    t = stack.pop()
+                    if t.startswith("\0"):
+                        self.drop -= 1
+                        if t == "\0" + tag:
+                            return
+                    else:
+                        self.close_tag(t)
+                return
+            if self.drop or tag not in stack:
+                return
+            while stack:
+                t = stack.pop()
+                self.close_tag(t)
+                if t == tag:
+                    return
+
+        def close_tag(self, tag):
+            out.append(f"</{tag}>")
+            if tag == "a" and self.links:
+                href, start = self.links.pop()
+                shown = unescape(re.sub(r"<[^>]*>", "", "".join(out[start:-1]))).strip()
+                if href and shown != href:
+                    out.append(f' <span style="{_NOTE}">[{escape(href)}]</span>')
+
+        def handle_data(self, data):
+            if not self.drop:
+                out.append(escape(data, quote=False))
+
+    reader = _Reader()
+    reader.feed(source or "")
+    reader.close()
+    while stack:
+        t = stack.pop()
+        if not t.startswith("\0"):
+            reader.close_tag(t)
+    return "".join(out)

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from console.runtime import actor, get_app, md_escape, require_role, run_action
-from console.widgets import age, local_time, step_buttons
+from console.widgets import age, email_html, local_time, step_buttons
 from engine.services.approvals import ACTION_TYPES, EditRefused
 from engine.core.errors import AlphaError
 from engine.rules.messaging import html_to_plain
@@ -114,18 +114,27 @@ def outcome_summary(done_word: str, out: list[dict]) -> str:
 
 # ------------------------------------------------------------------------------------------ bulk dialog
 
-@st.dialog("Confirm the bulk decision", width="large", dismissible=False)
-def confirm_bulk(action: str, ids: list[int]) -> None:
+def bulk_snapshot(action: str, ids: list[int]) -> tuple:
+    """What the confirmation lists, read once when it opens: its lines and each item's version. The decision acts
+    on exactly these items as listed (an item changed since is refused by the engine, naming why)."""
     items = {r["id"]: r for r in app.approvals.queue(status=status, only_ids=ids, limit=len(ids))["rows"]}
-    word = "Approve" if action == "approve" else "Reject"
-    st.markdown(f"**{word} these {len(ids)} item(s)?** Each is decided on its own (four-eyes and the roster are "
-                "checked per item); every approved send runs all the gateway checks again before it goes out.")
-    lines = []
+    lines, seen = [], {}
     for i in ids:
         r = items.get(i)
         lead = (r["to"] or r["lead_email"] or "") if r else ""
         lines.append(f"#{i:<6} {'hot lead' if r and r['kind'] == 'hot_lead' else 'send':8} {lead[:48]:48} "
                      + (what(r)[:90] if r else "(no longer in this view)"))
+        if r:
+            seen[i] = r["version"]
+    return action, list(ids), lines, seen
+
+
+@st.dialog("Confirm the bulk decision", width="large", dismissible=False)
+def confirm_bulk(action: str, ids: list[int], lines: list[str], seen: dict) -> None:
+    word = "Approve" if action == "approve" else "Reject"
+    st.markdown(f"**{word} these {len(ids)} item(s)?** Each is decided on its own (four-eyes and the roster are "
+                "checked per item, and an item changed since this list was made is refused); every approved send "
+                "runs all the gateway checks again before it goes out.")
     with st.container(height=min(360, 60 + 22 * len(ids)), border=True, key="bulk_items"):
         st.text("\n".join(lines))
     reason = ""
@@ -137,7 +146,7 @@ def confirm_bulk(action: str, ids: list[int]) -> None:
             st.error("A reason is required to reject: it is recorded and tells the team why.")
             return
         if action == "approve":
-            out = app.approvals.approve_many(ids, actor())
+            out = app.approvals.approve_many(ids, actor(), seen=seen)
         else:
             ok, out = run_action(app.approvals.reject_many, ids, actor(), reason.strip())
             if not ok:
@@ -232,13 +241,13 @@ if status == "pending":
     b1, b2, b3 = st.columns([1, 1, 2])
     if b1.button(f"Approve {len(sel)} selected", key="appr_bulk_approve", type="primary", disabled=not sel,
                  width="stretch"):
-        st.session_state["appr_bulk"] = ("approve", list(sel))
+        st.session_state["appr_bulk"] = bulk_snapshot("approve", list(sel))
     if b2.button(f"Reject {len(sel)} selected", key="appr_bulk_reject", disabled=not sel, width="stretch"):
-        st.session_state["appr_bulk"] = ("reject", list(sel))
+        st.session_state["appr_bulk"] = bulk_snapshot("reject", list(sel))
     b3.caption(f"{len(sel)} selected" + (f" ({len([i for i in sel if i not in by_id])} on other pages)"
                                          if any(i not in by_id for i in sel) else "")
                + ". Tick rows in the table, or use the select buttons.")
-    if st.session_state.get("appr_bulk"):
+    if len(st.session_state.get("appr_bulk") or ()) == 4:
         confirm_bulk(*st.session_state["appr_bulk"])
 
 
@@ -266,9 +275,10 @@ def email_panel(d: dict) -> None:
     st.text(f"Subject:   {d['subject'] or ''}\nTo:        {d['to']}\nFrom:      {d['from']}\n"
             f"Scheduled: {local_time(d['scheduled_for']) or 'as soon as approved'}")
     if d["html"]:
-        st.caption("Rendered (Streamlit sanitises it: no script or event handler runs)")
+        st.caption("Rendered: its text and layout only (no script, style sheet, positioning or remote image; "
+                   "links shown with their address, never clickable)")
         with st.container(border=True, height=320):
-            st.html(d["html"])
+            st.html(email_html(d["html"]))
     st.caption("Plain text, exactly as a reader gets it (links as addresses, never clickable here)")
     st.text(d["text"] or html_to_plain(d["html"] or ""))
 
@@ -322,7 +332,9 @@ def show_refusal(e: EditRefused) -> None:
              + "\n".join(f"- **{md_escape(f['code'])}**: {md_escape(f.get('detail') or '')}" for f in e.findings))
 
 
-def actions(d: dict) -> None:
+def actions(d: dict, seen: str | None) -> None:
+    """The decisions on the item in focus. ``seen``: the version of it the person had on screen when they clicked
+    (this run re-read it): a decision on an item someone else changed meanwhile is refused by the engine."""
     i = d["id"]
     if d["status"] != "pending":
         st.info(f"This item is {d['status']}: nothing more to decide.")
@@ -330,7 +342,7 @@ def actions(d: dict) -> None:
     me = actor()
     a1, a2 = st.columns(2)
     if a1.button(f"{verb(d)} #{i}", type="primary", key=f"approve_{i}", shortcut="A", width="stretch"):
-        ok, _ = run_action(app.approvals.approve, i, me)
+        ok, _ = run_action(app.approvals.approve, i, me, seen=seen)
         if ok:
             st.session_state["appr_flash"] = ("success", f"{'Taken' if d['kind'] == 'hot_lead' else 'Approved'}: "
                                                          f"#{i}.")
@@ -366,7 +378,7 @@ def actions(d: dict) -> None:
             if text is not None:
                 changes["text"] = text
             try:
-                app.approvals.edit(i, me, **changes)
+                app.approvals.edit(i, me, seen=seen, **changes)
             except EditRefused as e:
                 show_refusal(e)
             except AlphaError as e:
@@ -375,12 +387,23 @@ def actions(d: dict) -> None:
                 st.session_state["appr_flash"] = ("success", f"Edited #{i}: the gate's rules find nothing; another "
                                                              "approver must approve it now.")
                 st.session_state.pop(f"appr_editing_{i}", None)
+                st.session_state.pop("appr_seen", None)  # the new version is this person's own edit
                 st.rerun()
 
 
 if open_id in by_id:
     ok, d = run_action(app.approvals.detail, open_id)
     if ok:
+        # the version on screen before this run: what a click in this run was made on
+        shown_before = st.session_state.get("appr_seen") or {}
+        seen_version = shown_before.get(d["id"], d["version"])
+        st.session_state["appr_seen"] = {d["id"]: d["version"]}
+        if seen_version != d["version"]:  # changed since it was on screen: the edit form starts from what is stored
+            for k in ("subject", "text", "html"):
+                st.session_state.pop(f"edit_{k}_{d['id']}", None)
+            st.warning(md_escape(f"#{d['id']} changed since it was shown"
+                                 + (f" (edited by {d['edited_by']})" if d["edited_by"] else "")
+                                 + ": below is the item as it stands now."))
         st.subheader(f"{'Hot lead' if d['kind'] == 'hot_lead' else 'Send'} #{d['id']} · {d['action_type']}")
         left, right = st.columns([3, 2])
         with left:
@@ -391,5 +414,5 @@ if open_id in by_id:
                 st.text(d["summary"] or "")
         with right:
             gate_panel(d)
-            actions(d)
+            actions(d, seen_version)
             facts_panel(d)

@@ -6,8 +6,12 @@ SQL); tick rows in the table (or a whole page, or everything the filters match) 
 together behind one confirmation that lists them. The email in focus shows as it would go out (the HTML rendered
 without scripts, the text as plain text, so no address becomes a live link) beside its findings, the gateway's
 reasons and the lead. An edit is re-checked with the gate's rules and refused while any finding remains.
-Keyboard: A approve, X reject, J / K next / previous email. Lead data and LLM output are untrusted: they are shown
-with st.text / st.code / dataframes, sanitised st.html, or markdown with every markdown character escaped.
+Keyboard: A approve, X reject, E edit, J / K next / previous email. Every decision button names its draft and is
+keyed by it, so a shortcut pressed on a page that reruns onto another draft (a filter change, a draft that left
+the list) acts on nothing. A decision carries the version of the draft the person saw: one someone else edited or
+decided since is refused by the engine, and the page shows it as it stands now (as on the Approvals page). Lead
+data and LLM output are untrusted: they are shown with st.text / st.code / dataframes, sanitised st.html, or
+markdown with every markdown character escaped.
 """
 from __future__ import annotations
 
@@ -16,13 +20,12 @@ import re
 import streamlit as st
 
 from console.runtime import actor, get_app, md_escape, require_role, run_action
-from console.widgets import local_time, step_buttons
+from console.widgets import email_html, local_time, step_buttons
 from engine.services.approvals import EditRefused
-from engine.services.shadow_emails import (DRAFT_STATUSES, EDITABLE, batch_progress, decide_drafts, draft_detail,
-edit_draft,
-                           list_shadow_drafts, reason_codes, shadow_draft_ids, shadow_runs)
+from engine.services.shadow_emails import (DRAFT_STATUSES, EDITABLE, batch_progress, decide_draft, decide_drafts,
+                                           draft_detail, edit_draft, list_shadow_drafts, reason_codes,
+                                           shadow_draft_ids, shadow_draft_rows, shadow_runs)
 from engine.core.errors import AlphaError
-from engine.services.pipeline import set_draft_status
 
 require_role("approver", "admin")
 app = get_app()
@@ -84,10 +87,11 @@ def _set_sel(ids) -> None:
     st.session_state.pop(TABLE, None)
 
 
-def _done(message: str, level: str = "success") -> None:
-    """After a decision: say so, move on to the next pending email, clear the inputs."""
+def _done(message: str, level: str = "success", draft_id: int | None = None) -> None:
+    """After a decision: say so, move on to the next pending email, clear the inputs (the decided draft's). The
+    version on screen is forgotten too: the change just made is this person's own, not one to warn them about."""
     st.session_state["sr_flash"] = (level, message)
-    for k in ("sr_pick", "sr_reason"):
+    for k in ("sr_pick", "sr_seen", f"sr_reason_{draft_id}", f"sr_editing_{draft_id}"):
         st.session_state.pop(k, None)
     st.rerun()
 
@@ -207,16 +211,28 @@ s2.button(f"Select all {listing['total']} matching", key="sr_sel_all",
 s3.button("Clear", key="sr_sel_clear", disabled=not sel, on_click=lambda: _set_sel([]), width="stretch")
 
 
+def bulk_snapshot(action: str, ids: list[int]) -> tuple:
+    """What the confirmation lists, read once when it opens: its lines and each draft's version. The decision acts
+    on exactly these drafts as listed (one edited or decided by someone else since is refused, naming why)."""
+    info = {r["draft_id"]: r for r in shadow_draft_rows(app, run_id, ids)}
+
+    def line(i: int) -> str:
+        r = info.get(i)
+        if r is None:
+            return f"#{i:<6} (no longer in this run)"
+        state = r["status"] + (f" by {r['decided_by']}" if r["decided_by"] and r["status"] != "draft" else "")
+        return f"#{i:<6} {state[:32]:32} {(r['to'] or '')[:48]:48} {(r['subject'] or '')[:90]}"
+
+    return action, list(ids), [line(i) for i in ids], {i: r["version"] for i, r in info.items()}
+
+
 @st.dialog("Confirm the bulk decision", width="large", dismissible=False)
-def confirm_bulk(action: str, ids: list[int]) -> None:
+def confirm_bulk(action: str, ids: list[int], lines: list[str], seen: dict) -> None:
     word = "Approve" if action == "approve" else "Reject"
-    everything = list_shadow_drafts(app, run_id, **FILTERS, page=1, per_page=200)["rows"] if len(ids) > 0 else []
-    info = {r["draft_id"]: r for r in everything}
     st.markdown(f"**{word} these {len(ids)} email(s)?** Each is decided on its own and recorded in the audit "
-                "trail; an email queued or sent already is left alone.")
-    lines = [f"#{i:<6} {(info.get(i, {}).get('to') or '')[:48]:48} "
-             + (info[i]["subject"] or "")[:90] if i in info else f"#{i:<6} (beyond the first 200 matching)"
-             for i in ids]
+                "trail; an email queued or sent already is left alone. Each line shows the email's review status "
+                "when this list was made: a decision here replaces an earlier one, and an email someone else "
+                "edited or decided since is refused.")
     with st.container(height=min(360, 60 + 22 * len(ids)), border=True, key="sr_bulk_items"):
         st.text("\n".join(lines))
     why = st.text_area("Reason (required, recorded for each email)", key="sr_bulk_reason") \
@@ -227,7 +243,7 @@ def confirm_bulk(action: str, ids: list[int]) -> None:
             st.error("A reason is required to reject: say what is wrong, so the template can be fixed.")
             return
         ok, out = run_action(decide_drafts, app, ids, "approved" if action == "approve" else "rejected", actor(),
-                             (why or "").strip())
+                             (why or "").strip(), seen=seen)
         if not ok:
             return
         st.session_state.pop("sr_bulk", None)
@@ -242,12 +258,12 @@ def confirm_bulk(action: str, ids: list[int]) -> None:
 b1, b2, b3 = st.columns([1, 1, 2])
 if b1.button(f"Approve {len(sel)} selected", key="sr_bulk_approve", type="primary", disabled=not sel,
              width="stretch"):
-    st.session_state["sr_bulk"] = ("approve", list(sel))
+    st.session_state["sr_bulk"] = bulk_snapshot("approve", list(sel))
 if b2.button(f"Reject {len(sel)} selected", key="sr_bulk_reject", disabled=not sel, width="stretch"):
-    st.session_state["sr_bulk"] = ("reject", list(sel))
+    st.session_state["sr_bulk"] = bulk_snapshot("reject", list(sel))
 b3.caption("Tick rows in the table, or use the select buttons. Keyboard: **A** approve, **X** reject (with the "
-           "reason typed), **J** / **K** next / previous email; shortcuts do nothing while you type.")
-if st.session_state.get("sr_bulk"):
+           "reason typed), **E** edit, **J** / **K** next / previous email; shortcuts do nothing while you type.")
+if len(st.session_state.get("sr_bulk") or ()) == 4:
     confirm_bulk(*st.session_state["sr_bulk"])
 
 # ------------------------------------------------------------------------------------------ one email
@@ -269,6 +285,16 @@ step_buttons(n2, n3, "sr_pick", shown, "sr")
 ok, d = run_action(draft_detail, app, pick, run_id)
 if not ok:
     st.stop()
+# the version on screen before this run: what a click in this run was made on
+seen_version = (st.session_state.get("sr_seen") or {}).get(d["draft_id"], d["version"])
+st.session_state["sr_seen"] = {d["draft_id"]: d["version"]}
+if seen_version != d["version"]:  # changed since it was on screen: the edit form starts from what is stored
+    for k in ("subject", "body"):
+        st.session_state.pop(f"sr_edit_{k}_{d['draft_id']}", None)
+    last = d["history"][-1] if d["history"] else None
+    st.warning(md_escape(f"Draft #{d['draft_id']} changed since it was shown (now {d['status']}"
+                         + (f"; {last['event']} by {last['actor']}" if last else "")
+                         + "): below is the email as it stands now."))
 
 left, right = st.columns([3, 2])
 with left:
@@ -291,8 +317,9 @@ with left:
     with st.container(border=True):
         st.text(d["text"])
     if d["html"]:
-        with st.expander("Rendered HTML (sanitised by Streamlit: no script or event handler runs)"):
-            st.html(d["html"])
+        with st.expander("Rendered HTML (its text and layout only: no script, style sheet, positioning or remote "
+                         "image; links shown with their address, never clickable)"):
+            st.html(email_html(d["html"]))
         with st.expander("HTML source"):
             st.code(d["html"] or "", language="html", wrap_lines=True)
 
@@ -322,35 +349,41 @@ with right:
     if d["status"] not in EDITABLE:
         st.info(f"This email is {d['status']}: there is nothing left to decide.")
     else:
+        # keyed by the draft: a click (or a shortcut) made on another draft's page never lands on this one
         a1, a2 = st.columns(2)
-        if a1.button(f"Approve #{i}", key="sr_approve", type="primary", width="stretch", shortcut="A",
+        if a1.button(f"Approve #{i}", key=f"sr_approve_{i}", type="primary", width="stretch", shortcut="A",
                      disabled=d["status"] == "approved"):
-            ok, _ = run_action(set_draft_status, app, i, "approved", actor())
+            ok, _ = run_action(decide_draft, app, i, "approved", actor(), seen=seen_version)
             if ok:
                 st.session_state["sr_goto"] = nxt
-                _done(f"Draft #{i} approved.")
-        reject_reason = st.text_area("Reason (required to reject)", key="sr_reason", max_chars=500,
+                _done(f"Draft #{i} approved.", draft_id=i)
+        reject_reason = st.text_area(f"Reason to reject #{i} (required)", key=f"sr_reason_{i}", max_chars=500,
                                      placeholder="e.g. wrong facts about the company, tone, spam risk")
-        if a2.button(f"Reject #{i}", key="sr_reject", width="stretch", shortcut="X",
+        if a2.button(f"Reject #{i}", key=f"sr_reject_{i}", width="stretch", shortcut="X",
                      disabled=d["status"] == "rejected"):
             if not (reject_reason or "").strip():
                 st.error("A reason is required to reject: say what is wrong, so the template can be fixed.")
             else:
-                ok, _ = run_action(set_draft_status, app, i, "rejected", actor(), reject_reason.strip())
+                ok, _ = run_action(decide_draft, app, i, "rejected", actor(), reject_reason.strip(),
+                                   seen=seen_version)
                 if ok:
                     st.session_state["sr_goto"] = nxt
-                    _done(f"Draft #{i} rejected.")
-        with st.expander("Edit, then approve (re-checked by the gate's rules)"):
+                    _done(f"Draft #{i} rejected.", draft_id=i)
+        st.button(f"Edit #{i}", key=f"sr_edit_open_{i}", shortcut="E", icon=":material/edit:",
+                  on_click=lambda: st.session_state.update({f"sr_editing_{i}": True}))
+        with st.expander("Edit, then approve (re-checked by the gate's rules)",
+                         expanded=bool(st.session_state.get(f"sr_editing_{i}"))):
             with st.form(key=f"sr_edit_{i}"):
                 subject = st.text_input("Subject", value=d["subject"], key=f"sr_edit_subject_{i}")
                 body = st.text_area("Body (plain text; links stay links)", value=d["text"], height=300,
                                     key=f"sr_edit_body_{i}")
                 why = st.text_input("What you changed and why (optional)", key=f"sr_edit_why_{i}")
-                save_approve = st.form_submit_button("Save edit and approve", type="primary")
+                save_approve = st.form_submit_button(f"Save edit and approve #{i}", type="primary")
                 save = st.form_submit_button(f"Save edit #{i}")
             if save or save_approve:
                 try:
-                    edit_draft(app, i, subject, body, actor(), why.strip(), approve=bool(save_approve))
+                    edit_draft(app, i, subject, body, actor(), why.strip(), approve=bool(save_approve),
+                               seen=seen_version)
                 except EditRefused as e:
                     show_refusal(e)
                 except AlphaError as e:
@@ -359,7 +392,8 @@ with right:
                     if save_approve:
                         st.session_state["sr_goto"] = nxt
                     _done(f"Draft #{i} edited" + (" and approved." if save_approve else
-                                                  ": the gate's rules find nothing; approve it when ready."))
+                                                  ": the gate's rules find nothing; approve it when ready."),
+                          draft_id=i)
 
     if d["history"]:
         st.markdown("**History**")

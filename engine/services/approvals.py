@@ -237,6 +237,61 @@ def recheck_message(app, record: dict, first_touch: bool | None = None, s=None) 
     return list(dict.fromkeys(reasons))
 
 
+def standing_reasons(s, settings, record: dict, lead_id: int | None = None,
+                     now: datetime | None = None) -> list[Reason]:
+    """The permanent reasons the gate finds in what is stored about the recipient of an email ``record`` (read in
+    ``s``), beside its message: the suppression list (any spelling of the address) and the recipient's stored lead
+    (stopped: a reply, an opt-out, a bounce; its company or domain on an exclusion list), as ``Gateway._standing``
+    and ``decision.lead_reasons`` read them. An out-of-office pause only holds a send: it is not among these. A
+    person's "no" recorded after the request was raised shows here at once, and an approval is refused while any
+    remains."""
+    from engine.core.actions import InvalidAction, parse_action
+    from engine.core.identity import canonical_address
+    from engine.core.reasons import Kind
+    from engine.adapters.models import Suppression
+    from engine.rules import guardrails
+    from engine.rules.decision import LeadState, lead_reasons
+
+    try:
+        action = parse_action(record)
+    except InvalidAction:
+        return []  # the message check names it
+    key = canonical_address(action.to) if action.to else ""
+    if not key:
+        return []
+    sup = s.exec(select(Suppression).where(Suppression.address_key == key).limit(1)).first()
+    out = guardrails.check_suppression(guardrails.Suppressed(sup.email, sup.reason, sup.source or "")
+                                       if sup is not None else None)
+    lead = s.get(Lead, lead_id) if lead_id is not None else None
+    if lead is None or lead.email_key != key:  # the gateway's rule: the claimed lead only when it is this recipient's
+        lead = s.exec(select(Lead).where(Lead.email_key == key).order_by(col(Lead.id)).limit(1)).first()
+    if lead is not None and lead.id is not None:
+        state = LeadState(id=lead.id, status=lead.status, stop_reason=lead.stop_reason,
+                          sequence_stopped_at=lead.sequence_stopped_at, paused_until=lead.paused_until,
+                          company=lead.company, company_domain=lead.company_domain, tier=lead.tier,
+                          timezone=lead.timezone, country=lead.country)
+        out += [r for r in lead_reasons(state, action, settings, now or datetime.now(timezone.utc))
+                if r.kind is Kind.PERMANENT]
+    return list(dict.fromkeys(out))
+
+
+def fingerprint(data: dict) -> str:
+    """A short fingerprint of what a person decides on (the one definition: approvals here, shadow drafts in
+    ``shadow_emails.draft_version``): a page shows it with the item and sends it back as ``seen``; the decision is
+    refused when what is stored no longer gives the same fingerprint."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def message_version(appr: Approval, row: OutboxItem | None) -> str:
+    """The fingerprint of an approval: the message as stored (an edit changes it) or a hot lead's summary (a new
+    event adds to it). A decision made with ``seen`` is refused when it no longer matches."""
+    return fingerprint({"record": (row.record if row is not None else None), "summary": appr.summary,
+                        "edited_at": _iso(appr.edited_at), "edited_by": appr.edited_by})
+
+
 def may_decide(entry: RosterEntry, username: str, roles: list[str]) -> bool:
     """Pure roster rule: the entry's group, an admin, or the named primary/backup (escalations go to the
     backup, who must be able to act even when outside the group)."""
@@ -373,23 +428,27 @@ class ApprovalService:
             lead_ids = {_lead_id(a, o) for a, o in rows} - {None}
             leads = {ld.id: ld for ld in s.exec(select(Lead).where(col(Lead.id).in_(sorted(lead_ids)))).all()} \
                 if lead_ids else {}
-        out = []
-        for a, o in rows:
-            r = queue_row(a, o, leads.get(_lead_id(a, o)), now)
-            r["findings"] = self._findings(o) if a.status == "pending" else []
-            out.append(r)
+            out = []
+            for a, o in rows:
+                r = queue_row(a, o, leads.get(_lead_id(a, o)), now)
+                r["findings"] = self._findings(o, s, now) if a.status == "pending" else []
+                r["version"] = message_version(a, o)
+                out.append(r)
         return {"total": len(ids), "now": now, "ids": ids, "rows": out}
 
-    def _findings(self, o: OutboxItem | None, s=None) -> list[dict]:
-        """The content rules on a send's message as it stands (what the gate will find when it executes)."""
+    def _findings(self, o: OutboxItem | None, s, now: datetime | None = None) -> list[dict]:
+        """What the gate will find that refuses a send when it executes, read now: the content rules on its
+        message as it stands, and the recipient's standing (suppressed; the lead stopped or excluded)."""
         if o is None or o.channel != "email" or not o.record:
             return []
         facts = (o.decision or {}).get("facts") or {}
         first = facts.get("first_touch") if isinstance(facts.get("first_touch"), bool) else None
         try:
-            return [r.to_dict() for r in recheck_message(self.app, dict(o.record), first_touch=first, s=s)]
+            found = recheck_message(self.app, dict(o.record), first_touch=first, s=s)
         except InvalidRequest as e:
             return [{"code": "INVALID_ACTION", "detail": str(e)}]
+        found += standing_reasons(s, self.app.settings, dict(o.record), _int(o.lead_id), now)
+        return [r.to_dict() for r in dict.fromkeys(found)]
 
     def detail(self, approval_id: int, touches: int = 10) -> dict:
         """One item as a reviewer needs it: the queue row, the gate's reasons when it decided (every rule it ran,
@@ -405,14 +464,15 @@ class ApprovalService:
                                                        OutboxItem.channel == "email")
                               .where(OutboxItem.id != (row.id if row is not None else -1))
                               .order_by(col(OutboxItem.id).desc()).limit(touches)).all()
-            findings = self._findings(row, s)
+            findings = self._findings(row, s, now)
+            version = message_version(appr, row)
         item = queue_row(appr, row, lead, now)
         decision = (row.decision or {}) if row is not None else {}
         item.update({
             "gate_reasons": [r for r in (decision.get("all_reasons") or row.reasons or []) if isinstance(r, dict)]
             if row is not None else [],
             "gate_evaluated_at": decision.get("evaluated_at"), "high_risk": decision.get("high_risk"),
-            "findings": findings,
+            "findings": findings, "version": version,
             "lead": None if lead is None else {
                 "id": lead.id, "email": lead.email, "name": " ".join(x for x in (lead.first_name, lead.last_name) if x),
                 "title": lead.title, "company": lead.company, "company_domain": lead.company_domain,
@@ -426,11 +486,13 @@ class ApprovalService:
         })
         return item
 
-    def approve_many(self, approval_ids, actor: str) -> list[dict]:
+    def approve_many(self, approval_ids, actor: str, seen: dict | None = None) -> list[dict]:
         """Approve each item on its own (its own transaction, four-eyes and the roster checked per item exactly
-        as ``approve``): one refusal does not stop the others. Returns one outcome per id, in order:
+        as ``approve``): one refusal does not stop the others. ``seen``: approval id -> the ``version`` the
+        confirmation listed (an item changed since is refused). Returns one outcome per id, in order:
         {"id", "ok", "status", "error"}."""
-        return self._many(approval_ids, lambda i: self.approve(i, actor))
+        seen = {int(k): v for k, v in (seen or {}).items()}
+        return self._many(approval_ids, lambda i: self.approve(i, actor, seen=seen.get(i)))
 
     def reject_many(self, approval_ids, actor: str, reason: str) -> list[dict]:
         """Reject each item on its own with the same reason (required), as ``reject`` does one."""
@@ -493,7 +555,18 @@ class ApprovalService:
                 f"the named {entry.primary}/{entry.backup}) per config/approvers.json; {who} has {have}. "
                 f"Add them with `alpha users add {who} ... --role {entry.group}`.")
 
-    def approve(self, approval_id: int, actor: str) -> Approval:
+    @staticmethod
+    def _same_as_seen(appr: Approval, row: OutboxItem | None, seen: str | None, verb: str) -> None:
+        if seen is not None and seen != message_version(appr, row):
+            who = f" by {appr.edited_by}" if appr.edited_by else ""
+            raise InvalidRequest(f"approval {appr.id} changed since you saw it (edited{who} "
+                                 f"{_iso(appr.edited_at) or 'meanwhile'}): read it again, then {verb} it")
+
+    def approve(self, approval_id: int, actor: str, seen: str | None = None) -> Approval:
+        """Approve a pending item. Four-eyes and the roster are checked; a send the gate would refuse as it stands
+        (its message's findings, the recipient suppressed, the lead stopped: ``findings`` in the queue) is
+        refused at once, naming each reason: edit it or reject it. With ``seen`` (the ``version`` the person
+        read) an item edited since is refused too."""
         now = self.app.clock()
         with self.app.store.write() as s:
             appr, row = self._get(s, approval_id)
@@ -501,6 +574,14 @@ class ApprovalService:
                 raise InvalidRequest(f"approval {approval_id} is {appr.status}, not pending")
             self._four_eyes(appr, actor)
             self._check_roster(appr, actor, "approve")
+            self._same_as_seen(appr, row, seen, "approve")
+            if appr.kind != "hot_lead":
+                blocking = self._findings(row, s, now)
+                if blocking:
+                    named = "; ".join(f"{f['code']} ({f['detail']})" if f.get("detail") else str(f["code"])
+                                      for f in blocking)
+                    raise InvalidRequest(f"approval {approval_id} not approved: the gate would refuse this send "
+                                         f"as it stands: {named}. Edit the message or reject it.")
             appr.status, appr.decided_by, appr.decided_at = "approved", actor, now
             s.add(appr)
             if appr.kind == "hot_lead":
@@ -537,8 +618,9 @@ class ApprovalService:
             return appr
 
     def edit(self, approval_id: int, actor: str, subject: str | None = None, html: str | None = None,
-             text: str | None = None) -> Approval:
-        """Change the message before approval; the editor may not approve it (four-eyes)."""
+             text: str | None = None, seen: str | None = None) -> Approval:
+        """Change the message before approval; the editor may not approve it (four-eyes). With ``seen`` (the
+        ``version`` the edit started from) an edit of a message someone else changed since is refused."""
         now = self.app.clock()
         with self.app.store.write() as s:
             appr, row = self._get(s, approval_id)
@@ -547,6 +629,7 @@ class ApprovalService:
             if row is None:
                 raise InvalidRequest(f"approval {approval_id} is a hot-lead escalation: there is no message to edit")
             self._check_roster(appr, actor, "edit")
+            self._same_as_seen(appr, row, seen, "edit")
             before = {"subject": row.subject}
             record = dict(row.record or {})
             for k, v in (("subject", subject), ("html", html), ("text", text)):

@@ -464,6 +464,27 @@ class EventService:
                 s.add(lead)
         return added
 
+    def suppress_by_person(self, email: str, reason: str, actor: str, source: str = "manual",
+                           detail: str = "") -> tuple[bool, int]:
+        """A person's suppression (console, CLI): like every other opt-out path, in one transaction the address is
+        suppressed, the lead's queued steps and their pending approvals are cancelled, a pending hot-lead
+        escalation is cancelled and the sequence stops (status by reason; a "manual" suppression keeps the lead's
+        status and only stops its sequence). ``email``: the stored form (suppressions.checked_request).
+        Returns (newly suppressed, queued steps cancelled)."""
+        now = self.app.clock()
+        rules = self._rules()
+        status = {"unsubscribed": "unsubscribed", "dnd": "unsubscribed", "bounced": "bounced",
+                  "complained": "complained"}.get(reason)
+        with self.app.store.write() as s:
+            added = add_suppression(s, email, reason, source, detail, now, actor, rules)
+            lead = _lead_by(s, email=email)
+            cancelled = _cancel_queue(s, lead, [email], f"address suppressed ({reason}) by {actor} at {iso(now)}",
+                                      now, actor, rules)
+            if lead is not None:
+                _stop_lead(lead, status or lead.status, f"suppressed ({reason})", now)
+                s.add(lead)
+        return added, cancelled
+
     # ------------------------------------------------------------------------------------------ RB2B
 
     def rb2b(self, payload: dict, raw: bytes) -> Outcome:

@@ -512,26 +512,12 @@ def daily_run(app: PipelineEngine, import_path: str | Path | None = None,
 # ------------------------------------------------------------------------------------------- drafts
 
 def set_draft_status(app: Configured, draft_id: int, status: str, actor: str, reason: str = "") -> Draft:
-    """Approve or reject a draft (audited). Only approved drafts are used for internal-only sends."""
-    from engine.adapters import audit
-    from engine.core.errors import InvalidRequest
-    from engine.adapters.models import Draft
+    """Approve or reject a draft (audited; the CLI's ``alpha shadow approve|reject``). Only approved drafts are
+    used for internal-only sends. One definition with the review pages: ``shadow_emails.decide_draft`` (a draft
+    already in that status, queued or sent is refused, naming its status)."""
+    from engine.services.shadow_emails import decide_draft
 
-    if status not in ("approved", "rejected"):
-        raise InvalidRequest("status must be approved or rejected")
-    if status == "rejected" and not reason.strip():
-        raise InvalidRequest("a reason is required to reject a draft (--reason)")
-    now = app.clock()
-    with app.store.write() as s:
-        d = s.get(Draft, draft_id)
-        if d is None:
-            raise InvalidRequest(f"draft {draft_id} does not exist")
-        before = d.status
-        d.status = status
-        s.add(d)
-        audit.append(s, event=f"draft.{status}", actor=actor, now=now, ref=str(draft_id), status=status,
-                     data={"before": before, "reason": reason, "lead_id": d.lead_id, "template": d.template_id})
-        return d
+    return decide_draft(app, draft_id, status, actor, reason)
 
 
 def send_internal(app: PipelineEngine, limit: int) -> list[dict]:

@@ -5,8 +5,14 @@ gateway in forced shadow; the gateway's row is keyed ``shadow-<run>-<lead>``. ``
 draft to that row in SQL and filters (AI tier, gateway decision, reason code, review status) and paginates there
 too, so a batch of 10,000 emails lists in milliseconds. ``draft_detail`` gives one email with its guardrail
 findings located in the text (``segments``) so a console can mark them without trusting the text. ``edit_draft``
-changes the subject and body of a draft, re-runs the content rules, approves it and records the edit and the
-editor in the audit trail. Approve and reject stay ``pipeline.set_draft_status``.
+changes the subject and body of a draft, re-runs the content rules (and refuses while an unsupported claim the
+drafting flagged is still in the text), approves it and records the edit and the editor in the audit trail.
+``shadow_draft_rows`` gives the listing rows of exactly the drafts a bulk decision acts on, however many.
+
+Every row and detail carries the draft's ``version`` (``draft_version``: its text, status, findings and last
+recorded decision, fingerprinted by ``approvals.fingerprint``). ``decide_draft``, ``decide_drafts`` and
+``edit_draft`` take the version the person saw as ``seen`` and refuse, naming who changed it, a draft someone else
+edited or decided since: a stale page never acts on text nobody saw nor overwrites another reviewer's edit.
 """
 from __future__ import annotations
 
@@ -116,22 +122,44 @@ def list_shadow_drafts(app: Configured, run_id: int, *, tiers: Iterable[int] = (
         total = s.exec(select(func.count()).select_from(Draft).join(OutboxItem, on).where(*where)).one()
         pages = max(1, math.ceil(total / per_page))
         page = max(1, min(int(page), pages))
-        # sqlmodel's select() is typed for at most 4 columns; Select is what it builds for more
-        columns = [col(c) for c in (Draft.id, Draft.lead_id, Draft.status, Draft.subject, Draft.flags,
-                                    OutboxItem.to_email, OutboxItem.tier, OutboxItem.status, OutboxItem.reasons,
-                                    Lead.company)]
-        rows: Sequence[Any] = s.exec(Select(*columns)
-                                     .join(OutboxItem, on).join(Lead, col(Lead.id) == Draft.lead_id)
-                                     .where(*where).order_by(col(OutboxItem.id), col(Draft.id))
-                                     .offset((page - 1) * per_page).limit(per_page)).all()
-        decided = _last_decisions(s, [r[0] for r in rows])
+        rows = _listing(s, _listing_query(on).where(*where).order_by(col(OutboxItem.id), col(Draft.id))
+                        .offset((page - 1) * per_page).limit(per_page))
+    return {"run_id": run_id, "total": total, "page": page, "pages": pages, "per_page": per_page, "rows": rows}
+
+
+def _listing_query(on) -> Select:
+    # sqlmodel's select() is typed for at most 4 columns; Select is what it builds for more
+    columns = [col(c) for c in (Draft.id, Draft.lead_id, Draft.status, Draft.subject, Draft.flags,
+                                OutboxItem.to_email, OutboxItem.tier, OutboxItem.status, OutboxItem.reasons,
+                                Lead.company, Draft.text, Draft.html)]
+    return Select(*columns).join(OutboxItem, on).join(Lead, col(Lead.id) == Draft.lead_id)
+
+
+def _listing(s, query) -> list[dict]:
+    rows: Sequence[Any] = s.exec(query).all()
+    decided = _last_decisions(s, [r[0] for r in rows])
     out = []
-    for (draft_id, lead_id, status, subject, flags, to, tier, decision, reasons, company) in rows:
+    for (draft_id, lead_id, status, subject, flags, to, tier, decision, reasons, company, text, body_html) in rows:
         d = decided.get(draft_id, {})
         out.append({"draft_id": draft_id, "lead_id": lead_id, "to": to, "company": company, "tier": tier,
                     "decision": decision, "reasons": _codes(reasons), "findings": _codes(flags), "status": status,
-                    "subject": subject, "decided_by": d.get("actor"), "note": d.get("reason")})
-    return {"run_id": run_id, "total": total, "page": page, "pages": pages, "per_page": per_page, "rows": out}
+                    "subject": subject, "decided_by": d.get("actor"), "note": d.get("reason"),
+                    "version": draft_version(status, subject, text, body_html, flags, d.get("seq"))})
+    return out
+
+
+def shadow_draft_rows(app: Configured, run_id: int, draft_ids: Iterable[int]) -> list[dict]:
+    """The listing rows (as ``list_shadow_drafts`` gives them: status, who decided last and the version included)
+    of exactly these drafts of the run, in the order given, however many: what a bulk confirmation lists (and
+    the versions it decides on). Ids that are not the run's are left out."""
+    ids = list(dict.fromkeys(int(i) for i in draft_ids))
+    on = _joined(app, run_id)
+    found: dict[int, dict] = {}
+    with app.store.read() as s:
+        for n in range(0, len(ids), 500):
+            for r in _listing(s, _listing_query(on).where(col(Draft.id).in_(ids[n:n + 500]))):
+                found[r["draft_id"]] = r
+    return [found[i] for i in ids if i in found]
 
 
 def _last_decisions(s, draft_ids: list[int]) -> dict[int, dict]:
@@ -144,8 +172,37 @@ def _last_decisions(s, draft_ids: list[int]) -> dict[int, dict]:
     out: dict[int, dict] = {}
     for r in rows:
         data = _loads(r.data)
-        out[int(r.ref)] = {"event": r.event, "actor": r.actor, "at": r.at, "reason": data.get("reason") or None}
+        out[int(r.ref)] = {"event": r.event, "actor": r.actor, "at": r.at, "reason": data.get("reason") or None,
+                           "seq": r.seq}
     return out
+
+
+def draft_version(status: str | None, subject: str | None, text: str | None, html: str | None, flags,
+                  last_seq: int | None) -> str:
+    """What a reviewer decides on, fingerprinted (``approvals.fingerprint``, the one definition): the draft's
+    subject and body as stored, its review status, its findings, and its newest approve/reject/edit audit row (so
+    a decision by someone else changes it even when it lands on the same status)."""
+    from engine.services.approvals import fingerprint
+
+    return fingerprint({"status": str(status) if status is not None else None, "subject": subject, "text": text,
+                        "html": html, "flags": flags, "last": last_seq})
+
+
+def _last_change(s, draft_id: int) -> AuditEntry | None:
+    return s.exec(select(AuditEntry).where(AuditEntry.ref == str(draft_id), col(AuditEntry.event).in_(DRAFT_EVENTS))
+                  .order_by(col(AuditEntry.seq).desc()).limit(1)).first()
+
+
+def _same_as_seen(s, d: Draft, seen: str | None, verb: str) -> None:
+    """Refuse (naming who changed it) a decision on draft ``d`` (read in the write transaction ``s``) made from a
+    page that showed another version of it. ``seen`` None: no check (the CLI, which shows nothing first)."""
+    if seen is None:
+        return
+    last = _last_change(s, d.id) if d.id is not None else None
+    if seen == draft_version(d.status, d.subject, d.text, d.html, d.flags, last.seq if last else None):
+        return
+    what = f"now {d.status}" + (f"; {last.event.removeprefix('draft.')} by {last.actor} at {last.at}" if last else "")
+    raise InvalidRequest(f"draft {d.id} changed since you saw it ({what}): read it again, then {verb} it")
 
 
 def _loads(text: str | None) -> dict:
@@ -251,6 +308,7 @@ def draft_detail(app: Configured, draft_id: int, run_id: int | None = None) -> d
     terms = finding_terms(d.flags)
     prov = d.provenance or {}
     return {
+        "version": draft_version(d.status, d.subject, d.text, d.html, d.flags, history[-1].seq if history else None),
         "draft_id": d.id, "lead_id": d.lead_id, "status": d.status, "sequence": d.sequence, "step": d.step,
         "template": f"{d.template_id} v{d.template_version}", "provider": d.provider,
         "created_at": iso(d.created_at), "edited": prov.get("edited"),
@@ -312,13 +370,14 @@ def edit_record(app: Configured, draft: Draft, lead: Lead | None, subject: str, 
 
 
 def edit_draft(app: Configured, draft_id: int, subject: str, text: str, actor: str, reason: str = "",
-               approve: bool = True):
+               approve: bool = True, seen: str | None = None):
     """Replace a draft's subject and body (plain text; the HTML is rebuilt from it), re-run the gate's message
     rules on the result (``approvals.recheck_message``, the check the gateway runs) and, when they find nothing,
     save it and by default approve it, in one transaction. While any finding remains the edit is refused
     (``EditRefused`` naming each finding and the matched text) and nothing is saved or approved. The audit trail
     records ``draft.edited`` (editor, reason, subject before/after, body digests) and ``draft.approved``.
-    Refused for queued or sent drafts. Returns the draft."""
+    Refused for queued or sent drafts, and with ``seen`` (the ``version`` the edit started from) for a draft
+    someone else edited or decided since. Returns the draft."""
     from engine.services.approvals import EditRefused, recheck_message
 
     subject = " ".join((subject or "").split())
@@ -340,6 +399,7 @@ def edit_draft(app: Configured, draft_id: int, subject: str, text: str, actor: s
             raise InvalidRequest(f"draft {draft_id} does not exist")
         if d.status not in EDITABLE:
             raise InvalidRequest(f"draft {draft_id} is {d.status}: it can no longer be edited")
+        _same_as_seen(s, d, seen, "edit")
         prov = dict(d.provenance or {})
         first_touch = ((prov.get("template") or {}).get("kind") or "first_touch") == "first_touch"
         lead = s.get(Lead, d.lead_id)
@@ -347,14 +407,18 @@ def edit_draft(app: Configured, draft_id: int, subject: str, text: str, actor: s
         # a follow-up step may say "Re:" (the gateway drops that rule once the lead had a send)
         findings = [r.to_dict() for r in recheck_message(app, edit_record(app, d, lead, subject, body_html, text),
                                                          first_touch=True if first_touch else False, s=s)]
-        if findings:
-            raise EditRefused(f"edit of draft {draft_id}", findings)
-        # an unsupported-claim flag stays while its sentence is still in the text
+        # an unsupported-claim flag (the LLM stated what the lead's facts do not support) stays while its sentence
+        # is still in the text: a finding the page shows, so the edit is refused until the sentence is changed
         kept = [f for f in (d.flags or []) if isinstance(f, dict) and f.get("code") == "unsupported_claim"
                 and f.get("sentence") and f["sentence"] in text]
+        findings += [{"code": "unsupported_claim",
+                      "detail": f"{f.get('detail') or 'the LLM sentence is not supported by the lead facts'}: "
+                                f"\"{f['sentence']}\" (change or remove the sentence)"} for f in kept]
+        if findings:
+            raise EditRefused(f"edit of draft {draft_id}", findings)
         before = {"status": d.status, "subject": d.subject, "body_sha": _digest(d.text or d.html)}
         d.subject, d.text, d.html = subject, text, body_html
-        d.flags = kept
+        d.flags = []  # nothing the gate or the drafting check would flag is left
         prov["edited"] = {"by": actor, "at": iso(now), "reason": reason or None}
         d.provenance = prov
         after_status = "approved" if approve else d.status
@@ -373,12 +437,41 @@ def edit_draft(app: Configured, draft_id: int, subject: str, text: str, actor: s
 
 # ------------------------------------------------------------------------------------------- many at once
 
-def decide_drafts(app: Configured, draft_ids: Iterable[int], status: str, actor: str, reason: str = "") -> list[dict]:
-    """Approve or reject several drafts, each on its own (``pipeline.set_draft_status``, its own transaction and
-    audit row): a draft already in that status, queued or sent is left alone and reported. Rejecting needs a
-    reason. Returns one outcome per id, in order: {"id", "ok", "status", "error"}."""
-    from engine.services.pipeline import set_draft_status
+def decide_draft(app: Configured, draft_id: int, status: str, actor: str, reason: str = "",
+                 seen: str | None = None) -> Draft:
+    """Approve or reject one draft from a review page, in one transaction with its audit row (the record
+    ``pipeline.set_draft_status`` writes): refused for a draft already in that status, queued or sent, and with
+    ``seen`` (the ``version`` the person read) for a draft someone else edited or decided since."""
+    if status not in ("approved", "rejected"):
+        raise InvalidRequest("status must be approved or rejected")
+    if status == "rejected" and not (reason or "").strip():
+        raise InvalidRequest("a reason is required to reject a draft")
+    now = app.clock()
+    with app.store.write() as s:
+        d = s.get(Draft, draft_id)
+        if d is None:
+            raise InvalidRequest(f"draft {draft_id} does not exist")
+        if d.status not in EDITABLE:
+            raise InvalidRequest(f"draft {draft_id} is {d.status}: nothing left to decide")
+        _same_as_seen(s, d, seen, "approve" if status == "approved" else "reject")
+        if d.status == status:
+            raise InvalidRequest(f"draft {draft_id} is already {d.status}")
+        before = d.status
+        d.status = status
+        s.add(d)
+        audit.append(s, event=f"draft.{status}", actor=actor, now=now, ref=str(draft_id), status=status,
+                     data={"before": before, "reason": reason.strip(), "lead_id": d.lead_id,
+                           "template": d.template_id})
+        return d
 
+
+def decide_drafts(app: Configured, draft_ids: Iterable[int], status: str, actor: str, reason: str = "",
+                  seen: dict | None = None) -> list[dict]:
+    """Approve or reject several drafts, each on its own (``decide_draft``, its own transaction and audit row): a
+    draft already in that status, queued or sent is left alone and reported, and so is one whose version is no
+    longer the one ``seen`` (draft id -> ``version``, what the confirmation listed) names. Rejecting needs a
+    reason. Returns one outcome per id, in order: {"id", "ok", "status", "error"}."""
+    seen = {int(k): v for k, v in (seen or {}).items()}
     if status not in ("approved", "rejected"):
         raise InvalidRequest("status must be approved or rejected")
     if status == "rejected" and not (reason or "").strip():
@@ -397,7 +490,7 @@ def decide_drafts(app: Configured, draft_ids: Iterable[int], status: str, actor:
             out.append({"id": i, "ok": False, "status": was, "error": f"draft {i} is {was}: nothing left to decide"})
         else:
             try:
-                d = set_draft_status(app, i, status, actor, reason.strip())
+                d = decide_draft(app, i, status, actor, reason.strip(), seen=seen.get(i))
                 out.append({"id": i, "ok": True, "status": d.status, "error": None})
             except InvalidRequest as e:
                 out.append({"id": i, "ok": False, "status": was, "error": str(e)})

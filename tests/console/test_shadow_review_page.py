@@ -85,7 +85,7 @@ def test_empty_states_then_roles(ctx, tmp_path):
         assert not at.button and not at.dataframe and not at.markdown
     for username in ("approver", "admin"):
         at = no_exception(ctx.page(PAGE, username))
-        assert not at.error and progress(at) == "0 / 5 reviewed" and at.button(key="sr_approve")
+        assert not at.error and progress(at) == "0 / 5 reviewed" and at.button(key=f"sr_approve_{picked(at)}")
 
 
 # ------------------------------------------------------------------------------------------ listing
@@ -98,7 +98,7 @@ def test_the_batch_lists_with_progress_detail_and_filters(ctx, run):
     assert set(table["tier"]) <= {1, 2, 3}
     assert "PHASE_BLOCKS_SEND" in table["reasons"].iloc[0]
     assert picked(at) == int(table["id"].iloc[0])
-    assert at.button(key="sr_approve") and at.button(key="sr_reject")
+    assert at.button(key=f"sr_approve_{picked(at)}") and at.button(key=f"sr_reject_{picked(at)}")
     assert "No guardrail findings." in text(at.success)
     assert "PHASE_BLOCKS_SEND" in at.dataframe[1].value["code"].tolist()  # the gateway's reasons
 
@@ -127,7 +127,10 @@ def test_the_batch_lists_with_progress_detail_and_filters(ctx, run):
 
     # a second run where one recipient unsubscribed: the gateway denies that email
     at.multiselect(key="sr_f_status").set_value([])
-    ctx.app.suppress("bo@tidaldata.example", "unsubscribed", "test")
+    from engine.services.suppressions import add_suppression
+
+    with ctx.app.store.write() as s:  # the list only (a person's App.suppress would also stop bo's sequence)
+        add_suppression(s, "bo@tidaldata.example", "unsubscribed", "import", "", ctx.app.clock(), "test")
     second = shadow_run(ctx.app, 10)["run_id"]
     at = no_exception(at.run())  # the new run is offered (the page stays on the run it shows)
     assert at.selectbox(key="sr_run").value == run and at.selectbox(key="sr_run").options[0].startswith(
@@ -150,7 +153,7 @@ def test_the_batch_lists_with_progress_detail_and_filters(ctx, run):
 def test_approver_approves_and_moves_to_the_next(ctx, run):
     at = no_exception(ctx.page(PAGE, "approver"))
     first = picked(at)
-    at.button(key="sr_approve").click()
+    at.button(key=f"sr_approve_{first}").click()
     at = no_exception(at.run())
     assert f"Draft #{first} approved." in text(at.success)
     assert drafts(ctx.app)[first].status == "approved"
@@ -168,25 +171,25 @@ def test_approver_approves_and_moves_to_the_next(ctx, run):
     at.selectbox(key="sr_pick").set_value(queued)
     at = no_exception(at.run())
     assert "nothing left to decide" in text(at.info)
-    assert not [b for b in at.button if b.key in ("sr_approve", "sr_reject")]
+    assert not [b for b in at.button if b.key in (f"sr_approve_{queued}", f"sr_reject_{queued}")]
 
 
 def test_reject_needs_a_reason(ctx, run):
     at = no_exception(ctx.page(PAGE, "approver"))
     target = picked(at)
-    at.button(key="sr_reject").click()
+    at.button(key=f"sr_reject_{target}").click()
     at = no_exception(at.run())
     assert "A reason is required to reject" in text(at.error)
     assert drafts(ctx.app)[target].status == "draft" and not audit(ctx.app, target)
 
-    at.text_area(key="sr_reason").input("   ")
-    at.button(key="sr_reject").click()
+    at.text_area(key=f"sr_reason_{target}").input("   ")
+    at.button(key=f"sr_reject_{target}").click()
     at = no_exception(at.run())
     assert "A reason is required to reject" in text(at.error)
     assert drafts(ctx.app)[target].status == "draft"
 
-    at.text_area(key="sr_reason").input("claims a call length we never offer")
-    at.button(key="sr_reject").click()
+    at.text_area(key=f"sr_reason_{target}").input("claims a call length we never offer")
+    at.button(key=f"sr_reject_{target}").click()
     at = no_exception(at.run())
     assert drafts(ctx.app)[target].status == "rejected"
     (row,) = audit(ctx.app, target)
@@ -214,13 +217,13 @@ def test_an_edit_with_findings_is_refused_listing_them_nothing_saved_nothing_app
     target = picked(at)
     before = drafts(ctx.app)[target]
     edit_form(at, target, body="   ")  # an empty body is refused
-    next(b for b in at.button if b.label == "Save edit and approve").click()
+    next(b for b in at.button if b.label == f"Save edit and approve #{target}").click()
     at = no_exception(at.run())
     assert "the body is empty" in text(at.error)
     assert drafts(ctx.app)[target].status == "draft" and not audit(ctx.app, target)
 
     body = before.text.replace("Best regards,", "This offer is 100% free and guaranteed results.\n\nBest regards,")
-    for label in ("Save edit and approve", f"Save edit #{target}"):
+    for label in (f"Save edit and approve #{target}", f"Save edit #{target}"):
         edit_form(at, target, subject="Act now: a quick question", body=body, why="shorter subject")
         next(b for b in at.button if b.label == label).click()
         at = no_exception(at.run())
@@ -238,7 +241,7 @@ def test_an_edit_with_findings_is_refused_listing_them_nothing_saved_nothing_app
     # without the findings the edit is saved and approved, and the editor recorded
     clean = before.text.replace("Best regards,", "Happy to send a two-page overview.\n\nBest regards,")
     edit_form(at, target, subject="A quick question", body=clean, why="shorter subject")
-    next(b for b in at.button if b.label == "Save edit and approve").click()
+    next(b for b in at.button if b.label == f"Save edit and approve #{target}").click()
     at = no_exception(at.run())
     assert f"Draft #{target} edited and approved." in text(at.success)
     after = drafts(ctx.app)[target]
@@ -318,9 +321,10 @@ def test_bulk_approve_and_reject_ticked_rows_behind_one_confirmation(ctx, run):
 def test_buttons_name_the_email_and_carry_shortcuts(ctx, run):
     at = no_exception(ctx.page(PAGE, "approver"))
     target = picked(at)
-    assert at.button(key="sr_approve").label == f"Approve #{target}"
-    assert at.button(key="sr_reject").label == f"Reject #{target}"
-    assert {b.proto.shortcut.lower() for b in at.button if b.proto.shortcut} >= {"a", "x", "j", "k"}
+    assert at.button(key=f"sr_approve_{target}").label == f"Approve #{target}"
+    assert at.button(key=f"sr_reject_{target}").label == f"Reject #{target}"
+    assert f"Save edit and approve #{target}" in [b.label for b in at.button]
+    assert {b.proto.shortcut.lower() for b in at.button if b.proto.shortcut} >= {"a", "x", "e", "j", "k"}
     at.button(key="sr_next").click()
     at = no_exception(at.run())
     assert picked(at) == at.dataframe[0].value["id"].tolist()[1]

@@ -48,3 +48,18 @@ def test_the_kill_switch_page_follows_a_cli_flip_within_five_seconds(page, conso
     finally:  # the other browser tests need it off
         if alpha_json(console, "status")["kill_switch"]["on"]:
             alpha_cli(console, "kill", "off", "--reason", "e2e: cleanup")
+
+
+def test_a_page_left_open_counts_the_age_of_what_it_shows(page, console):
+    """The "as of" stamp is not frozen at "(0 s ago)": in a page nobody touches, it counts on (issue 13: every
+    state is live or visibly stamped with its age). The stamp re-renders every STAMP_TICK_SECONDS (10 s)."""
+    import re
+
+    login(page, console, "ops")
+    open_page(page, "Status")
+    stamp = page.locator('[class*="st-key-stamp_"]').filter(has_text="Status as of")
+    expect(stamp).to_contain_text(re.compile(r"\((\d) s ago\)"))
+    first = stamp.inner_text()
+    # no click, no reload: within two ticks the same stamp (same read time) says an older age
+    expect(stamp).to_contain_text(re.compile(r"\((1\d|2\d) s ago\)"), timeout=25_000)
+    assert first.split(" (")[0] == stamp.inner_text().split(" (")[0]  # still the time it was read

@@ -68,7 +68,7 @@ def test_an_edit_with_findings_is_refused_in_the_browser(page, console):
     page.get_by_text("Edit, then approve").click()
     body = page.get_by_label("Body (plain text; links stay links)")
     body.fill(body.input_value().replace("Best regards,", "Act now, this is 100% free.\n\nBest regards,"))
-    page.get_by_role("button", name="Save edit and approve").click()
+    page.get_by_role("button", name=f"Save edit and approve #{draft}", exact=True).click()  # names it
     settle(page)
     error = page.locator('[data-testid="stAlertContentError"]').filter(has_text="Not saved, not approved")
     expect(error).to_be_visible()

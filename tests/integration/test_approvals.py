@@ -127,11 +127,20 @@ def test_restart_loses_nothing_and_approving_twice_executes_once(app, app_factor
 
 
 def test_execution_rechecks_everything_at_that_moment(app):
+    from engine.services.suppressions import add_suppression
+
     appr, _ = pending_one(app, to="late@acme.io")
     app.approvals.approve(appr.id, "bob")
-    app.suppress("late@acme.io", "unsubscribed", "recipient")  # after approval, before execution
+    with app.store.write() as s:  # after approval, before execution; the bare list writer cancels nothing
+        add_suppression(s, "late@acme.io", "unsubscribed", "import", "", app.clock(), "recipient")
     [res] = app.approvals.process()["results"]
     assert res["status"] == "denied" and res["reasons"] == ["SUPPRESSED_RECIPIENT"] and sent(app) == []
+    appr0, row0 = pending_one(app, key="k0", to="later@acme.io")
+    app.approvals.approve(appr0.id, "bob")
+    app.suppress("later@acme.io", "unsubscribed", "recipient")  # a person's no: the approved send is cancelled
+    assert app.approvals.process()["results"] == [] and sent(app) == []
+    with app.store.read() as s:
+        assert s.get(OutboxItem, row0.id).status == "cancelled"
     appr2, _ = pending_one(app, key="k2", to="ok@acme.io")
     app.approvals.approve(appr2.id, "bob")
     app.control.set_kill(True, "incident", "ops")

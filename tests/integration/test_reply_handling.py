@@ -202,6 +202,25 @@ def test_one_click_unsubscribe_cancels_the_queue(app):
         assert s.get(Suppression, LEAD).address_key == LEAD
 
 
+@pytest.mark.parametrize("reason,status", [("manual", "cold"), ("unsubscribed", "unsubscribed"),
+                                           ("bounced", "bounced"), ("complained", "complained")])
+def test_a_person_suppressing_the_address_cancels_the_queue_and_stops_the_sequence(app, reason, status):
+    """Seen: `alpha suppress` / the console only added the address to the list; the lead's queued steps and their
+    pending approvals stayed waiting (refused only when the worker reached them). A person's no wins at once."""
+    make_lead(app)
+    deferred_id, pending_id = queue_two(app)
+    assert app.suppress("Ana@Target.io", reason, "console:olga", detail="asked on the phone") is True
+    d, p = rows(app, deferred_id, pending_id)
+    assert (d.status, p.status) == ("cancelled", "cancelled")
+    assert d.reasons[0]["code"] == "SEQUENCE_STOPPED" and "console:olga" in d.reasons[0]["detail"]
+    with app.store.read() as s:
+        appr = s.get(Approval, p.approval_id)
+        assert (appr.status, appr.decided_by) == ("cancelled", "system")
+    lead = lead_of(app)
+    assert lead.sequence_stopped_at is not None and lead.status == status and reason in lead.stop_reason
+    assert app.suppress(LEAD, reason, "console:olga") is False  # once
+
+
 @pytest.mark.parametrize("event", [
     {"type": "ContactDndUpdate", "webhookId": "d-1", "id": "cid-ana", "email": LEAD, "dnd": True},
     {"type": "LCEmailStats", "webhookPayload": {"event": "failed", "id": "b-1", "severity": "permanent",
@@ -319,7 +338,7 @@ def _hot_lead_status(app) -> list[str]:
 
 
 @pytest.mark.parametrize("no", ["reply_unsubscribe", "reply_not_interested", "one_click", "dnd", "bounce_event",
-                                "complaint_event", "bounce_notification"])
+                                "complaint_event", "bounce_notification", "manual"])
 def test_a_later_no_cancels_the_pending_hot_lead(app, no):
     """Seen before: a hot-lead escalation stayed pending after the same person unsubscribed; an approver would
     then call someone who had just said no. Every opt-out path and a 'not interested' reply cancel it at once."""
@@ -333,6 +352,8 @@ def test_a_later_no_cancels_the_pending_hot_lead(app, no):
         reply(app, "Actually, no thanks. We went with another vendor.", wid="in-no")
     elif no == "one_click":
         assert EventService(app).unsubscribe(LEAD) is True
+    elif no == "manual":  # a person suppresses the address from the console or the CLI
+        assert app.suppress(LEAD, "manual", "console:olga", detail="asked on the phone") is True
     elif no == "bounce_notification":
         reply(app, "Delivery Status Notification (Failure)\n\nThe email account that you tried to reach does not "
                    "exist. 550 5.1.1 User unknown", subject="Undeliverable: Re: pricing",
