@@ -13,6 +13,7 @@ import streamlit as st
 from console.nav import NAV
 from console.runtime import ROLE_LABELS, get_app, md_escape, require_role
 from engine.services.blind_review import latest_set, next_item
+from engine.services.control import live_sending_allowed
 from engine.adapters.users import ROLES, demo_mode
 
 user = require_role(*ROLES)
@@ -36,6 +37,7 @@ st.caption(f"Signed in as {md_escape(user['username'])} "
 # live state, through engine services only
 phase = app.control.state().phase
 pending = app.approvals.queue(status="pending", kind="send", limit=0)["total"]
+sends = live_sending_allowed(phase, app.settings)  # this configuration and phase let an approved send leave
 set_id = latest_set(app)
 item = next_item(app, set_id) if set_id else None
 c1, c2, c3 = st.columns(3)
@@ -47,6 +49,11 @@ if pending == 0 and phase == "shadow" and demo_mode():
     st.info("The approval queue is empty because the rollout is in shadow (nothing is sent). To give the approver "
             "work, restart with `make run DEMO=assisted`: the demo steps into assisted (a recorded demo "
             "override) and queues the day's sends for approval.")
+elif pending and not sends:
+    st.warning(f"{pending} sends wait for approval, but this console's configuration does not send "
+               "(email_behavior in production.json), so an approved send is held by the gate, not sent"
+               + (". Restart with `make run DEMO=assisted`: it runs with the demo configuration, which sends "
+                  "to the local GHL sandbox." if demo_mode() else "."))
 
 
 def link(module: str, label: str | None = None) -> None:
@@ -75,7 +82,9 @@ ROLE_STEPS = {
         ("approvals", "Open Approvals: the sends waiting for a human, most urgent first, with the SLA left."),
         ("approvals", "Select one: read the rendered email beside the gate's findings and the lead's facts."),
         ("approvals", "Approve it (or reject with a reason, or edit: an edit is re-checked and someone else then "
-                      "approves). The worker sends an approved email within seconds, into the local GHL sandbox."),
+                      "approves). " + ("The worker sends an approved email within seconds, into the local GHL "
+                                       "sandbox." if sends else "In this phase and configuration nothing is "
+                                       "sent: the gate holds an approved email.")),
         ("shadow_review", "Open Shadow review: the emails the shadow run drafted, and why each was allowed or "
                           "refused. Comparison and Readiness show how close the rollout is to the next phase."),
     ]),

@@ -4,6 +4,9 @@
 
 1. Every port is checked BEFORE anything starts; a busy one is refused with one message naming the port, the
    part that wanted it and the option that picks another (nothing is started, the database is not touched).
+   Then, also before anything starts: one `alpha dev` per data folder (a second one would re-key the demo password
+   the first printed), and only on an empty database or one of demo leads (a DATABASE_URL in .env pointing at a
+   real deployment is refused: demo users and a worker never run over real leads).
 2. Preparation, in order, as the CLI would do it: `alpha init` (gated), `alpha demo` (the demo leads into an empty
    database, a shadow run, a blind-review set for the AE; with ``--assisted`` the step into the assisted phase and
    a daily run, so the approval queue has work), then the demo users (``ae``, ``approver``, ``ops``, ``admin``)
@@ -11,8 +14,11 @@
 3. Four parts, each a child process in its own process group, each logging to ``$ALPHA_DATA_DIR/logs/<part>.log``:
    the local GHL sandbox, the webhook receiver, the worker (executes what is approved) and the console
    (Streamlit, demo mode). They all get the same environment: GHL pointed at the sandbox (credentials from the
-   environment or .env are overridden, so nothing can reach a real inbox), ALPHA_WEBHOOK_URL = the receiver this
-   stack serves, ALPHA_DEMO=1 and the demo password.
+   environment or .env are overridden, so nothing can reach a real inbox), every other outside setting empty
+   (OUTSIDE_SETTINGS: Slack, the LLM keys, an audit checkpoint destination; one line names those that were set),
+   ALPHA_WEBHOOK_URL = the receiver this stack serves, ALPHA_DEMO=1 and the demo password. A stop signal during
+   the preparation stops the step that runs and starts nothing; a demo whose shadow run was interrupted gets it on
+   the next run (`alpha demo` alone does the same).
 4. It waits until each part answers (the console's /_stcore/health, the receiver's /healthz, the sandbox's
    /_sandbox/faults, the worker's start line) and prints one block: URLs, users, password, "Ctrl-C stops
    everything".
@@ -103,6 +109,54 @@ def stack_parts(console_port: int, ghl_port: int, webhook_port: int, worker_inte
     ]
 
 
+# Settings (every variable of .env.example was checked) that make a part reach a service outside this machine, or
+# write where a deployment keeps its evidence, and that the demo stack therefore gives every part EMPTY:
+OUTSIDE_SETTINGS = {
+    # hot-lead alerts and the SLA escalations of the demo's approvals would post to a real Slack channel
+    "SLACK_WEBHOOK_URL": "a real Slack channel",
+    # drafting with the LLM (console redrafts, a reply's second opinion) would spend the account's credit on demo
+    # leads; without a key the template renderer drafts offline
+    "ANTHROPIC_API_KEY": "an Anthropic account",
+    "OPENAI_API_KEY": "an OpenAI account",
+    # the worker's signed checkpoints of the DEMO audit chain would be POSTed to the deployment's anchor service (an
+    # http(s) URL) or appended to its checkpoint file, where they would not match its chain; the demo's go to
+    # $ALPHA_DATA_DIR/audit-checkpoints.jsonl
+    "ALPHA_AUDIT_CHECKPOINTS": "a deployment's audit checkpoint store",
+}
+# Replaced rather than emptied (see child_env): GHL goes to the local sandbox.
+SANDBOXED_SETTINGS = ("GHL_API_KEY", "GHL_LOCATION_ID", "GHL_BASE_URL")
+# Checked and left as they are: DATABASE_URL (refused when it holds real leads: stack_database_problem),
+# GHL_WEBHOOK_PUBLIC_KEY, GHL_WEBHOOK_ED25519_PUBLIC_KEY, RB2B_WEBHOOK_SECRET and ALPHA_METRICS_TOKEN (they only
+# check what reaches this stack's own receiver, on 127.0.0.1), the *_MODEL, *_BASE_URL and *_RPM of the LLM
+# providers (nothing is called without a key), ALPHA_REPLY_SECOND_OPINION (asks the LLM: no key, no call),
+# ALPHA_WEBHOOK_URL (set to this stack's receiver), ALPHA_USERS_FILE (removed: demo users only in the demo file),
+# EMERGENCY_STOP (a person's stop is kept), and the compose-only POSTGRES_PASSWORD, ALPHA_WORKERS, ALPHA_DAILY_*.
+
+
+def ignored_settings(base: dict) -> list[str]:
+    """The outside settings set (non-empty) in ``base`` that the demo stack does not use: blanked or, for GHL,
+    pointed at the local sandbox. A GHL_BASE_URL already on this machine is not counted."""
+    names = [k for k in OUTSIDE_SETTINGS if str(base.get(k) or "").strip()]
+    if str(base.get("GHL_API_KEY") or "").strip() and not _loopback(str(base.get("GHL_BASE_URL") or "")):
+        names += [k for k in SANDBOXED_SETTINGS if str(base.get(k) or "").strip()]
+    return names
+
+
+def ignored_line(names: list[str]) -> str | None:
+    """The one line `alpha dev` prints about the outside settings it ignores (None: none was set)."""
+    if not names:
+        return None
+    blank = [k for k in names if k in OUTSIDE_SETTINGS]
+    ghl = [k for k in names if k in SANDBOXED_SETTINGS]
+    said = []
+    if blank:
+        said.append(", ".join(blank) + " (every part sees them empty)")
+    if ghl:
+        said.append(", ".join(ghl) + " (every send goes to the local GHL sandbox)")
+    return ("alpha dev: outside settings from the environment or .env ignored for the demo, so nothing reaches an "
+            "outside service: " + "; ".join(said))
+
+
 def child_env(base: dict, *, ghl_port: int, webhook_port: int, password: str,
               config_dir: str | Path | None = None) -> dict:
     """The one environment every part gets, so they agree on where the sandbox and the receiver are."""
@@ -120,6 +174,10 @@ def child_env(base: dict, *, ghl_port: int, webhook_port: int, password: str,
         "GHL_API_KEY": SANDBOX_TOKEN,
         "GHL_LOCATION_ID": DEFAULT_LOCATION,
         "GHL_BASE_URL": f"http://{HOST}:{ghl_port}",
+        # every other setting that reaches an outside service is blank (OUTSIDE_SETTINGS: Slack, the LLM keys, an
+        # audit checkpoint destination); an empty value is kept by load_env_file, so the .env value is not used
+        # either
+        **{name: "" for name in OUTSIDE_SETTINGS},
     })
     if config_dir is not None:
         env["ALPHA_CONFIG_DIR"] = str(config_dir)
@@ -131,19 +189,49 @@ def child_env(base: dict, *, ghl_port: int, webhook_port: int, password: str,
 
 # ------------------------------------------------------------------------------------------ ports
 
-def port_free(port: int, host: str = HOST) -> bool:
-    """Nothing listens on host:port and a server could bind it (as the parts do, with SO_REUSEADDR)."""
+def port_user(port: int, host: str = HOST) -> str | None:
+    """Where something already listens on (or holds) ``port`` of this machine's loopback: ``host`` itself, or, for
+    the IPv4 loopback, the IPv6 one too (a program on [::1] or an IPv6-only [::] only: a browser resolves
+    ``localhost`` to ::1 first, so ``localhost:PORT`` would reach that program, not the part). None when free."""
     with socket.socket() as s:
         s.settimeout(0.5)
         if s.connect_ex((host, port)) == 0:
-            return False
+            return host
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
-            return False
-    return True
+            return host
+    if host not in ("127.0.0.1", "localhost") or not socket.has_ipv6:
+        return None
+    try:
+        v6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:  # no IPv6 on this machine: nothing can listen there
+        return None
+    with v6:
+        v6.settimeout(0.5)
+        try:
+            if v6.connect_ex(("::1", port)) == 0:
+                return "[::1]"
+        except OSError:  # no IPv6 loopback address
+            return None
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as v6:
+        v6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            v6.bind(("::1", port))
+        except OSError as e:
+            import errno
+
+            return "[::1]" if e.errno == errno.EADDRINUSE else None
+    return None
+
+
+def port_free(port: int, host: str = HOST) -> bool:
+    """Nothing listens on host:port (nor, for 127.0.0.1, on [::1]:port) and a server could bind it (as the parts
+    do, with SO_REUSEADDR)."""
+    return port_user(port, host) is None
 
 
 def check_ports(parts: list[Part], host: str = HOST) -> None:
@@ -157,11 +245,15 @@ def check_ports(parts: list[Part], host: str = HOST) -> None:
             raise PortBusy(f"port {p.port} is given to both {other.name} ({other.option}) and {p.name} "
                            f"({p.option}); nothing was started. Give each its own port.")
         seen[p.port] = p
-        if not port_free(p.port, host):
-            raise PortBusy(
-                f"port {p.port} on {host} (for the {p.name}) is already in use, so nothing was started. "
-                f"Stop what runs there (an earlier `make run`? `ss -ltnp 'sport = :{p.port}'` shows the program), "
-                f"or choose another port: alpha dev {p.option} PORT, or make run RUN_ARGS='{p.option} PORT'.")
+        where = port_user(p.port, host)
+        if where is None:
+            continue
+        v6 = "" if where == host else (f" (on the IPv6 loopback {where}: a browser opening localhost:{p.port} "
+                                       "would reach that program, not this one)")
+        raise PortBusy(
+            f"port {p.port} on {where} (for the {p.name}) is already in use{v6}, so nothing was started. "
+            f"Stop what runs there (an earlier `make run`? `ss -ltnp 'sport = :{p.port}'` shows the program), "
+            f"or choose another port: alpha dev {p.option} PORT, or make run RUN_ARGS='{p.option} PORT'.")
 
 
 # ------------------------------------------------------------------------------------------ supervisor
@@ -340,15 +432,19 @@ def is_reserved_address(email: str | None) -> bool:
                              or any(domain.endswith("." + d) for d in RESERVED_DOMAINS))
 
 
-def demo_database_problem(app) -> str | None:
-    """None when this database holds demo data only (leads, every one at a reserved example domain, so no send
-    can reach a person); else why it is not a demo database."""
+def _lead_emails(app) -> list:
     from sqlmodel import select
 
     from engine.adapters.models import Lead
 
     with app.store.read() as s:
-        emails = s.exec(select(Lead.email)).all()
+        return list(s.exec(select(Lead.email)).all())
+
+
+def demo_database_problem(app) -> str | None:
+    """None when this database holds demo data only (leads, every one at a reserved example domain, so no send
+    can reach a person); else why it is not a demo database."""
+    emails = _lead_emails(app)
     if not emails:
         return "it holds no leads (run `alpha demo` first)"
     real = [e for e in emails if not is_reserved_address(e)]
@@ -356,6 +452,69 @@ def demo_database_problem(app) -> str | None:
         return (f"{len(real)} of its {len(emails)} leads are at real domains (e.g. {real[0]}): the demo step into "
                 "assisted runs only on a database of demo leads (every address at an .example domain)")
     return None
+
+
+def stack_database_problem(env: dict) -> str | None:
+    """Why `alpha dev` must not run on the database of ``env`` (None: empty, not initialised, or demo leads only).
+
+    The stack is a demo: demo users with a printed password administer it, and its worker executes what the
+    database has approved into the local sandbox (a real approved send would be marked sent and never reach its
+    person). So a database holding any lead at a real domain (DATABASE_URL from the environment or .env pointing
+    at a real deployment) is refused before anything starts. A database that cannot be read here is left to
+    `alpha init`, which names the problem."""
+    try:
+        with _environ(env):
+            from engine.app import App
+
+            app = App()
+    except AlphaError:
+        raise
+    except Exception:  # noqa: BLE001 - `alpha init` reports an unreadable configuration or database
+        return None
+    try:
+        try:
+            emails = _lead_emails(app)
+        except Exception:  # noqa: BLE001 - no schema yet (a new database): `alpha init` creates it
+            return None
+        real = [e for e in emails if not is_reserved_address(e)]
+        if not real:
+            return None
+        return (f"the database {app.store.display_url} (DATABASE_URL, from the environment or .env) holds "
+                f"{len(real)} leads at real domains (of {len(emails)}; e.g. {real[0]}). `make run` is a demo: its "
+                "demo users (printed password) would administer this database and its worker would execute what "
+                "it has approved into the local sandbox, never to the person. It runs only on an empty database or "
+                "one of demo leads (every address at an .example domain), so nothing was started. Unset "
+                "DATABASE_URL (the default is .data/alpha.db) or point it at another database.")
+    finally:
+        app.store.dispose()
+
+
+def shadow_missing(app) -> int:
+    """How many leads a demo database holds without a finished shadow run (0: none missing, or not a demo
+    database). An interrupted first `alpha demo` (Ctrl-C during its shadow run) leaves the demo leads loaded and no
+    finished run; `alpha demo` and `make run` then make that shadow run (once: a finished one is never repeated,
+    and the leads are not loaded again)."""
+    from sqlmodel import col, select
+
+    from engine.adapters.models import ShadowRun
+
+    if demo_database_problem(app) is not None:
+        return 0
+    with app.store.read() as s:
+        done = s.exec(select(ShadowRun.id).where(col(ShadowRun.finished_at).is_not(None)).limit(1)).first()
+    return 0 if done is not None else len(_lead_emails(app))
+
+
+def demo_shadow_missing(env: dict) -> int:
+    """``shadow_missing`` on the database of ``env`` (as the stack's parts will see it)."""
+    with _environ(env):
+        from engine.app import App
+
+        app = App()
+    try:
+        return shadow_missing(app)
+    finally:
+        app.store.dispose()
 
 
 def ensure_review_set(app, size: int = 50, actor: str = "alpha demo") -> tuple[dict | None, int | None]:
@@ -479,7 +638,10 @@ def stack_facts(env: dict) -> dict:
 
             app = App()
             try:
-                return {"phase": app.control.state().phase,
+                from engine.services.control import live_sending_allowed
+
+                phase = app.control.state().phase
+                return {"phase": phase, "sends": live_sending_allowed(phase, app.settings),
                         "pending": app.approvals.queue(status="pending", kind="send", limit=0)["total"]}
             finally:
                 app.store.dispose()
@@ -517,6 +679,10 @@ def _phase_line(facts: dict, assisted: bool) -> str:
     if phase is None:
         return "see the header of any console page"
     text = f"{phase}" + (" (demo override)" if assisted else "")
+    if pending and facts.get("sends") is False:
+        return text + (f"; {pending} sends wait in Approvals, but this run's configuration does not send "
+                       "(email_behavior in production.json): an approved send is held, not sent. Run "
+                       "`make run DEMO=assisted` to have the worker send them to the local sandbox")
     if pending:
         return text + f"; {pending} sends wait in Approvals: log in as approver, approve one, the worker sends it"
     if phase in ("shadow", "parallel"):
@@ -524,12 +690,64 @@ def _phase_line(facts: dict, assisted: bool) -> str:
     return text
 
 
+class _Interrupted(Exception):
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP) while `alpha dev` prepares (init, demo), before any part runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, _frame):
+    raise _Interrupted(signum)
+
+
 def _step(env: dict, *args: str, out: TextIO) -> None:
+    """One preparation step as a child process; a stop signal stops it too (SIGTERM to it, SIGKILL after
+    STOP_TIMEOUT) before it is reported, so no step runs on after `alpha dev` is gone."""
     print(f"$ alpha {' '.join(args)}", file=out, flush=True)
-    rc = subprocess.run(_cli(*args), env=env, stdin=subprocess.DEVNULL).returncode
+    proc = subprocess.Popen(_cli(*args), env=env, stdin=subprocess.DEVNULL)
+    try:
+        rc = proc.wait()
+    except _Interrupted:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        raise
     if rc != 0:
         raise StackFailed(f"`alpha {' '.join(args)}` failed (exit code {rc}; its message is above); "
                           "nothing was started")
+
+
+@contextlib.contextmanager
+def hold_data_dir(data: Path, what: str) -> Iterator[None]:
+    """One `alpha dev` per data folder: a second one (on other ports) would re-key the demo users the first one
+    printed the password of, in the same demo users file. An advisory lock on ``data/alpha-dev.lock`` held while
+    this one runs (the system releases it when the process ends, however it ends)."""
+    import fcntl
+
+    data.mkdir(parents=True, exist_ok=True)
+    path = data / "alpha-dev.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+            raise PortBusy(f"another `alpha dev` already runs on the data folder {data} ({other}), so nothing was "
+                           "started: a second one would change the demo password it printed. Stop it first "
+                           "(Ctrl-C in its terminal), or give this one its own ALPHA_DATA_DIR and DATABASE_URL.") \
+                from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, {what}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def run_dev(console_port: int = DEFAULT_CONSOLE_PORT, ghl_port: int = DEFAULT_GHL_PORT,
@@ -546,18 +764,49 @@ def run_dev(console_port: int = DEFAULT_CONSOLE_PORT, ghl_port: int = DEFAULT_GH
     load_env_file()  # as every `alpha` command does (.env never overrides the environment)
     password, generated = demo_password()
     data = data_dir().resolve()
-    config_dir = None
-    if assisted:
-        config_dir = demo_config(default_config_dir(), data / "demo-config")
-        print(f"alpha dev: assisted demo: using the demo configuration in {config_dir} (sends allowed, to the local "
-              "GHL sandbox only)", file=out, flush=True)
-    env = child_env(dict(os.environ), ghl_port=ghl_port, webhook_port=webhook_port, password=password,
-                    config_dir=config_dir)
-    env.setdefault("ALPHA_DATA_DIR", str(data))
-    _step(env, "init", out=out)
-    _step(env, "demo", *(["--assisted"] if assisted else []), out=out)
-    users, _ = seed_demo_users(env, password)
-    sup = Supervisor(parts, env, data / "logs", out=out, err=err, ready_timeout=ready_timeout)
-    print("alpha dev: starting " + ", ".join(p.name for p in parts) + " ...", file=out, flush=True)
-    facts = stack_facts(env)
-    return sup.run(lambda: banner(parts, users, password, generated, assisted, sup.log_dir, facts))
+    console = next(p for p in parts if p.name == "console")
+    with hold_data_dir(data, f"console {console.url}"):
+        env = child_env(dict(os.environ), ghl_port=ghl_port, webhook_port=webhook_port, password=password)
+        ignored = ignored_line(ignored_settings(dict(os.environ)))
+        if ignored:
+            print(ignored, file=out, flush=True)
+        env.setdefault("ALPHA_DATA_DIR", str(data))
+        problem = stack_database_problem(env)
+        if problem:
+            raise InvalidRequest(problem)
+        if assisted:
+            config_dir = demo_config(default_config_dir(), data / "demo-config")
+            env["ALPHA_CONFIG_DIR"] = str(config_dir)
+            print(f"alpha dev: assisted demo: using the demo configuration in {config_dir} (sends allowed, to the "
+                  "local GHL sandbox only)", file=out, flush=True)
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {s: signal.getsignal(s) for s in handled}
+        for s in handled:  # until the supervisor takes over: a stop signal stops the step that runs, nothing starts
+            signal.signal(s, _raise_interrupted)
+        step = "preparing"
+        try:
+            try:
+                step = "`alpha init`"
+                _step(env, "init", out=out)
+                missing = demo_shadow_missing(env)  # before `alpha demo`, so its blind-review set has the run
+                if missing:
+                    print("alpha dev: the demo leads are loaded but their shadow run never finished (an earlier "
+                          "`make run` was stopped during it); running it now", file=out, flush=True)
+                    step = "`alpha shadow run`"
+                    _step(env, "shadow", "run", "--contacts", str(missing), out=out)
+                step = "`alpha demo`"
+                _step(env, "demo", *(["--assisted"] if assisted else []), out=out)
+                step = "preparing"
+                users, _ = seed_demo_users(env, password)
+                sup = Supervisor(parts, env, data / "logs", out=out, err=err, ready_timeout=ready_timeout)
+                print("alpha dev: starting " + ", ".join(p.name for p in parts) + " ...", file=out, flush=True)
+                facts = stack_facts(env)
+                step = "starting the parts"
+                return sup.run(lambda: banner(parts, users, password, generated, assisted, sup.log_dir, facts))
+            except _Interrupted as e:
+                print(f"\nalpha dev: {signal.Signals(e.signum).name} during {step}: stopped; nothing was started.",
+                      file=out, flush=True)
+                return 0
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)

@@ -89,7 +89,8 @@ def demo(file: Optional[str] = typer.Option(None, "--file", help="The demo CSV (
                                             "Needs a config that lets assisted send: `make run DEMO=assisted`."),
          review_size: int = typer.Option(50, "--review-size", help="Leads in the blind-review set for the AE.")):
     """Into an EMPTY database only: import the demo leads and run a shadow run over them (nothing is sent). On a
-    demo database: a blind-review set for the AE if none exists, and with --assisted the step into assisted."""
+    demo database: the shadow run if none ever finished (an earlier `alpha demo` was stopped during it), a
+    blind-review set for the AE if none exists, and with --assisted the step into assisted."""
     from sqlmodel import func, select
 
     from engine.core.defaults import packaged_demo_leads
@@ -97,6 +98,7 @@ def demo(file: Optional[str] = typer.Option(None, "--file", help="The demo CSV (
         check_assisted_demo,
         demo_database_problem,
         ensure_review_set,
+        shadow_missing,
         step_into_assisted,
     )
     from engine.adapters.models import Lead
@@ -109,6 +111,15 @@ def demo(file: Optional[str] = typer.Option(None, "--file", help="The demo CSV (
         n = s.exec(select(func.count()).select_from(Lead)).one()
     if n:
         print(f"demo: the database already holds {n} leads; nothing loaded")
+        missing = shadow_missing(app)
+        if missing:
+            print("demo: the demo leads are loaded but their shadow run never finished (an earlier `alpha demo` "
+                  "was stopped during it); running it now")
+            update, bar = progress("shadow run")
+            with bar:
+                summary = shadow_run(app, missing, progress=update)
+            print(f"demo: shadow run {summary['run_id']} over {summary['leads']} leads: "
+                  + ", ".join(f"{k}={v}" for k, v in summary["by_status"].items()) + " (nothing sent)")
     else:
         update, bar = progress("importing demo leads")
         with bar:
