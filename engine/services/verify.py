@@ -201,15 +201,26 @@ def check_webhooks(url: str | None = None, app: Readable | None = None, source: 
     base, source = (url.rstrip("/"), source) if url and source else resolve_webhook_url(app, url)
     src = f" (address from {source})"
 
+    def elsewhere() -> str:
+        """When the address checked came from the environment and a receiver reports another one in its heartbeat
+        (`alpha up --webhook-port N` with an old ALPHA_WEBHOOK_URL in .env), say so instead of only failing."""
+        if app is None or source != "ALPHA_WEBHOOK_URL":
+            return ""
+        from engine.queries.health import latest_receiver_url
+
+        seen = (latest_receiver_url(app.store) or "").rstrip("/")
+        return (f"; the last webhook receiver heartbeat names {seen}: if that is the receiver, set "
+                f"ALPHA_WEBHOOK_URL={seen}" if seen and seen != base else "")
+
     def run():
         try:
             r = httpx.get(f"{base}/healthz", timeout=3.0)
         except httpx.HTTPError as e:
             return FAIL, (f"webhook receiver not reachable at {base}{src} ({type(e).__name__}): "
-                          "start it with `alpha webhooks serve`, or pass --webhook-url")
+                          f"start it with `alpha webhooks serve`, or pass --webhook-url{elsewhere()}")
         if r.status_code == 200 and r.json().get("ok"):
             return PASS, f"webhook receiver answers at {base}{src}"
-        return FAIL, f"{base}/healthz answered {r.status_code}{src}"
+        return FAIL, f"{base}/healthz answered {r.status_code}{src}{elsewhere()}"
 
     return _timed("webhooks", run)
 

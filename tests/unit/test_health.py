@@ -145,3 +145,25 @@ def test_a_process_first_beat_forgets_processes_silent_for_a_week(app_factory):
         left = {(h.component, h.instance) for h in s.exec(select(Heartbeat)).all()}
     assert ("worker", "old-host:1") not in left
     assert {("worker", "recent-host:2"), ("webhook_receiver", "old-host:3")} <= left
+
+
+def test_a_stale_webhook_address_in_the_environment_names_the_receivers_own(app_factory, monkeypatch):
+    """`alpha up --webhook-port N` beside an old ALPHA_WEBHOOK_URL in .env: a console started on its own checked the
+    old address and only said "not reachable". The failure now names the address the receiver's heartbeat reports."""
+    import socket
+
+    from engine.services.verify import FAIL, check_webhooks
+
+    app = app_factory()
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    monkeypatch.setenv("ALPHA_WEBHOOK_URL", f"http://127.0.0.1:{dead}")
+    beat(app.store, RECEIVER, {"url": "http://127.0.0.1:18911"}, now=app.clock())
+    c = check_webhooks(app=app)
+    assert c.status == FAIL and f"127.0.0.1:{dead}" in c.reason
+    assert "heartbeat names http://127.0.0.1:18911" in c.reason
+    assert "ALPHA_WEBHOOK_URL=http://127.0.0.1:18911" in c.reason
+    monkeypatch.delenv("ALPHA_WEBHOOK_URL")  # without the env value the heartbeat's address is the one checked
+    again = check_webhooks(app=app).reason
+    assert "18911" in again and "heartbeat names" not in again
