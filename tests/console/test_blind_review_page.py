@@ -212,7 +212,8 @@ def test_no_ai_tier_score_or_reason_in_the_page_or_the_session(ctx):
     assert set(at.session_state.keys()) <= {"authentication_status", "username", "name", "blind_note",
                                             "blind_1", "blind_2", "blind_3", "blind_disqualified", "blind_undo",
                                             "blind_saved", "blind_undone",
-                                            "alpha_session_token", "_page_roles"}  # the login's token, the page's roles
+                                            "alpha_session_token", "_page_roles",  # the login's token, the page's roles
+                                            "alpha_session_checked_at"}  # when the session was last re-checked
 
 
 def test_the_page_is_the_same_whatever_the_ai_thought(ctx):
