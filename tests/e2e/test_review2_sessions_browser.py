@@ -12,13 +12,12 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import (PASSWORD, browser, chromium_browser, console, login, open_page,  # noqa: F401
-                                page)
+from tests.e2e.conftest import PASSWORD, login, open_page
 
 pytestmark = pytest.mark.browser
 
 
-def test_an_open_kill_switch_page_shows_the_login_page_when_its_session_is_revoked(page, console):  # noqa: F811
+def test_an_open_kill_switch_page_shows_the_login_page_when_its_session_is_revoked(page, console):
     import engine.adapters.users as users
     from engine.adapters.db import Store
     from engine.core.errors import InvalidRequest

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import (PASSWORD, browser, chromium_browser, console, login, open_page,  # noqa: F401
-                                page, settle)
+from tests.e2e.conftest import PASSWORD, login, open_page, settle
 
 pytestmark = pytest.mark.browser
 
@@ -41,7 +40,7 @@ def _engine(console):
 
 
 @pytest.mark.parametrize("ended_by", ["revoke", "role_taken"])
-def test_a_kill_switch_dialog_opened_before_the_session_ended_changes_nothing(page, console, ended_by):  # noqa: F811
+def test_a_kill_switch_dialog_opened_before_the_session_ended_changes_nothing(page, console, ended_by):
     import engine.adapters.users as users
     from engine.adapters.models import ControlState
 
