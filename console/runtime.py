@@ -174,19 +174,31 @@ def _header_body() -> None:
                f"checked {clock_time(s.get('checked_at'))} ({age(s.get('checked_at'))})")
 
 
+def mode_word(label: str) -> tuple[str, str]:
+    """(the mode word, the rest) of a sending label: "SANDBOX, not running" -> ("SANDBOX", "not running"); "LIVE by
+    the worker, SANDBOX here" -> ("LIVE", "by the worker, SANDBOX here"). The word fits a badge or a metric; the
+    rest goes beside it in small text, so neither is cut off in a narrow column."""
+    word, _, rest = (label or "unknown").partition(" ")
+    word = word.rstrip(",:")
+    return word, rest.strip(" ,:")
+
+
 def mode_badge(s: dict) -> tuple[str, str]:
     """(markdown, tooltip) of where sends go, as the running workers report it (status()["sending"]): LIVE orange,
     SANDBOX blue when every running worker agrees with this console; orange when they disagree (with each other or
-    with the console); grey, "not running", when no worker runs (the mode is then only the configured one)."""
+    with the console); grey, "not running", when no worker runs (the mode is then only the configured one). The
+    badge holds the mode word; what qualifies it follows in small text."""
     sending = s.get("sending") or {}
     mode, state = str(s.get("mode") or "unknown"), sending.get("state") or "unknown"
     detail = str(sending.get("detail") or "")
     if state == "ok":
         return (f":orange-badge[**{mode}**]" if mode == "LIVE" else f":blue-badge[{mode}]"), detail
     label = str(sending.get("label") or mode).replace("[", "(").replace("]", ")")  # the engine's words, in a badge
+    word, rest = mode_word(label)
+    rest = f" :small[{md_escape(rest)}]" if rest else ""
     if state == "differs":
-        return f":orange-badge[**{label}**]", detail
-    return f":gray-badge[{label}]", detail
+        return f":orange-badge[**{word}**]{rest}", detail
+    return f":gray-badge[{word}]{rest}", detail
 
 
 @st.fragment(run_every=5)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from datetime import timedelta
 
-from console.runtime import get_app, md_escape, require_role
+from console.runtime import get_app, md_escape, mode_word, require_role
 from console.widgets import component_state, local_rows, mark, stamp, when
 from engine.queries.report import weekly
 from engine.adapters.users import ROLES
@@ -27,7 +27,7 @@ c1.metric("Rollout phase", s["phase"], help=f"changed {when(s['phase_changed_at'
 c2.metric("Kill switch", "ON" if kill["on"] else "off", border=True,
           help=md_escape(kill["reason"] or "") + (" (forced by EMERGENCY_STOP)" if kill["source"] == "env" else ""))
 sending = s.get("sending") or {}
-c3.metric("Mode", s["mode"] if sending.get("state") == "ok" else str(sending.get("label") or s["mode"]),
+c3.metric("Mode", s["mode"] if sending.get("state") == "ok" else mode_word(str(sending.get("label") or s["mode"]))[0],
           help=md_escape(sending.get("detail") or f"executor: {s['executor']}"), border=True)
 c4.metric("Live sending", "yes" if s["live_sending"] else "no", border=True,
           help="assisted/autonomous phase, email flags allow sending, LIVE executor and kill switch off")
