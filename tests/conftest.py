@@ -34,6 +34,15 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("ALPHA_ENV_FILE", str(tmp_path / "test.env"))
     monkeypatch.setenv("ALPHA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("ALPHA_UNSUBSCRIBE_SECRET", "test-unsubscribe-secret-0123456789")
+    saved = dict(os.environ)
+    yield
+    # what a command run in this process loaded from a test's .env (ALPHA_DEMO=1, say) must not reach later tests:
+    # monkeypatch restores only what it changed itself
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def deep_merge(base: dict, over: dict) -> dict:
